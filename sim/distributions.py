@@ -1,0 +1,315 @@
+"""Parameters as data: distributions, scalars and shares, each overridable per substance group and need band.
+
+Three kinds of parameter appear in a scenario file:
+
+* ``Dist`` — a distribution a client-level quantity is drawn from (a duration, an age, an offending rate).
+  ``dist`` names the family; its parameters are in the unit the scenario key names (``*_days``, ``*_weeks``,
+  ``*_years``). Optional ``min``/``max`` clamp draws (a cap such as "inpatient opiate detox, at most 28 days").
+* ``Scalar`` (``Probability``, ``Rate``, ``Ratio``) — one number per group and band (a probability, a hazard
+  per year, a hazard ratio). A bare number is shorthand for ``{value = number}``.
+* ``Shares`` — routing shares over named categories (referral source, modality, rehab outcome...), which must
+  sum to 1.
+
+Any of them may carry ``by_group`` and ``by_band`` tables. The most specific entry wins:
+``by_group.G.by_band.B`` > ``by_group.G`` > ``by_band.B`` > the base. An override that does not name a ``dist``
+inherits the family and parameters of the entry it refines, so ``by_group.opiate = {median = 68}`` changes
+only the median.
+
+Draws are made by inverse transform from uniforms supplied by :mod:`sim.randomness`, so one client's quantile
+("luck") is kept when a parameter changes: a longer median lengthens every client's stay, in order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
+from scipy import special
+
+from .vocabulary import BANDS, GROUPS, Band, Group
+
+_FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
+    "fixed": ("value",),
+    "exponential": ("mean",),
+    "lognormal": ("median", "sigma"),
+    "gamma": ("mean", "shape"),
+    "weibull": ("scale", "shape"),
+    "triangular": ("low", "mode", "high"),
+    "beta": ("alpha", "beta"),
+    "categorical": ("values", "weights"),
+}
+_ALL_FAMILY_PARAMS = sorted({p for ps in _FAMILY_PARAMS.values() for p in ps})
+_SHARE_TOLERANCE = 1e-6
+
+
+def _inherit(parent: dict[str, Any], child: Any, number_key: str, family_key: str | None) -> Any:
+    """Fill an override's missing keys from the entry it refines (overrides never inherit overrides)."""
+    if isinstance(child, (int, float)) and not isinstance(child, bool):
+        return {"dist": "fixed", "value": child} if family_key else {number_key: child}
+    if not isinstance(child, dict):
+        return child
+    if family_key and "dist" in child:
+        return child  # a new family is given in full
+    merged = {k: v for k, v in parent.items() if k not in ("by_group", "by_band")}
+    merged.update(child)
+    return merged
+
+
+def _expand_overrides(data: Any, number_key: str, family_key: str | None) -> Any:
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return {"dist": "fixed", "value": data} if family_key else {number_key: data}
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for table in ("by_group", "by_band"):
+        entries = data.get(table)
+        if isinstance(entries, dict):
+            data[table] = {k: _inherit(data, v, number_key, family_key) for k, v in entries.items()}
+    return data
+
+
+class _Overridable(BaseModel):
+    """Shared machinery: per-group/per-band overrides resolved once into a 4 x 5 table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by_group: dict[Group, Self] | None = None
+    by_band: dict[Band, Self] | None = None
+    _table: list[list[Any]] | None = PrivateAttr(default=None)
+
+    def resolve(self, group: str, band: str | None = None) -> Self:
+        """The entry that applies to a client of this substance group and need band (band None: before
+        assessment)."""
+        if self.by_group and group in self.by_group:
+            refined = self.by_group[group]
+            if band is not None and refined.by_band and band in refined.by_band:
+                return refined.by_band[band]
+            return refined
+        if band is not None and self.by_band and band in self.by_band:
+            return self.by_band[band]
+        return self
+
+    def table(self) -> list[list[Any]]:
+        """``table()[g][b]``: the resolved entry for GROUPS[g] and BANDS[b]; cached."""
+        if self._table is None:
+            self._table = [[self.resolve(g, b) for b in BANDS] for g in GROUPS]
+        return self._table
+
+    def at(self, g: int, b: int) -> Self:
+        return self.table()[g][b]
+
+    def entries(self):
+        """Every entry, base first, with the key path below this parameter."""
+        yield (), self
+        for table in ("by_group", "by_band"):
+            for key, child in (getattr(self, table) or {}).items():
+                for path, entry in child.entries():
+                    yield (table, key, *path), entry
+
+
+class Dist(_Overridable):
+    """A distribution of a non-negative client-level quantity, in the unit its scenario key names."""
+
+    dist: Literal["fixed", "exponential", "lognormal", "gamma", "weibull", "triangular", "beta", "categorical"]
+    value: float | None = None
+    mean: float | None = None
+    median: float | None = None
+    sigma: float | None = None
+    shape: float | None = None
+    scale: float | None = None
+    low: float | None = None
+    mode: float | None = None
+    high: float | None = None
+    alpha: float | None = None
+    beta: float | None = None
+    values: list[float] | None = None
+    weights: list[float] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _expand_overrides(data, "value", "dist")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        needed = _FAMILY_PARAMS[self.dist]
+        missing = [p for p in needed if getattr(self, p) is None]
+        if missing:
+            raise ValueError(f"a {self.dist} distribution needs {', '.join(needed)}; missing {', '.join(missing)}")
+        extra = [p for p in _ALL_FAMILY_PARAMS if p not in needed and getattr(self, p) is not None]
+        if extra:
+            raise ValueError(f"{', '.join(extra)} is not a parameter of a {self.dist} distribution "
+                             f"(it takes {', '.join(needed)})")
+        v = self
+        positive = {"exponential": ("mean",), "lognormal": ("median",), "gamma": ("mean", "shape"),
+                    "weibull": ("scale", "shape"), "beta": ("alpha", "beta")}.get(self.dist, ())
+        for p in positive:
+            if not getattr(v, p) > 0:
+                raise ValueError(f"{p} must be > 0, got {getattr(v, p)}")
+        if self.dist == "lognormal" and v.sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {v.sigma}")
+        if self.dist == "fixed" and v.value < 0:
+            raise ValueError(f"value must be >= 0, got {v.value}")
+        if self.dist == "triangular":
+            if not 0 <= v.low <= v.mode <= v.high or v.low == v.high:
+                raise ValueError(f"triangular needs 0 <= low <= mode <= high with low < high, "
+                                 f"got low={v.low}, mode={v.mode}, high={v.high}")
+        if self.dist == "categorical":
+            if len(v.values) != len(v.weights) or not v.values:
+                raise ValueError("categorical needs as many weights as values (at least one)")
+            if any(x < 0 for x in v.values) or any(w < 0 for w in v.weights) or sum(v.weights) <= 0:
+                raise ValueError("categorical values and weights must be >= 0, with some weight > 0")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        for bound in ("min", "max"):
+            if getattr(self, bound) is not None and getattr(self, bound) < 0:
+                raise ValueError(f"{bound} must be >= 0, got {getattr(self, bound)}")
+        return self
+
+    def ppf(self, u: np.ndarray | float) -> np.ndarray | float:
+        """The quantile function: the value at cumulative probability ``u`` (vectorised)."""
+        u = np.asarray(u, dtype=float)
+        d = self.dist
+        if d == "fixed":
+            x = np.full_like(u, self.value)
+        elif d == "exponential":
+            x = -self.mean * np.log1p(-u)
+        elif d == "lognormal":
+            x = self.median * np.exp(self.sigma * special.ndtri(u))
+        elif d == "gamma":
+            x = special.gammaincinv(self.shape, u) * (self.mean / self.shape)
+        elif d == "weibull":
+            x = self.scale * (-np.log1p(-u)) ** (1.0 / self.shape)
+        elif d == "triangular":
+            a, c, b = self.low, self.mode, self.high
+            fc = (c - a) / (b - a)
+            x = np.where(u < fc, a + np.sqrt(u * (b - a) * (c - a)), b - np.sqrt((1 - u) * (b - a) * (b - c)))
+        elif d == "beta":
+            x = special.betaincinv(self.alpha, self.beta, u)
+        else:  # categorical over numbers
+            cum = np.cumsum(self.weights) / sum(self.weights)
+            x = np.asarray(self.values)[np.minimum(np.searchsorted(cum, u, side="right"), len(cum) - 1)]
+        if self.min is not None or self.max is not None:
+            x = np.clip(x, self.min, self.max)
+        return x if x.ndim else float(x)
+
+    def expected(self) -> float:
+        """The mean of the unclamped distribution (for documentation and queueing checks)."""
+        d = self.dist
+        if d == "fixed":
+            return self.value
+        if d in ("exponential", "gamma"):
+            return self.mean
+        if d == "lognormal":
+            return self.median * math.exp(self.sigma ** 2 / 2)
+        if d == "weibull":
+            return self.scale * math.gamma(1 + 1 / self.shape)
+        if d == "triangular":
+            return (self.low + self.mode + self.high) / 3
+        if d == "beta":
+            return self.alpha / (self.alpha + self.beta)
+        return float(np.dot(self.values, self.weights) / sum(self.weights))
+
+
+class Scalar(_Overridable):
+    """One number per substance group and need band. Subclasses set its bounds."""
+
+    lower: ClassVar[float] = -math.inf
+    upper: ClassVar[float] = math.inf
+    what: ClassVar[str] = "number"
+
+    value: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _expand_overrides(data, "value", None)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if not self.lower <= self.value <= self.upper:
+            hi = "" if math.isinf(self.upper) else f", {self.upper:g}]"
+            rng = f"[{self.lower:g}{hi}" if hi else f">= {self.lower:g}"
+            raise ValueError(f"a {self.what} must be in {rng}, got {self.value}")
+        return self
+
+
+class Probability(Scalar):
+    lower: ClassVar[float] = 0.0
+    upper: ClassVar[float] = 1.0
+    what: ClassVar[str] = "probability"
+
+
+class Rate(Scalar):
+    """A hazard or rate, per year unless the key says otherwise."""
+    lower: ClassVar[float] = 0.0
+    what: ClassVar[str] = "rate"
+
+
+class Growth(Scalar):
+    """A compound growth rate per year (-0.05 = falling 5% a year)."""
+    lower: ClassVar[float] = -0.99
+    what: ClassVar[str] = "growth rate"
+
+
+class Ratio(Scalar):
+    """A hazard ratio or multiplier (1 = no effect)."""
+    lower: ClassVar[float] = 0.0
+    what: ClassVar[str] = "ratio"
+
+
+class Shares(_Overridable):
+    """Shares over named categories that sum to 1 (routing, referral source, modality...)."""
+
+    categories: ClassVar[tuple[str, ...]] = ()
+
+    p: dict[str, float]
+    _cum: np.ndarray | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "p" not in data and not {"by_group", "by_band"} & data.keys():
+            data = {"p": data}  # a bare table of shares
+        if isinstance(data, dict):
+            data = dict(data)
+            for table in ("by_group", "by_band"):
+                entries = data.get(table)
+                if isinstance(entries, dict):
+                    data[table] = {k: ({"p": v} if isinstance(v, dict) and "p" not in v
+                                       and not {"by_group", "by_band"} & v.keys() else v)
+                                   for k, v in entries.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        unknown = [k for k in self.p if k not in self.categories]
+        if unknown:
+            raise ValueError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; "
+                             f"expected some of {', '.join(self.categories)}")
+        negative = {k: v for k, v in self.p.items() if not 0 <= v <= 1}
+        if negative:
+            raise ValueError(f"each share must be in [0, 1], got {negative}")
+        total = sum(self.p.values())
+        if abs(total - 1.0) > _SHARE_TOLERANCE:
+            raise ValueError(f"shares must sum to 1, got {total:.6g} ({self.p})")
+        return self
+
+    def probabilities(self) -> np.ndarray:
+        """Shares in ``categories`` order (absent categories are 0)."""
+        return np.array([self.p.get(c, 0.0) for c in self.categories])
+
+    def pick(self, u: float) -> int:
+        """Index into ``categories`` of the category at cumulative probability ``u``."""
+        if self._cum is None:
+            self._cum = np.cumsum(self.probabilities())
+        return min(int(np.searchsorted(self._cum, u, side="right")), len(self.categories) - 1)
+
+
+def shares_of(*categories: str, name: str) -> type[Shares]:
+    """A Shares type over the given categories."""
+    return type(name, (Shares,), {"categories": tuple(categories), "__module__": __name__})

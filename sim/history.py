@@ -1,0 +1,266 @@
+"""What happened, as tidy tables. The simulation records; it computes no measures and no money.
+
+Times are simulation days since the contract start (negative in the warm-up); ``History.date(t)`` converts.
+
+Tables (pandas DataFrames, one row per ...):
+
+``clients``  — person: ``client_id`` (stable: arrival stream x 1,000,000 + sequence), ``group``, ``male``,
+    ``age`` (years at first referral), ``injecting``, ``dual_diagnosis``, ``housing_problem``,
+    ``criminal_justice``, ``offending_rate`` (offences/year when untreated; 0 for non-offenders),
+    ``source`` (of the first referral), ``first_referral`` (day), ``band`` (at the first assessment, or empty),
+    ``stock`` (True if first referred before the contract start).
+``episodes`` — referral (first or re-presentation): ``client_id``, ``episode`` (0 = first), ``referral``
+    (day), ``source``, ``assessed`` (day), ``band``, ``dependency_domain``, ``wider_needs_domain``,
+    ``treatment_start`` (day), ``modality``, ``mutual_aid``, ``exit`` (day), ``exit_reason`` (see
+    ``vocabulary.EXIT_REASONS``, plus ``signposted``, ``did_not_attend``, ``left_waiting_list``).
+    Missing values (NaN, empty) mean "did not happen before the end of the horizon".
+``spells``   — time a client spent in one state: ``client_id``, ``episode``, ``state``, ``start``, ``end``
+    (days), ``censored`` (True if still in the state at the end of the horizon). Spells of a client tile
+    [first referral, end of horizon] without gaps or overlaps.
+``events``   — dated happenings: ``client_id``, ``episode``, ``time`` (day), ``kind``, ``detail``.
+``reviews``  — TOP reviews due: ``client_id``, ``episode``, ``time``, ``number`` (0 = at start),
+    ``completed``, ``use`` (abstinent / improved / neither), ``injecting``, ``offending`` (any offence in the
+    previous 28 days), ``housing_problem``, ``quality_of_life`` (0-20). Only completed reviews are evidence.
+``capacity`` — capacity in force: ``resource``, ``time`` (day from which it holds), ``capacity`` (places).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .vocabulary import BANDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
+
+TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
+
+
+class Client:
+    """A person's fixed attributes and where they are now (the recorder's open spell)."""
+
+    __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
+                 "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
+                 "band", "raised_until", "ep")
+
+    def __init__(self, cid: int, g: int, source: int, t: float):
+        self.id, self.g, self.source, self.first_referral = cid, g, source, t
+        self.episode = 0
+        self.state = -1
+        self.since = t
+        self.band = -1
+        self.raised_until = -np.inf
+        self.ep = None
+
+
+class Episode:
+    __slots__ = ("client_id", "episode", "referral", "source", "assessed", "band", "dependency", "wider_needs",
+                 "treatment_start", "modality", "mutual_aid", "exit", "exit_reason")
+
+    def __init__(self, client_id: int, episode: int, referral: float, source: int):
+        self.client_id, self.episode, self.referral, self.source = client_id, episode, referral, source
+        self.assessed = self.treatment_start = self.exit = np.nan
+        self.band = self.dependency = self.wider_needs = self.modality = -1
+        self.mutual_aid = False
+        self.exit_reason = ""
+
+
+class Recorder:
+    """Appends rows during a run; builds the History tables once at the end."""
+
+    def __init__(self):
+        self.clients: list[Client] = []
+        self.episodes: list[Episode] = []
+        self.spells: list[tuple] = []
+        self.events: list[tuple] = []
+        self.review_blocks: list[tuple[np.ndarray, ...]] = []
+        self.capacity: list[tuple] = []
+
+    def new_client(self, c: Client) -> None:
+        self.clients.append(c)
+
+    def new_episode(self, c: Client, t: float, source: int) -> Episode:
+        ep = Episode(c.id, c.episode, t, source)
+        self.episodes.append(ep)
+        c.ep = ep
+        return ep
+
+    def state(self, c: Client, state: int, t: float) -> None:
+        """The client enters ``state`` at ``t``, closing the spell they were in."""
+        if c.state >= 0 and t > c.since:
+            self.spells.append((c.id, c.episode, c.state, c.since, t))
+        c.state, c.since = state, t
+
+    def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
+        self.events.append((c.id, c.episode, t, kind, detail))
+
+    def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
+        open_spells = [(c.id, c.episode, c.state, c.since, end) for c in self.clients if c.state >= 0]
+        return History(
+            clients=self._clients(),
+            episodes=self._episodes(),
+            spells=_spells_frame(self.spells, open_spells),
+            events=_events_frame(self.events),
+            reviews=_reviews_frame(self.review_blocks),
+            capacity=pd.DataFrame(self.capacity, columns=["resource", "time", "capacity"]),
+            contract_start=horizon.contract_start, start=horizon.start_day, end=end,
+            scenario=scenario_name, seed=seed,
+        )
+
+    def _clients(self) -> pd.DataFrame:
+        cs = self.clients
+        df = pd.DataFrame({
+            "client_id": np.array([c.id for c in cs], dtype=np.int64),
+            "group": pd.Categorical.from_codes([c.g for c in cs], GROUPS),
+            "male": np.array([c.male for c in cs], dtype=bool),
+            "age": np.array([c.age for c in cs], dtype=float),
+            "injecting": np.array([c.injecting for c in cs], dtype=bool),
+            "dual_diagnosis": np.array([c.dual_diagnosis for c in cs], dtype=bool),
+            "housing_problem": np.array([c.housing_problem for c in cs], dtype=bool),
+            "criminal_justice": np.array([c.criminal_justice for c in cs], dtype=bool),
+            "offending_rate": np.array([c.offending_rate for c in cs], dtype=float),
+            "source": pd.Categorical.from_codes([c.source for c in cs], SOURCES),
+            "first_referral": np.array([c.first_referral for c in cs], dtype=float),
+        })
+        first_band = {e.client_id: e.band for e in self.episodes if e.episode == 0}
+        df["band"] = pd.Categorical.from_codes([first_band.get(c.id, -1) for c in cs], BANDS)
+        df["stock"] = df["first_referral"] < 0
+        return df.sort_values("client_id", ignore_index=True)
+
+    def _episodes(self) -> pd.DataFrame:
+        es = self.episodes
+        col = lambda name: [getattr(e, name) for e in es]  # noqa: E731
+        df = pd.DataFrame({
+            "client_id": np.array(col("client_id"), dtype=np.int64),
+            "episode": np.array(col("episode"), dtype=np.int64),
+            "referral": np.array(col("referral"), dtype=float),
+            "source": pd.Categorical.from_codes(col("source"), SOURCES),
+            "assessed": np.array(col("assessed"), dtype=float),
+            "band": pd.Categorical.from_codes(col("band"), BANDS),
+            "dependency_domain": pd.Categorical.from_codes(col("dependency"), BANDS),
+            "wider_needs_domain": pd.Categorical.from_codes(col("wider_needs"), BANDS),
+            "treatment_start": np.array(col("treatment_start"), dtype=float),
+            "modality": pd.Categorical.from_codes(col("modality"), MODALITIES),
+            "mutual_aid": np.array(col("mutual_aid"), dtype=bool),
+            "exit": np.array(col("exit"), dtype=float),
+            "exit_reason": pd.Series(col("exit_reason"), dtype="string"),
+        })
+        return df.sort_values(["client_id", "episode"], ignore_index=True)
+
+
+def _spells_frame(closed: list[tuple], open_: list[tuple]) -> pd.DataFrame:
+    rows = closed + open_
+    arr = list(zip(*rows)) if rows else [[], [], [], [], []]
+    df = pd.DataFrame({
+        "client_id": np.array(arr[0], dtype=np.int64),
+        "episode": np.array(arr[1], dtype=np.int64),
+        "state": pd.Categorical.from_codes(np.array(arr[2], dtype=np.int64), STATES),
+        "start": np.array(arr[3], dtype=float),
+        "end": np.array(arr[4], dtype=float),
+    })
+    df["censored"] = np.r_[np.zeros(len(closed), bool), np.ones(len(open_), bool)]
+    return df.sort_values(["client_id", "start"], ignore_index=True)
+
+
+def _events_frame(rows: list[tuple]) -> pd.DataFrame:
+    arr = list(zip(*rows)) if rows else [[], [], [], [], []]
+    df = pd.DataFrame({
+        "client_id": np.array(arr[0], dtype=np.int64),
+        "episode": np.array(arr[1], dtype=np.int64),
+        "time": np.array(arr[2], dtype=float),
+        "kind": pd.Series(arr[3], dtype="category"),
+        "detail": pd.Series(arr[4], dtype="string"),
+    })
+    return df.sort_values(["time", "client_id"], ignore_index=True, kind="stable")
+
+
+_REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
+                   "housing_problem", "quality_of_life", "stage")
+
+
+def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
+    if blocks:
+        cols = [np.concatenate([b[i] for b in blocks]) for i in range(len(_REVIEW_COLUMNS))]
+    else:
+        cols = [np.array([], dtype=t) for t in (np.int64, np.int64, float, np.int64, bool, np.int64, bool, bool,
+                                                 bool, np.int64, np.int64)]
+    df = pd.DataFrame(dict(zip(_REVIEW_COLUMNS, cols)))
+    df["use"] = pd.Categorical.from_codes(df["use"].astype(np.int64), USE_AT_REVIEW)
+    df["stage"] = pd.Categorical.from_codes(df["stage"].astype(np.int64), REVIEW_STAGES)
+    return df.sort_values(["client_id", "episode", "number"], ignore_index=True)
+
+
+@dataclass
+class History:
+    """The tidy tables of one simulated run (see the module docstring for columns and units)."""
+
+    clients: pd.DataFrame
+    episodes: pd.DataFrame
+    spells: pd.DataFrame
+    events: pd.DataFrame
+    reviews: pd.DataFrame
+    capacity: pd.DataFrame
+    contract_start: dt.date
+    start: float  # warm-up start (day)
+    end: float    # end of the horizon (day)
+    scenario: str = ""
+    seed: object = None
+    meta: dict = field(default_factory=dict)
+
+    def date(self, t: float | np.ndarray):
+        """Calendar date(s) of simulation day(s) ``t``."""
+        base = np.datetime64(self.contract_start, "D")
+        return base + np.floor(np.asarray(t)).astype("timedelta64[D]")
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLES}
+
+    def write(self, directory: str | Path, formats: tuple[str, ...] = ("parquet", "csv")) -> None:
+        """Write every table as ``<table>.<format>``. Files appear whole or not at all."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables().items():
+            for fmt in formats:
+                target = directory / f"{name}.{fmt}"
+                write_atomic(target, lambda p, df=df, fmt=fmt: (
+                    df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)))
+
+
+def write_atomic(target: Path, write) -> None:
+    """Call ``write(temp_path)`` then rename over ``target``: readers never see a half-written file."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def replace_directory(target: Path, build) -> None:
+    """Build a directory's contents in a temporary sibling, then swap it in whole."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        build(tmp)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            target.rename(old)
+        tmp.rename(target)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,209 @@
+"""The measures commissioners already report, as pure functions of a History.
+
+``by_period(history, freq, by)`` gives one row per reporting period (financial ``year`` or ``quarter``) and
+category (``by=None``: all clients; ``"band"``: the episode's LASARS band; ``"group"``: the substance group),
+with these columns:
+
+=============================  ===========  =============================================================
+column                         unit         definition
+=============================  ===========  =============================================================
+referrals                      people       referrals received (first referrals and re-presentations)
+re_presentations               people       referrals of people who had been referred before
+assessments                    people       LASARS assessments completed
+treatment_starts               people       structured treatment episodes started
+in_treatment                   people       people in structured treatment at any time in the period
+in_treatment_at_end            people       people in structured treatment at the end of the period
+waiting_at_end                 people       assessed, waiting for a caseload place, at the end of the period
+waiting_mean                   people       time-average number waiting for a caseload place
+mean_wait_days                 days         referral to treatment start, for starts in the period
+started_within_3_weeks         share        of starts in the period, referral to start <= 21 days
+exits                          people       treatment exits (every reason)
+planned_exits                  people       exits free of dependence (the NDTMS "successful completion")
+dropped_out, declined,         people       unplanned exits, by reason
+transferred, custody,
+died_in_treatment
+planned_share_of_exits         share        planned_exits / exits
+successful_completions         share        planned_exits / in_treatment (NDTMS: of all in treatment)
+re_presented_6m, _12m          share        of planned exits in the period, those re-presenting within 6
+                                            (12) months; empty where the window runs past the horizon
+deaths                         people       deaths in or out of treatment
+caseload_use, detox_bed_use,   share        occupied place-days / available place-days (all clients only)
+rehab_place_use
+=============================  ===========  =============================================================
+
+Periods are cut at financial-year boundaries (1 April) and clipped to [contract start, end of horizon); the
+warm-up is never reported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .calendar import periods as make_periods
+from .history import History
+from .vocabulary import TREATMENT_STATES
+
+BREAKDOWNS = (None, "band", "group")
+MONTH = 365.25 / 12
+TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
+
+
+def _episodes(h: History) -> pd.DataFrame:
+    ep = h.episodes.merge(h.clients[["client_id", "group"]], on="client_id", how="left")
+    ep["band"] = ep["band"].astype(object).where(ep["band"].notna(), "unassessed")
+    ep["group"] = ep["group"].astype(object)
+    nxt = ep.groupby("client_id")["referral"].shift(-1)
+    ep["next_referral"] = nxt.to_numpy()
+    return ep
+
+
+def _category(frame: pd.DataFrame, by: str | None) -> pd.Series:
+    return pd.Series("all", index=frame.index) if by is None else frame[by].astype(object)
+
+
+def _count(times: pd.Series, cats: pd.Series, per: pd.DataFrame) -> pd.DataFrame:
+    """Count of times falling in each [start, end) period, by category: index (period index, category)."""
+    t = times.to_numpy(dtype=float)
+    idx = np.searchsorted(per["start"].to_numpy(), t, side="right") - 1
+    ok = (idx >= 0) & ~np.isnan(t)
+    ok[ok] = t[ok] < per["end"].to_numpy()[idx[ok]]
+    return pd.DataFrame({"p": idx[ok], "category": cats.to_numpy()[ok]}).groupby(["p", "category"]).size()
+
+
+def by_period(history: History, freq: str = "quarter", by: str | None = None) -> pd.DataFrame:
+    """Measures per reporting period and category (see the module docstring)."""
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {BREAKDOWNS}, got {by!r}")
+    per = make_periods(history.contract_start, history.end, freq)
+    ep = _episodes(history)
+    ep["category"] = _category(ep, by)
+    spells = history.spells.merge(ep[["client_id", "episode", "category"]], on=["client_id", "episode"],
+                                  how="left")
+    spells["category"] = spells["category"].fillna("unassessed")
+
+    counts: dict[str, pd.Series] = {}
+    counts["referrals"] = _count(ep["referral"], ep["category"], per)
+    rep = ep[ep["episode"] > 0]
+    counts["re_presentations"] = _count(rep["referral"], rep["category"], per)
+    counts["assessments"] = _count(ep["assessed"], ep["category"], per)
+    counts["treatment_starts"] = _count(ep["treatment_start"], ep["category"], per)
+    treated = ep[ep["treatment_start"].notna() & ep["exit_reason"].isin(TREATMENT_EXITS)]
+    counts["exits"] = _count(treated["exit"], treated["category"], per)
+    for reason in TREATMENT_EXITS:
+        sub = treated[treated["exit_reason"] == reason]
+        name = "planned_exits" if reason == "planned" else ("died_in_treatment" if reason == "died" else reason)
+        counts[name] = _count(sub["exit"], sub["category"], per)
+    deaths = history.events[history.events["kind"] == "death"].merge(
+        ep[["client_id", "episode", "category"]], on=["client_id", "episode"], how="left")
+    counts["deaths"] = _count(deaths["time"], deaths["category"].fillna("unassessed"), per)
+
+    table = pd.DataFrame(counts).fillna(0).astype(int)
+    starts = ep[ep["treatment_start"].notna()].assign(wait=lambda d: d["treatment_start"] - d["referral"])
+    t_idx = np.searchsorted(per["start"].to_numpy(), starts["treatment_start"].to_numpy(), side="right") - 1
+    starts = starts.assign(p=t_idx)
+    starts = starts[(starts["p"] >= 0) & (starts["treatment_start"] < history.end)]
+    g = starts.groupby(["p", "category"])["wait"]
+    table = table.join(g.mean().rename("mean_wait_days"), how="outer")
+    table = table.join(g.apply(lambda w: float((w <= 21).mean())).rename("started_within_3_weeks"), how="outer")
+
+    stock_rows = []
+    treatment = spells[spells["state"].isin(TREATMENT_STATES)]
+    waiting = spells[spells["state"] == "awaiting_treatment"]
+    for p, row in per.iterrows():
+        a, b = row["start"], row["end"]
+        active = treatment[(treatment["start"] < b) & (treatment["end"] > a)]
+        n = active.groupby("category")["client_id"].nunique()
+        at_end = treatment[(treatment["start"] <= b) & (treatment["end"] > b) |
+                           ((treatment["end"] == b) & treatment["censored"])]
+        w_end = waiting[(waiting["start"] <= b) & (waiting["end"] > b) | ((waiting["end"] == b) & waiting["censored"])]
+        w = waiting[(waiting["start"] < b) & (waiting["end"] > a)]
+        w_days = (np.minimum(w["end"], b) - np.maximum(w["start"], a)).groupby(w["category"]).sum() / (b - a)
+        for cat in set(n.index) | set(w_days.index) | set(at_end["category"]) | set(w_end["category"]):
+            stock_rows.append((p, cat, n.get(cat, 0), int((at_end["category"] == cat).sum()),
+                               int((w_end["category"] == cat).sum()), float(w_days.get(cat, 0.0))))
+    stocks = pd.DataFrame(stock_rows, columns=["p", "category", "in_treatment", "in_treatment_at_end",
+                                               "waiting_at_end", "waiting_mean"]).set_index(["p", "category"])
+    table = table.join(stocks, how="outer")
+    int_cols = [c for c in table.columns if c not in ("mean_wait_days", "started_within_3_weeks", "waiting_mean")]
+    table[int_cols] = table[int_cols].fillna(0).astype(int)
+    table["waiting_mean"] = table["waiting_mean"].fillna(0.0)
+
+    table["planned_share_of_exits"] = table["planned_exits"] / table["exits"].where(table["exits"] > 0)
+    table["successful_completions"] = table["planned_exits"] / table["in_treatment"].where(table["in_treatment"] > 0)
+    for months in (6, 12):
+        table[f"re_presented_{months}m"] = _re_presented(treated, per, months, history.end)
+    if by is None:
+        use = _capacity_use(history, spells, per)
+        table = table.join(use)
+    table = table.reset_index()
+    table.insert(1, "period", per["period"].to_numpy()[table["p"]])
+    table.insert(2, "period_start", history.date(per["start"].to_numpy()[table["p"]]))
+    table.insert(3, "period_end", history.date(per["end"].to_numpy()[table["p"]]))
+    table.insert(4, "breakdown", by or "all")
+    return table.drop(columns="p").sort_values(["period_start", "category"], ignore_index=True)
+
+
+def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: float) -> pd.Series:
+    """Share of planned exits in each period followed by a referral within ``months``; NaN if not observable."""
+    planned = treated[treated["exit_reason"] == "planned"]
+    window = months * MONTH
+    out = {}
+    for p, row in per.iterrows():
+        sub = planned[(planned["exit"] >= row["start"]) & (planned["exit"] < row["end"])]
+        if row["end"] + window > end:
+            for cat in sub["category"].unique():
+                out[(p, cat)] = np.nan
+            continue
+        back = (sub["next_referral"] - sub["exit"]) <= window
+        for cat, share in back.groupby(sub["category"]).mean().items():
+            out[(p, cat)] = float(share)
+    return pd.Series(out, dtype=float)
+
+
+_PLACES = {
+    "caseload_use": ("caseload", TREATMENT_STATES),
+    "detox_bed_use": ("inpatient_detox_beds", frozenset({"inpatient_detox"})),
+    "rehab_place_use": ("rehab_places", frozenset({"residential_rehab"})),
+}
+
+
+def _capacity_use(h: History, spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for p, row in per.iterrows():
+        a, b = row["start"], row["end"]
+        values = {}
+        for name, (resource, states) in _PLACES.items():
+            s = spells[spells["state"].isin(states) & (spells["start"] < b) & (spells["end"] > a)]
+            used = float((np.minimum(s["end"], b) - np.maximum(s["start"], a)).sum())
+            cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
+            times = np.append(cap["time"].to_numpy(), np.inf)
+            avail = sum(c * max(0.0, min(b, t1) - max(a, t0))
+                        for c, t0, t1 in zip(cap["capacity"], times[:-1], times[1:]))
+            values[name] = used / avail if avail > 0 else np.nan
+        rows.append((p, "all", *values.values()))
+    return pd.DataFrame(rows, columns=["p", "category", *_PLACES]).set_index(["p", "category"])
+
+
+def all_breakdowns(history: History, freq: str = "quarter") -> pd.DataFrame:
+    """``by_period`` for all clients, by band and by group, stacked."""
+    return pd.concat([by_period(history, freq, by) for by in BREAKDOWNS], ignore_index=True)
+
+
+def summary(history: History) -> pd.DataFrame:
+    """Whole-horizon figures per substance group and overall, for the text summary and the README."""
+    yearly = by_period(history, "year", "group")
+    total = by_period(history, "year", None)
+    rows = []
+    for cat, d in [*yearly.groupby("category"), ("all", total)]:
+        rows.append({
+            "group": cat,
+            "in_treatment_per_year": d["in_treatment"].mean(),
+            "treatment_starts_per_year": d["treatment_starts"].mean(),
+            "successful_completions": d["planned_exits"].sum() / d["in_treatment"].sum(),
+            "planned_share_of_exits": d["planned_exits"].sum() / max(d["exits"].sum(), 1),
+            "started_within_3_weeks": np.average(d["started_within_3_weeks"].fillna(0),
+                                                 weights=d["treatment_starts"].clip(lower=1e-9)),
+            "deaths_per_year": d["deaths"].mean(),
+        })
+    return pd.DataFrame(rows).set_index("group")

@@ -1,0 +1,643 @@
+"""The client journey as SimPy processes: one generator per stage, reading like the pathway.
+
+A client's life is one process (``client_life``) that runs the stages in turn, episode after episode:
+referral -> ``assessment`` -> ``structured_treatment`` (with ``community_detox``, ``inpatient_detox`` and
+``residential_rehab`` inside it) -> ``custody`` (if transferred there) -> ``after_exit`` -> re-presentation,
+until the client dies, leaves the system or the horizon ends.
+
+Events happen only where a client's state changes. What is known when a stage begins is drawn then: competing
+times to planned exit, drop-out, transfer, custody and death, the earliest winning. TOP reviews fall on a
+12-week grid and are written, vectorised, when the episode ends. All randomness comes from
+:class:`sim.randomness.ClientRandom`, keyed by client, episode and decision point.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+import simpy
+from scipy import special
+
+from .history import Client, History, Recorder
+from .population import arrivals, group_and_source
+from .randomness import ClientRandom, Stream, root_seed
+from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from .services import Capacity
+from .vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES, USE_AT_REVIEW
+
+INF = math.inf
+S = {name: i for i, name in enumerate(STATES)}
+AWAITING_ASSESSMENT, AWAITING_TREATMENT, IN_TREATMENT = S["awaiting_assessment"], S["awaiting_treatment"], \
+    S["in_treatment"]
+COMMUNITY_DETOX, AWAITING_INPATIENT_DETOX, INPATIENT_DETOX = S["community_detox"], \
+    S["awaiting_inpatient_detox"], S["inpatient_detox"]
+AWAITING_REHAB, RESIDENTIAL_REHAB, IN_CUSTODY = S["awaiting_rehab"], S["residential_rehab"], S["in_custody"]
+RECOVERED, RELAPSED, DISENGAGED, SIGNPOSTED = S["recovered"], S["relapsed"], S["disengaged"], S["signposted"]
+TRANSFERRED, DIED = S["transferred"], S["died"]
+
+NO_NEED = BANDS.index("no_need")
+OST = MODALITIES.index("ost")
+SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", "arrest_referral",
+                                                                         "prison_release"))
+CJ_SOURCES = {SOURCES.index(s) for s in ("arrest_referral", "court_order", "prison_release")}
+COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
+NEITHER = USE_AT_REVIEW.index("neither")
+
+
+class HorizonReached(Exception):
+    """Raised instead of waiting past the end of the horizon: the client's process simply stops there."""
+
+
+def exp_time(u: float, hazard_per_day: float) -> float:
+    """Time to an event with a constant hazard, by inversion."""
+    return -math.log1p(-u) / hazard_per_day if hazard_per_day > 0 else INF
+
+
+class Clocks:
+    """The competing exit times of a treatment episode, as absolute days; the earliest wins."""
+
+    __slots__ = ("planned", "drop_out", "transfer", "custody", "death", "abstinent_from", "drop_hazard",
+                 "declined", "had_intensive")
+
+    def next_exit(self) -> tuple[float, str]:
+        return min((self.planned, "planned"), (self.drop_out, "declined" if self.declined else "dropped_out"),
+                   (self.transfer, "transferred"), (self.custody, "custody"), (self.death, "died"))
+
+    def pause(self, length: float) -> None:
+        """A residential stay stops the community clocks (but not death)."""
+        self.planned += length
+        self.drop_out += length
+        self.transfer += length
+        self.custody += length
+
+    def set_drop_hazard(self, now: float, hazard: float) -> None:
+        """Change the drop-out hazard from now, keeping the client's luck (memoryless rescaling)."""
+        if self.drop_out < INF and hazard > 0:
+            self.drop_out = now + (self.drop_out - now) * self.drop_hazard / hazard
+        elif hazard <= 0:
+            self.drop_out = INF
+        self.drop_hazard = hazard
+
+
+class TreatmentSystem:
+    """One simulated run of a scenario: the environment, the capacities, the recorder and the processes."""
+
+    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence | None = None):
+        self.scenario = scenario
+        self.seed = root_seed(scenario.seed if seed is None else seed)
+        self.rng = ClientRandom(self.seed)
+        h = scenario.horizon
+        self.env = simpy.Environment(initial_time=h.start_day)
+        self.end = h.end_day
+        self.epochs = scenario.epochs()
+        self._epoch_starts = [t for t, _ in self.epochs]
+        self.record = Recorder()
+        cap = scenario.capacity
+        self.assessors = Capacity(self.env, "assessors", cap.assessors)
+        self.caseload = Capacity(self.env, "caseload", cap.caseload)
+        self.detox_beds = Capacity(self.env, "inpatient_detox_beds", cap.inpatient_detox_beds)
+        self.rehab_places = Capacity(self.env, "rehab_places", cap.rehab_places)
+        self.open_treatment: dict[int, tuple] = {}
+        self._record_capacity(h.start_day, scenario)
+        self.env.process(self.capacity_changes())
+        self.env.process(self.referrals())
+
+    # --- running ---------------------------------------------------------------------------------------------
+
+    def run(self, progress=None) -> History:
+        """Run to the end of the horizon and return the History. ``progress(t)`` is called every 30 days."""
+        if progress is None:
+            self.env.run(until=self.end)
+        else:
+            t = self.env.now
+            while t < self.end:
+                t = min(t + 30.0, self.end)
+                self.env.run(until=t)
+                progress(t)
+        for c, rec in list(self.open_treatment.values()):
+            self._write_reviews(c, rec, self.end, planned=False)
+        history = self.record.finish(self.end, self.scenario.horizon, self.scenario.name, self.seed)
+        history.meta["events_processed"] = getattr(self.env, "_eid", None)
+        return history
+
+    def P(self) -> Scenario:
+        """The scenario in force now (dated changes)."""
+        if len(self.epochs) == 1:
+            return self.scenario
+        return self.epochs[bisect.bisect_right(self._epoch_starts, self.env.now) - 1][1]
+
+    def hold(self, until: float) -> simpy.Event:
+        """A timeout to absolute day ``until``; past the horizon the client's process stops instead."""
+        if until > self.end:
+            raise HorizonReached
+        return self.env.timeout(until - self.env.now)
+
+    def capacity_changes(self):
+        """Dated changes to capacities (vacancies, recruitment, a new hub) take effect on their day."""
+        for start, epoch in self.epochs[1:]:
+            if start > self.end:
+                return
+            yield self.env.timeout(start - self.env.now)
+            cap = epoch.capacity
+            self.assessors.set_capacity(cap.assessors)
+            self.caseload.set_capacity(cap.caseload)
+            self.detox_beds.set_capacity(cap.inpatient_detox_beds)
+            self.rehab_places.set_capacity(cap.rehab_places)
+            self._record_capacity(start, epoch)
+
+    def _record_capacity(self, t: float, sc: Scenario) -> None:
+        cap = sc.capacity
+        for name, value in (("assessors", cap.assessors), ("caseload", cap.caseload),
+                            ("inpatient_detox_beds", cap.inpatient_detox_beds), ("rehab_places", cap.rehab_places)):
+            self.record.capacity.append((name, t, value))
+
+    # --- referral --------------------------------------------------------------------------------------------
+
+    def referrals(self):
+        """Referral. First referrals arrive by Poisson streams per substance group and referral source
+        (generated before the run, see :mod:`sim.population`); each new client gets attributes and a life."""
+        times, ids = arrivals(self.scenario, self.seed)
+        env = self.env
+        for t, cid in zip(times.tolist(), ids.tolist()):
+            yield env.timeout(t - env.now)
+            c = self.new_client(cid, t)
+            env.process(self.client_life(c))
+
+    def new_client(self, cid: int, t: float) -> Client:
+        g, s = group_and_source(cid)
+        c = Client(cid, g, s, t)
+        pop = self.P().population
+        group = GROUPS[g]
+        u = self.rng.draws(Stream.ATTRIBUTES, cid, 0, 8)
+        c.male = bool(u[0] < pop.male.resolve(group).value)
+        c.age = float(pop.age_years.resolve(group).ppf(u[1]))
+        c.injecting = bool(u[2] < pop.injecting.resolve(group).value)
+        c.dual_diagnosis = bool(u[3] < pop.dual_diagnosis.resolve(group).value)
+        c.housing_problem = bool(u[4] < pop.housing_problem.resolve(group).value)
+        c.criminal_justice = s in CJ_SOURCES or bool(u[5] < pop.criminal_justice.resolve(group).value)
+        offender = c.criminal_justice and bool(u[6] < pop.active_offender.resolve(group).value)
+        c.offending_rate = float(pop.offending_rate_per_year.resolve(group).ppf(u[7])) if offender else 0.0
+        self.record.new_client(c)
+        return c
+
+    def client_life(self, c: Client):
+        """A client's whole life in the system, episode after episode, until death, transfer or the horizon."""
+        rec = self.record
+        source = c.source
+        try:
+            while source is not None:
+                now = self.env.now
+                rec.new_episode(c, now, source)
+                rec.event(c, now, "referral" if c.episode == 0 else "re_presentation", SOURCES[source])
+                rec.state(c, AWAITING_ASSESSMENT, now)
+                attends = yield from self.assessment(c)
+                if c.band == NO_NEED:
+                    after = self.signpost(c)
+                elif not attends:
+                    rec.event(c, self.env.now, "did_not_attend")
+                    c.ep.exit, c.ep.exit_reason = self.env.now, "did_not_attend"
+                    after = DISENGAGED
+                else:
+                    after = yield from self.structured_treatment(c)
+                if after == IN_CUSTODY:
+                    after = yield from self.custody(c)
+                    if after == "prison_release":
+                        c.episode += 1
+                        source = SOURCE_PRISON
+                        continue
+                source = yield from self.after_exit(c, after)
+                if source is not None:
+                    c.episode += 1
+        except HorizonReached:
+            return
+
+    # --- assessment ------------------------------------------------------------------------------------------
+
+    def assessment(self, c: Client):
+        """LASARS assessment, independent of the provider.
+
+        Enters at referral or re-presentation. Waits a booking delay, then queues for an assessor (FIFO) and is
+        assessed for the assessor's time. Scores two need domains (dependency; wider needs) and takes the more
+        severe as the band. Leaves with the band set and whether the client will attend treatment.
+        """
+        env, rec = self.env, self.record
+        P = self.P().assessment
+        group = GROUPS[c.g]
+        u = self.rng.draws(Stream.ASSESSMENT, c.id, c.episode, 5)
+        yield self.hold(env.now + P.booking_delay_days.resolve(group).ppf(u[0]))
+        req = self.assessors.request()
+        if not req.triggered:
+            yield req
+        rec.event(c, env.now, "assessment_start")
+        yield self.hold(env.now + P.assessment_days.resolve(group).ppf(u[1]))
+        self.assessors.release()  # past the horizon the place stays held: nothing after it is reported
+        dependency = P.dependency_domain.resolve(group).pick(u[2])
+        wider = P.wider_needs_domain.resolve(group).pick(u[3])
+        c.band = min(dependency, wider)  # bands run from most to least severe
+        ep = c.ep
+        ep.assessed, ep.band, ep.dependency, ep.wider_needs = env.now, c.band, dependency, wider
+        rec.event(c, env.now, "assessed", BANDS[c.band])
+        return bool(u[4] < P.attends_treatment.at(c.g, c.band).value)
+
+    def signpost(self, c: Client) -> int:
+        """No need for structured treatment: brief advice and signposting to mutual aid, then out."""
+        now = self.env.now
+        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 1, offset=7)
+        c.ep.mutual_aid = bool(u[0] < self.P().mutual_aid.signposted_engagement.at(c.g, c.band).value)
+        c.ep.exit, c.ep.exit_reason = now, "signposted"
+        self.record.event(c, now, "signposted", "mutual_aid" if c.ep.mutual_aid else "")
+        return SIGNPOSTED
+
+    # --- structured treatment --------------------------------------------------------------------------------
+
+    def structured_treatment(self, c: Client):
+        """Structured treatment on a recovery worker's caseload, with any detox or rehab inside the episode.
+
+        Enters after an assessment into a structured-need band. Waits the start delay, then for a caseload place
+        (FIFO), leaving the waiting list after its patience if one is set. At the start draws the modality,
+        mutual-aid engagement and the competing times to planned exit (free of dependence after at least 12
+        weeks abstinent), drop-out, transfer, custody and death, and plans any community detox, inpatient detox
+        or rehab; whichever comes first happens. Leaves with the state to go to after treatment.
+        """
+        env, rec = self.env, self.record
+        sc = self.P()
+        tr = sc.treatment
+        g, b = c.g, c.band
+        u = self.rng.draws(Stream.TREATMENT, c.id, c.episode, 12)
+        rec.state(c, AWAITING_TREATMENT, env.now)
+        yield self.hold(env.now + tr.start_delay_days.at(g, b).ppf(u[0]))
+        req = self.caseload.request()
+        if not req.triggered:
+            patience = tr.waiting_list_patience_days
+            give_up = INF if patience is None else env.now + patience.at(g, b).ppf(u[1])
+            if give_up > self.end:
+                yield req
+            else:
+                yield req | env.timeout(give_up - env.now)
+                if not req.triggered:
+                    self.caseload.leave_queue(req)
+                    rec.event(c, env.now, "left_waiting_list", "caseload")
+                    c.ep.exit, c.ep.exit_reason = env.now, "left_waiting_list"
+                    return DISENGAGED
+        sc = self.P()
+        tr, ma = sc.treatment, sc.mutual_aid
+        start = env.now
+        ep = c.ep
+        ep.treatment_start = start
+        ep.modality = tr.modality.at(g, b).pick(u[2])
+        ep.mutual_aid = bool(u[9] < ma.engagement.at(g, b).value)
+        rec.event(c, start, "treatment_start", MODALITIES[ep.modality])
+        if ep.mutual_aid:
+            rec.event(c, start, "mutual_aid_engaged")
+        rec.state(c, IN_TREATMENT, start)
+
+        k = self.clocks(c, sc, start, u)
+        plan = self.plan_interventions(c, sc, start)
+        self.open_treatment[c.id] = (c, (start, sc, k))
+        while True:
+            t_exit, reason = k.next_exit()
+            if plan and plan[0][0] < t_exit:
+                when, stage = plan.pop(0)
+                if when < env.now:
+                    continue  # its time passed during a residential stay
+                yield self.hold(when)
+                yield from stage(c, k)
+                continue
+            yield self.hold(t_exit)
+            break
+        self.caseload.release()
+        del self.open_treatment[c.id]
+        now = env.now
+        ep.exit, ep.exit_reason = now, reason
+        rec.event(c, now, "exit", reason)
+        self._write_reviews(c, (start, sc, k), now, planned=reason == "planned")
+        if reason == "died":
+            self.die(c)
+        if ep.modality == OST or k.had_intensive:
+            c.raised_until = now + DAYS_PER_WEEK * self.P().mortality.post_exit_weeks
+        return {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
+                "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}[reason]
+
+    def clocks(self, c: Client, sc: Scenario, start: float, u: np.ndarray) -> Clocks:
+        """The competing exit times of a new treatment episode."""
+        tr, g, b = sc.treatment, c.g, c.band
+        day = 1.0 / DAYS_PER_YEAR
+        k = Clocks()
+        completion = start + DAYS_PER_WEEK * tr.completion_weeks.at(g, b).ppf(u[3])
+        abstinent = DAYS_PER_WEEK * tr.abstinent_before_completion_weeks.at(g, b).ppf(u[4])
+        k.abstinent_from = max(start, completion - abstinent)
+        k.planned = max(completion, k.abstinent_from + DAYS_PER_WEEK * tr.planned_exit_min_abstinence_weeks)
+        ratio = sc.mutual_aid.drop_out_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
+        k.drop_hazard = tr.drop_out_rate_per_year.at(g, b).value * day * ratio
+        k.drop_out = start + exp_time(u[5], k.drop_hazard)
+        k.declined = bool(u[6] < tr.declined_share.at(g, b).value)
+        k.transfer = start + exp_time(u[7], tr.transfer_rate_per_year.at(g, b).value * day)
+        k.custody = (start + exp_time(u[8], tr.custody_rate_per_year.at(g, b).value * day)
+                     if c.criminal_justice else INF)
+        k.death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(g, b).value, 0)
+        k.had_intensive = False
+        return k
+
+    def plan_interventions(self, c: Client, sc: Scenario, start: float) -> list:
+        """Which of community detox, inpatient detox and rehab this episode would include, and when."""
+        g, b = c.g, c.band
+        ud = self.rng.draws(Stream.DETOX, c.id, c.episode, 10)
+        ur = self.rng.draws(Stream.REHAB, c.id, c.episode, 6)
+        plan = []
+        for stage, params, uw, ut in ((self.community_detox, sc.community_detox, ud[0], ud[1]),
+                                      (self.inpatient_detox, sc.inpatient_detox, ud[4], ud[5]),
+                                      (self.residential_rehab, sc.rehab, ur[0], ur[1])):
+            if uw < params.probability.at(g, b).value:
+                plan.append((start + DAYS_PER_WEEK * params.timing_weeks.at(g, b).ppf(ut), stage))
+        plan.sort(key=lambda x: x[0])
+        return plan
+
+    def _after_abstinence_start(self, c: Client, k: Clocks, sc: Scenario, abstinent_from: float) -> None:
+        """A completed detox or a rehab step-down: aftercare in the community, then a planned exit."""
+        g, b = c.g, c.band
+        now = self.env.now
+        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 1, offset=9)
+        k.abstinent_from = abstinent_from
+        k.planned = max(now + DAYS_PER_WEEK * sc.aftercare.weeks.at(g, b).ppf(u[0]),
+                        abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
+        k.set_drop_hazard(now, k.drop_hazard * sc.aftercare.drop_out_ratio.at(g, b).value)
+
+    def _raise_mortality(self, c: Client, k: Clocks, sc: Scenario, index: int) -> None:
+        """Loss of tolerance after a detox or rehab: the death time is drawn again with the raised risk."""
+        c.raised_until = self.env.now + DAYS_PER_WEEK * sc.mortality.post_exit_weeks
+        k.death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(c.g, c.band).value, index)
+        k.had_intensive = True
+
+    def community_detox(self, c: Client, k: Clocks):
+        """Community detox, inside the treatment episode and on the caseload.
+
+        Enters at its planned time. Lasts its duration unless an exit comes first. Completed: abstinent from
+        the end, aftercare, then a planned exit. Not completed: back to community treatment as before.
+        """
+        env, rec = self.env, self.record
+        sc = self.P()
+        g, b = c.g, c.band
+        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 2, offset=2)
+        rec.state(c, COMMUNITY_DETOX, env.now)
+        rec.event(c, env.now, "community_detox_start")
+        end = env.now + sc.community_detox.duration_days.at(g, b).ppf(u[0])
+        t_exit, _ = k.next_exit()
+        if t_exit < end:
+            yield self.hold(t_exit)
+            return
+        yield self.hold(end)
+        completed = bool(u[1] < sc.community_detox.completion.at(g, b).value)
+        rec.event(c, env.now, "community_detox_end", "completed" if completed else "not_completed")
+        rec.state(c, IN_TREATMENT, env.now)
+        if completed:
+            self._after_abstinence_start(c, k, sc, env.now)
+        self._raise_mortality(c, k, sc, 1)
+
+    def _wait_for_place(self, c: Client, k: Clocks, place: Capacity, patience_days: float, waiting_state: int,
+                        what: str):
+        """Wait on a list for a bed or place while community treatment goes on; True if admitted."""
+        env, rec = self.env, self.record
+        rec.state(c, waiting_state, env.now)
+        rec.event(c, env.now, f"{what}_referral")
+        req = place.request()
+        if req.triggered:
+            return True
+        give_up = env.now + patience_days
+        t_exit, _ = k.next_exit()
+        until = min(give_up, t_exit)
+        if until > self.end:
+            yield req
+            return True
+        yield req | env.timeout(until - env.now)
+        if req.triggered:
+            return True
+        place.leave_queue(req)
+        if give_up <= t_exit:
+            rec.event(c, env.now, "left_waiting_list", what)
+        rec.state(c, IN_TREATMENT, env.now)
+        return False
+
+    def inpatient_detox(self, c: Client, k: Clocks):
+        """Inpatient detox: a bed from a limited number, with a waiting list clients may leave.
+
+        Enters at its planned time onto the waiting list (still in community treatment). Admitted: community
+        clocks pause for the stay; death can still occur. Completed: abstinent from discharge, aftercare, then a
+        planned exit. Not completed, or left the list: back to community treatment.
+        """
+        env, rec = self.env, self.record
+        sc = self.P()
+        g, b, ip = c.g, c.band, sc.inpatient_detox
+        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 3, offset=6)
+        admitted = yield from self._wait_for_place(c, k, self.detox_beds, ip.patience_days.at(g, b).ppf(u[2]),
+                                                   AWAITING_INPATIENT_DETOX, "inpatient_detox")
+        if not admitted:
+            return
+        admission = env.now
+        rec.state(c, INPATIENT_DETOX, admission)
+        rec.event(c, admission, "inpatient_detox_start")
+        stay = ip.stay_days.at(g, b).ppf(u[0])
+        if k.death < admission + stay:
+            stay = k.death - admission
+        yield self.hold(admission + stay)
+        self.detox_beds.release()
+        k.pause(stay)
+        if k.death <= env.now:
+            return
+        completed = bool(u[1] < ip.completion.at(g, b).value)
+        rec.event(c, env.now, "inpatient_detox_end", "completed" if completed else "not_completed")
+        rec.state(c, IN_TREATMENT, env.now)
+        if completed:
+            self._after_abstinence_start(c, k, sc, env.now)
+        self._raise_mortality(c, k, sc, 2)
+
+    def residential_rehab(self, c: Client, k: Clocks):
+        """Residential rehab: limited places with a waiting list, early drop-out, step-down to the community.
+
+        Enters at its planned time onto the waiting list (still in community treatment). Admitted: community
+        clocks pause. Leaves by completing free of dependence (a planned exit once 12 weeks abstinent), stepping
+        down to community aftercare, dropping out (an unplanned exit), or dying.
+        """
+        env, rec = self.env, self.record
+        sc = self.P()
+        g, b, rh = c.g, c.band, sc.rehab
+        u = self.rng.draws(Stream.REHAB, c.id, c.episode, 4, offset=2)
+        admitted = yield from self._wait_for_place(c, k, self.rehab_places, rh.patience_days.at(g, b).ppf(u[3]),
+                                                   AWAITING_REHAB, "rehab")
+        if not admitted:
+            return
+        admission = env.now
+        rec.state(c, RESIDENTIAL_REHAB, admission)
+        rec.event(c, admission, "rehab_start")
+        outcome = rh.outcome.at(g, b).pick(u[1])
+        stay = DAYS_PER_WEEK * rh.stay_weeks.at(g, b).ppf(u[0])
+        if outcome == REHAB_DROP_OUT:
+            stay = min(stay, DAYS_PER_WEEK * rh.drop_out_weeks.at(g, b).ppf(u[2]))
+        if k.death < admission + stay:
+            stay = k.death - admission
+        yield self.hold(admission + stay)
+        self.rehab_places.release()
+        k.pause(stay)
+        if k.death <= env.now:
+            return
+        now = env.now
+        rec.event(c, now, "rehab_end", REHAB_OUTCOMES[outcome])
+        self._raise_mortality(c, k, sc, 3)
+        if outcome == REHAB_DROP_OUT:
+            k.declined = False
+            k.drop_out = now  # an unplanned exit, straight from rehab
+            return
+        rec.state(c, IN_TREATMENT, now)
+        if outcome == COMPLETE:
+            k.abstinent_from = admission
+            k.planned = max(now, admission + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
+        else:
+            self._after_abstinence_start(c, k, sc, admission)
+
+    # --- custody and after exit -------------------------------------------------------------------------------
+
+    def custody(self, c: Client):
+        """Custody: treatment mirrors the community inside. Enters on transfer to custody. Leaves on release
+        (re-presenting by the prison-release route, or out of treatment with raised mortality), or dies."""
+        env, rec = self.env, self.record
+        sc = self.P()
+        g, b = c.g, c.band
+        u = self.rng.draws(Stream.CUSTODY, c.id, c.episode, 2)
+        rec.state(c, IN_CUSTODY, env.now)
+        release = env.now + DAYS_PER_WEEK * sc.custody.sentence_weeks.at(g, b).ppf(u[0])
+        death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(g, b).value, 4)
+        if death < release:
+            yield self.hold(death)
+            self.die(c)
+            return DIED
+        yield self.hold(release)
+        rec.event(c, env.now, "custody_release")
+        c.raised_until = env.now + DAYS_PER_WEEK * sc.mortality.post_exit_weeks
+        if u[1] < sc.custody.represent_on_release.at(g, b).value:
+            return "prison_release"
+        return DISENGAGED
+
+    def after_exit(self, c: Client, state: int):
+        """Out of treatment, until re-presentation or death.
+
+        Enters after an exit (recovered after a planned exit; disengaged after an unplanned exit, a missed
+        start or a release from custody; signposted after a no-need assessment). Recovered clients relapse by
+        a time-varying hazard (mutual aid lowers it); relapsed, disengaged and signposted clients may re-present
+        at any time later, with no limit. Returns the source of the next referral, or None.
+        """
+        env, rec = self.env, self.record
+        g, b = c.g, c.band
+        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 6)
+        step = 0
+        while True:
+            rec.state(c, state, env.now)
+            if state in (DIED, TRANSFERRED):
+                return None
+            sc = self.P()
+            ae, mort = sc.after_exit, sc.mortality
+            rate = (mort.recovered_per_100py if state == RECOVERED else mort.out_of_treatment_per_100py)
+            death = self.death_time(c, rate.at(g, b).value, 5 + step)
+            step += 1
+            source = SOURCE_SELF
+            if state == RECOVERED:
+                hr = sc.mutual_aid.relapse_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
+                q = 1.0 - (1.0 - u[0]) ** (1.0 / hr) if hr > 0 else 0.0
+                nxt = env.now + DAYS_PER_YEAR * ae.relapse_years.at(g, b).ppf(q) if hr > 0 else INF
+            elif state == RELAPSED:
+                returns = u[1] < ae.represent_after_relapse.at(g, b).value
+                nxt = env.now + DAYS_PER_WEEK * ae.represent_delay_weeks.at(g, b).ppf(u[2]) if returns else INF
+            elif state == DISENGAGED:
+                nxt = env.now + exp_time(u[3], ae.disengaged_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
+                if u[4] < ae.criminal_justice_route.at(g, b).value:
+                    source = SOURCE_ARREST
+            else:  # signposted
+                nxt = env.now + exp_time(u[5], ae.signposted_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
+            if death <= nxt:
+                yield self.hold(death)
+                self.die(c)
+                return None
+            yield self.hold(nxt)
+            if state == RECOVERED:
+                rec.event(c, env.now, "relapse")
+                state = RELAPSED
+                continue
+            return source
+
+    def die(self, c: Client) -> None:
+        now = self.env.now
+        self.record.event(c, now, "death", STATES[c.state])
+        self.record.state(c, DIED, now)
+
+    def death_time(self, c: Client, per_100py: float, index: int) -> float:
+        """Absolute time of death from now, with the raised risk until ``c.raised_until``."""
+        h = per_100py / 100.0 / DAYS_PER_YEAR
+        if h <= 0:
+            return INF
+        now = self.env.now
+        e = -math.log1p(-self.rng.draws(Stream.MORTALITY, c.id, c.episode, 1, offset=index)[0])
+        mort = self.P().mortality
+        if c.raised_until > now:
+            hr = h * mort.post_exit_ratio.at(c.g, max(c.band, 0)).value
+            early = hr * (c.raised_until - now)
+            if e < early:
+                return now + e / hr
+            return c.raised_until + (e - early) / h
+        return now + e / h
+
+    # --- TOP reviews and harm reduction, written when the episode ends ----------------------------------------
+
+    def _write_reviews(self, c: Client, rec: tuple, end: float, planned: bool) -> None:
+        """TOP reviews at start and every interval up to ``end`` (plus an exit review on a planned exit), and
+        the episode's BBV test and hepatitis B course, vectorised."""
+        start, sc, k = rec
+        rv, g, b = sc.reviews, c.g, c.band
+        step = DAYS_PER_WEEK * rv.interval_weeks
+        n = int(math.floor((end - start) / step)) + 1
+        times = start + step * np.arange(n)
+        stage = np.ones(n, dtype=np.int64)
+        stage[0] = 0
+        if planned:
+            times = np.append(times, end)
+            stage = np.append(stage, 2)
+            n += 1
+        u0 = self.rng.draws(Stream.REVIEW, c.id, c.episode, 6)
+        u = self.rng.draws(Stream.REVIEW, c.id, c.episode, 4 * n, offset=16).reshape(n, 4)
+        completed = u[:, 0] < rv.completed.at(g, b).value
+        completed[stage == 2] = True  # a planned exit is evidenced by its discharge review
+        rho = rv.persistence
+        z = math.sqrt(rho) * special.ndtri(u0[5]) + math.sqrt(1 - rho) * special.ndtri(u[:, 1])
+        cum = np.cumsum(rv.use.at(g, b).probabilities())
+        use = np.minimum(np.searchsorted(cum, special.ndtr(z), side="right"), len(cum) - 1)
+        use[times >= k.abstinent_from] = 0  # abstinent
+        use[stage == 0] = NEITHER  # the start review is the baseline
+        injecting = np.zeros(n, dtype=bool)
+        if c.injecting:
+            stop = start + DAYS_PER_WEEK * rv.stop_injecting_weeks.at(g, b).ppf(u0[3])
+            injecting = (times < stop) & (use != 0)
+            injecting[0] = True
+        housing = np.zeros(n, dtype=bool)
+        if c.housing_problem:
+            housing = times < start + DAYS_PER_WEEK * rv.housing_resolved_weeks.at(g, b).ppf(u0[4])
+        ratio = np.where(stage == 0, 1.0, rv.offending_ratio.at(g, b).value)
+        offending = u[:, 2] < -np.expm1(-c.offending_rate * ratio * 28.0 / DAYS_PER_YEAR)
+        means = np.array([rv.quality_of_life_mean[x] for x in USE_AT_REVIEW])
+        qol = np.clip(np.rint(means[use] + rv.quality_of_life_sd * special.ndtri(u[:, 3])), 0, 20)
+        ids = np.full(n, c.id, dtype=np.int64)
+        eps = np.full(n, c.episode, dtype=np.int64)
+        self.record.review_blocks.append((ids, eps, times, np.arange(n), completed, use, injecting, offending,
+                                          housing, qol.astype(np.int64), stage))
+        rec_ = self.record
+        if u0[0] < rv.bbv_test.at(g, b).value:
+            t = start + rv.bbv_test_days.at(g, b).ppf(u0[1])
+            if t <= end:
+                rec_.events.append((c.id, c.episode, t, "bbv_test", ""))
+        if c.injecting and u0[2] < rv.hep_b_course.at(g, b).value:
+            rec_.events.append((c.id, c.episode, start, "hep_b_course_start", ""))
+            if start + rv.hep_b_course_days <= end:
+                rec_.events.append((c.id, c.episode, start + rv.hep_b_course_days, "hep_b_course_complete", ""))
+
+
+def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = None, progress=None) -> History:
+    """Simulate one replication of a scenario; ``seed`` defaults to the scenario's own."""
+    return TreatmentSystem(scenario, seed).run(progress)

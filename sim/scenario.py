@@ -1,0 +1,515 @@
+"""Scenarios: TOML files validated into frozen pydantic models before anything runs.
+
+A scenario says what the treatment system is: its horizon, who arrives, how LASARS assesses them, the pathway's
+routing, durations, probabilities and hazards, the capacities, and dated changes to any of these. Units are in
+the key names (``*_days``, ``*_weeks``, ``*_years``, ``*_per_year``, ``*_per_100py`` = per 100 person-years).
+
+A scenario may ``extends = "other.toml"`` (a path relative to the file). Tables are merged key by key, the
+extending file winning; arrays (such as ``schedule``) are replaced whole.
+
+Every problem is reported before anything runs, each naming the file the value came from, the key path and the
+value: ``west_kent.toml: treatment.drop_out_rate_per_year.by_group.opiate = -0.2: a rate must be >= 0``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
+from .vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
+
+SourceShares = shares_of(*SOURCES, name="SourceShares")
+BandShares = shares_of(*BANDS, name="BandShares")
+ModalityShares = shares_of(*MODALITIES, name="ModalityShares")
+UseShares = shares_of(*USE_AT_REVIEW, name="UseShares")
+RehabOutcomeShares = shares_of(*REHAB_OUTCOMES, name="RehabOutcomeShares")
+
+DAYS_PER_YEAR = 365.25
+DAYS_PER_WEEK = 7.0
+
+
+class ScenarioError(ValueError):
+    """Problems found in a scenario, each as (file, key path, value, message)."""
+
+    def __init__(self, problems: list[tuple[str, str, Any, str]]):
+        self.problems = problems
+        lines = [f"{f}: {k} = {_show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems]
+        super().__init__("invalid scenario\n  " + "\n  ".join(lines))
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, (dt.date, dict)) else str(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Horizon(_Section):
+    contract_start: dt.date = Field(description="first day of the contract; simulation time 0 (date)")
+    years: float | None = Field(None, gt=0, description="length of the reported period after contract start (years)")
+    end: dt.date | None = Field(None, description="first day after the reported period (date); instead of years")
+    warmup_years: float = Field(5.0, ge=0, description="simulated before contract start to build the stock "
+                                                        "of clients; never reported (years)")
+
+    @model_validator(mode="after")
+    def _one_end(self) -> Self:
+        if (self.years is None) == (self.end is None):
+            raise ValueError("give exactly one of years and end")
+        if self.end is not None and self.end <= self.contract_start:
+            raise ValueError(f"end ({self.end}) must be after contract_start ({self.contract_start})")
+        return self
+
+    @property
+    def end_date(self) -> dt.date:
+        if self.end is not None:
+            return self.end
+        whole = int(self.years)
+        if whole == self.years:
+            try:
+                return self.contract_start.replace(year=self.contract_start.year + whole)
+            except ValueError:  # 29 February
+                return self.contract_start.replace(year=self.contract_start.year + whole, day=28)
+        return self.contract_start + dt.timedelta(days=round(self.years * DAYS_PER_YEAR))
+
+    @property
+    def end_day(self) -> float:
+        """Simulation time (days since contract start) at which reporting ends."""
+        return float((self.end_date - self.contract_start).days)
+
+    @property
+    def start_day(self) -> float:
+        """Simulation time (days, negative) at which the warm-up begins."""
+        return -self.warmup_years * DAYS_PER_YEAR
+
+    def day(self, date: dt.date) -> float:
+        return float((date - self.contract_start).days)
+
+
+class Population(_Section):
+    arrivals_per_year: dict[Group, float] = Field(description="first referrals per year by substance group "
+                                                              "(people/year); re-presentations come on top")
+    trend_per_year: Growth = Field(Growth(value=0.0), description="compound growth of first referrals per year, "
+                                                                  "by group (0.05 = +5% a year, relative to the contract start)")
+    seasonality_amplitude: float = Field(0.0, ge=0, lt=1, description="relative amplitude of a yearly cycle")
+    seasonality_peak_month: int = Field(1, ge=1, le=12, description="month in which referrals peak")
+    referral_source: SourceShares = Field(description="share of first referrals by source, per group")
+    male: Probability = Field(description="probability a client is male")
+    age_years: Dist = Field(description="age at first referral (years)")
+    injecting: Probability = Field(description="probability of injecting at first referral")
+    dual_diagnosis: Probability = Field(description="probability of a co-occurring mental health condition")
+    housing_problem: Probability = Field(description="probability of a housing problem at first referral")
+    criminal_justice: Probability = Field(description="probability of criminal-justice involvement when not "
+                                                      "referred by a criminal-justice route")
+    active_offender: Probability = Field(description="probability of active acquisitive offending, given "
+                                                     "criminal-justice involvement")
+    offending_rate_per_year: Dist = Field(description="personal offending rate of an active offender when "
+                                                      "untreated (offences/year)")
+
+    @field_validator("arrivals_per_year")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: x for k, x in v.items() if not (x >= 0 and math.isfinite(x))}
+        if bad:
+            raise ValueError(f"arrival rates must be >= 0, got {bad}")
+        return v
+
+
+class Assessment(_Section):
+    booking_delay_days: Dist = Field(description="referral to the assessment queue (days)")
+    assessment_days: Dist = Field(description="assessor time per assessment; with `capacity.assessors` this "
+                                              "sets the queue for assessment (days)")
+    dependency_domain: BandShares = Field(description="need score in the dependency domain, per group")
+    wider_needs_domain: BandShares = Field(description="need score in the wider-needs domain (health, social, "
+                                                       "offending), per group; band = the more severe")
+    attends_treatment: Probability = Field(description="probability an assessed client attends treatment")
+
+
+class Treatment(_Section):
+    start_delay_days: Dist = Field(description="assessment to first intervention when a caseload place is "
+                                               "free (days)")
+    modality: ModalityShares = Field(description="main modality by group and band")
+    completion_weeks: Dist = Field(description="treatment start to being judged free of dependence, absent "
+                                               "any other exit (weeks)")
+    abstinent_before_completion_weeks: Dist = Field(description="how long a completer has been abstinent when "
+                                                                "judged free of dependence (weeks)")
+    planned_exit_min_abstinence_weeks: float = Field(12.0, ge=0, description="planned exit rule: abstinent "
+                                                                              "at least this long (weeks)")
+    drop_out_rate_per_year: Rate = Field(description="hazard of dropping out (per year)")
+    declined_share: Probability = Field(description="share of unplanned exits recorded as declined")
+    transfer_rate_per_year: Rate = Field(description="hazard of transfer to a service outside the system")
+    custody_rate_per_year: Rate = Field(description="hazard of custody, clients with criminal-justice "
+                                                    "involvement (per year)")
+    waiting_list_patience_days: Dist | None = Field(None, description="how long a client waits for a caseload "
+                                                                      "place before leaving (days); none: waits")
+
+
+class Reviews(_Section):
+    interval_weeks: float = Field(12.0, gt=0, description="TOP reviews at start and every interval (weeks)")
+    completed: Probability = Field(description="probability a due TOP review is done and recorded")
+    use: UseShares = Field(description="substance use at a review before sustained abstinence")
+    persistence: float = Field(0.5, ge=0, lt=1, description="correlation of a client's review results "
+                                                            "between reviews (Gaussian copula)")
+    stop_injecting_weeks: Dist = Field(description="treatment start to stopping injecting (weeks)")
+    housing_resolved_weeks: Dist = Field(description="treatment start to housing problem resolved (weeks)")
+    quality_of_life_mean: dict[str, float] = Field(description="mean TOP quality of life (0-20) by use at review")
+    quality_of_life_sd: float = Field(3.0, ge=0, description="spread of TOP quality-of-life scores (points)")
+    offending_ratio: Ratio = Field(description="offending rate in treatment relative to untreated")
+    bbv_test: Probability = Field(description="probability of a blood-borne virus test in the episode")
+    bbv_test_days: Dist = Field(description="treatment start to BBV test (days)")
+    hep_b_course: Probability = Field(description="probability a hepatitis B course is started")
+    hep_b_course_days: float = Field(21.0, ge=0, description="length of the hepatitis B course (days)")
+
+    @field_validator("quality_of_life_mean")
+    @classmethod
+    def _qol(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(USE_AT_REVIEW):
+            raise ValueError(f"give a mean for each of {', '.join(USE_AT_REVIEW)}")
+        bad = {k: x for k, x in v.items() if not 0 <= x <= 20}
+        if bad:
+            raise ValueError(f"quality of life is scored 0-20, got {bad}")
+        return v
+
+
+class CommunityDetox(_Section):
+    probability: Probability = Field(description="probability an episode includes a community detox")
+    timing_weeks: Dist = Field(description="treatment start to detox (weeks)")
+    duration_days: Dist = Field(description="length of the detox (days)")
+    completion: Probability = Field(description="probability the detox is completed")
+
+
+class InpatientDetox(_Section):
+    probability: Probability = Field(description="probability an episode includes an inpatient detox")
+    timing_weeks: Dist = Field(description="treatment start to referral for inpatient detox (weeks)")
+    stay_days: Dist = Field(description="length of stay (days)")
+    completion: Probability = Field(description="probability the detox is completed")
+    patience_days: Dist = Field(description="how long a client waits for a bed before leaving the list (days)")
+
+
+class Rehab(_Section):
+    probability: Probability = Field(description="probability an episode includes residential rehab")
+    timing_weeks: Dist = Field(description="treatment start to referral for rehab (weeks)")
+    stay_weeks: Dist = Field(description="planned length of stay (weeks)")
+    outcome: RehabOutcomeShares = Field(description="complete free of dependence / step down to community / "
+                                                    "drop out")
+    drop_out_weeks: Dist = Field(description="admission to drop-out, for those who drop out (weeks)")
+    patience_days: Dist = Field(description="how long a client waits for a place before leaving the list (days)")
+
+
+class Aftercare(_Section):
+    weeks: Dist = Field(description="after a completed detox or a rehab step-down: abstinence start to planned "
+                                    "exit (weeks)")
+    drop_out_ratio: Ratio = Field(description="drop-out hazard in aftercare relative to treatment")
+
+
+class MutualAid(_Section):
+    engagement: Probability = Field(description="probability a client engages with mutual aid in an episode")
+    drop_out_ratio: Ratio = Field(description="drop-out hazard ratio when engaged")
+    relapse_ratio: Ratio = Field(description="relapse hazard ratio after a planned exit when engaged")
+    signposted_engagement: Probability = Field(description="probability a signposted client engages")
+
+
+class AfterExit(_Section):
+    relapse_years: Dist = Field(description="planned exit to relapse (years)")
+    represent_after_relapse: Probability = Field(description="probability a relapsed client re-presents")
+    represent_delay_weeks: Dist = Field(description="relapse to re-presentation (weeks)")
+    disengaged_represent_rate_per_year: Rate = Field(description="re-presentation hazard after an unplanned exit")
+    signposted_represent_rate_per_year: Rate = Field(description="re-referral hazard after signposting")
+    criminal_justice_route: Probability = Field(description="share of re-presentations after an unplanned exit "
+                                                            "that come by a criminal-justice route")
+
+
+class Custody(_Section):
+    sentence_weeks: Dist = Field(description="time in custody (weeks)")
+    represent_on_release: Probability = Field(description="probability of re-presenting on release (prison "
+                                                          "release route)")
+
+
+class Mortality(_Section):
+    in_treatment_per_100py: Rate = Field(description="deaths per 100 person-years in treatment")
+    out_of_treatment_per_100py: Rate = Field(description="deaths per 100 person-years out of treatment "
+                                                         "(disengaged, relapsed, signposted, in custody)")
+    recovered_per_100py: Rate = Field(description="deaths per 100 person-years after a planned exit")
+    post_exit_ratio: Ratio = Field(description="mortality multiplier in the weeks after leaving opioid "
+                                               "substitution, detox, rehab or custody")
+    post_exit_weeks: float = Field(4.0, ge=0, description="how long the raised risk lasts (weeks)")
+
+
+class Capacity(_Section):
+    assessors: int = Field(ge=0, description="LASARS assessors (people)")
+    recovery_workers: float = Field(ge=0, description="recovery workers (full-time equivalents)")
+    caseload_per_worker: float = Field(gt=0, description="clients per recovery worker")
+    inpatient_detox_beds: int = Field(ge=0, description="inpatient detox beds")
+    rehab_places: int = Field(ge=0, description="residential rehab places")
+
+    @property
+    def caseload(self) -> int:
+        """Treatment places: recovery workers x caseload per worker."""
+        return int(math.floor(self.recovery_workers * self.caseload_per_worker + 1e-9))
+
+
+class Change(_Section):
+    """A dated change: from ``date`` on, ``set`` replaces and ``scale`` multiplies the values at the key paths."""
+
+    date: dt.date
+    note: str = ""
+    set: dict[str, Any] = Field(default_factory=dict)
+    scale: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.set and not self.scale:
+            raise ValueError("a change needs `set` or `scale`")
+        return self
+
+
+class Scenario(_Section):
+    """A validated, frozen scenario. ``epochs()`` gives the scenario in force from each dated change."""
+
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0, description="root seed of the default replication")
+    horizon: Horizon
+    population: Population
+    assessment: Assessment
+    treatment: Treatment
+    reviews: Reviews
+    community_detox: CommunityDetox
+    inpatient_detox: InpatientDetox
+    rehab: Rehab
+    aftercare: Aftercare
+    mutual_aid: MutualAid
+    after_exit: AfterExit
+    custody: Custody
+    mortality: Mortality
+    capacity: Capacity
+    schedule: list[Change] = Field(default_factory=list)
+
+    _epochs: list[tuple[float, Scenario]] | None = PrivateAttr(default=None)
+    _source: str = PrivateAttr(default="<scenario>")
+    _provenance: dict[tuple, str] = PrivateAttr(default_factory=dict)
+
+    def epochs(self) -> list[tuple[float, Scenario]]:
+        """[(start day, scenario in force)], the first starting at the warm-up start."""
+        if self._epochs is None:
+            self._epochs = _build_epochs(self)
+        return self._epochs
+
+    def with_changes(self, changes: dict[str, Any]) -> Scenario:
+        """A copy with values replaced at dotted key paths, validated again (for variants and sweeps)."""
+        raw = self.model_dump(mode="python", exclude_none=True)
+        for path, value in changes.items():
+            _set_path(raw, path.split("."), value, must_exist=False)
+        return _validate(raw, f"{self._source} (with changes)", dict(self._provenance))
+
+
+# --- loading -----------------------------------------------------------------------------------------------
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, merge (``extends``) and validate a scenario file and all its dated changes."""
+    path = Path(path)
+    raw, provenance = _read_with_extends(path, seen=())
+    raw.pop("extends", None)
+    return _validate(raw, str(path), provenance)
+
+
+def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
+    raw = copy.deepcopy(raw)
+    raw.pop("extends", None)
+    return _validate(raw, source, {})
+
+
+def _read_toml(path: Path, referrer: tuple[str, str] | None) -> dict[str, Any]:
+    if not path.is_file():
+        if referrer:
+            raise ScenarioError([(referrer[0], "extends", referrer[1], f"no such file: {path}")])
+        raise ScenarioError([(str(path), "", None, "no such file")])
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError([(str(path), "", None, f"not valid TOML: {e}")]) from None
+
+
+def _read_with_extends(path: Path, seen: tuple[Path, ...], referrer=None) -> tuple[dict, dict]:
+    resolved = path.resolve()
+    if resolved in seen:
+        chain = " -> ".join(str(p) for p in (*seen, resolved))
+        raise ScenarioError([(str(path), "extends", str(path), f"circular extends: {chain}")])
+    data = _read_toml(path, referrer)
+    provenance = {(k,): str(path) for k in data}
+    _record_leaves(data, (), str(path), provenance)
+    parent_ref = data.get("extends")
+    if parent_ref is None:
+        return data, provenance
+    if not isinstance(parent_ref, str):
+        raise ScenarioError([(str(path), "extends", parent_ref, "must be a file name (string)")])
+    parent_path = path.parent / parent_ref
+    parent, parent_prov = _read_with_extends(parent_path, (*seen, resolved), (str(path), parent_ref))
+    parent.pop("extends", None)
+    merged = _merge(parent, data)
+    parent_prov.update(provenance)
+    return merged, parent_prov
+
+
+def _record_leaves(data: dict, prefix: tuple, source: str, out: dict) -> None:
+    for k, v in data.items():
+        out[(*prefix, k)] = source
+        if isinstance(v, dict):
+            _record_leaves(v, (*prefix, k), source, out)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(_problems(e, raw, source, provenance)) from None
+    scenario._source = source
+    scenario._provenance = provenance
+    scenario.epochs()  # validate every dated change now, before anything runs
+    return scenario
+
+
+_INTERNAL_LOC = {"[key]"}
+
+
+def _problems(e: ValidationError, raw: dict, source: str, provenance: dict, prefix: tuple = ()) -> list:
+    problems = []
+    for err in e.errors():
+        loc = tuple(p for p in err["loc"] if p not in _INTERNAL_LOC and not str(p).startswith("function-"))
+        path = (*prefix, *loc)
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            siblings = _known_keys(path[:-1])
+            close = difflib.get_close_matches(str(path[-1]), siblings, n=1)
+            msg = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
+        elif err["type"] == "missing":
+            msg, value = "required key is missing", None
+        elif err["type"] == "literal_error" and "[key]" in err["loc"]:
+            msg = f"unknown key; {err['msg'][0].lower()}{err['msg'][1:]}"
+        file = _source_of(path, provenance, source)
+        problems.append((file, key, value, msg))
+    return problems
+
+
+def _source_of(path: tuple, provenance: dict, default: str) -> str:
+    for n in range(len(path), 0, -1):
+        if path[:n] in provenance:
+            return provenance[path[:n]]
+    return default
+
+
+def _known_keys(path: tuple) -> list[str]:
+    """Field names valid at a key path of the scenario schema (for 'did you mean')."""
+    model: Any = Scenario
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return []
+        if part in fields:
+            ann = fields[part].annotation
+            model = next((a for a in getattr(ann, "__args__", ()) if hasattr(a, "model_fields")), ann)
+        elif part in ("by_group", "by_band") or isinstance(part, int):
+            continue
+        else:
+            continue  # a group or band key inside by_group/by_band
+    fields = getattr(model, "model_fields", {})
+    return [name for name in fields]
+
+
+# --- dated changes -------------------------------------------------------------------------------------------
+
+
+def _set_path(raw: dict, parts: list[str], value: Any, must_exist: bool, scale: bool = False) -> None:
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part) if isinstance(node, dict) else None
+        if isinstance(nxt, (int, float)) and not isinstance(nxt, bool) and parts[i + 1] in ("value", "by_group",
+                                                                                           "by_band"):
+            nxt = {"value": nxt}  # refine a bare number
+            node[part] = nxt
+        if not isinstance(nxt, dict):
+            if must_exist:
+                raise KeyError(".".join(parts[: i + 1]))
+            nxt = {}
+            node[part] = nxt
+        node = nxt
+    last = parts[-1]
+    if scale:
+        current = node.get(last)
+        if isinstance(current, dict) and "value" in current:
+            node, last, current = current, "value", current["value"]
+        if not isinstance(current, (int, float)) or isinstance(current, bool):
+            raise KeyError(".".join(parts))
+        node[last] = current * value
+    else:
+        if must_exist and last not in node and not isinstance(node, dict):
+            raise KeyError(".".join(parts))
+        node[last] = value
+
+
+def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
+    epochs: list[tuple[float, Scenario]] = [(base.horizon.start_day, base)]
+    if not base.schedule:
+        return epochs
+    raw = base.model_dump(mode="python", exclude_none=True)
+    raw["schedule"] = []
+    order = sorted(range(len(base.schedule)), key=lambda i: base.schedule[i].date)
+    problems = []
+    for i in order:
+        change = base.schedule[i]
+        for kind, items in (("set", change.set), ("scale", change.scale)):
+            for path, value in items.items():
+                parts = path.split(".")
+                if parts[0] in ("horizon", "schedule", "name", "description", "seed"):
+                    problems.append((_source_of(("schedule",), base._provenance, base._source),
+                                     f"schedule[{i}].{kind}.{path}", value,
+                                     "the horizon, seed and schedule cannot change over time"))
+                    continue
+                try:
+                    _set_path(raw, parts, value, must_exist=kind == "scale", scale=kind == "scale")
+                except KeyError:
+                    problems.append((_source_of(("schedule",), base._provenance, base._source),
+                                     f"schedule[{i}].{kind}.{path}", value,
+                                     "no number at this key path to scale" if kind == "scale"
+                                     else "no such key path"))
+        if problems:
+            continue
+        try:
+            epoch = Scenario.model_validate(raw)
+        except ValidationError as e:
+            for f, k, v, m in _problems(e, raw, base._source, {}):
+                problems.append((_source_of(("schedule",), base._provenance, base._source),
+                                 f"schedule[{i}] ({change.date}): {k}", v, m))
+            continue
+        start = max(base.horizon.day(change.date), base.horizon.start_day)
+        if epochs[-1][0] == start:
+            epochs[-1] = (start, epoch)
+        else:
+            epochs.append((start, epoch))
+        raw = epoch.model_dump(mode="python", exclude_none=True)
+    if problems:
+        raise ScenarioError(problems)
+    return epochs

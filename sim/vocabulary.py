@@ -1,0 +1,65 @@
+"""The domain's words, in one place: substance groups, need bands, referral sources, modalities,
+the states a client can be in, and the reasons an episode of treatment ends.
+
+Order matters: tables indexed by group or band use these tuples' order, and bands run from the most
+to the least severe (LASARS takes the more severe of two domain scores as the overall band).
+"""
+
+from typing import Literal
+
+Group = Literal["opiate", "non_opiate", "alcohol", "non_opiate_alcohol"]
+GROUPS: tuple[str, ...] = ("opiate", "non_opiate", "alcohol", "non_opiate_alcohol")
+GROUP_LABELS = {
+    "opiate": "Opiate and/or crack",
+    "non_opiate": "Non-opiate only",
+    "alcohol": "Alcohol only",
+    "non_opiate_alcohol": "Non-opiate and alcohol",
+}
+
+Band = Literal["critical", "substantial", "moderate", "low", "no_need"]
+BANDS: tuple[str, ...] = ("critical", "substantial", "moderate", "low", "no_need")
+BAND_LABELS = {
+    "critical": "Critical",
+    "substantial": "Substantial",
+    "moderate": "Moderate",
+    "low": "Low",
+    "no_need": "No need for structured treatment",
+}
+
+SOURCES: tuple[str, ...] = (
+    "self", "gp", "arrest_referral", "court_order", "prison_release", "hospital", "mental_health", "other",
+)
+CRIMINAL_JUSTICE_SOURCES = frozenset({"arrest_referral", "court_order", "prison_release"})
+
+MODALITIES: tuple[str, ...] = ("ost", "psychosocial", "intensive_key_working", "structured_group_work")
+
+USE_AT_REVIEW: tuple[str, ...] = ("abstinent", "improved", "neither")
+
+REVIEW_STAGES: tuple[str, ...] = ("start", "review", "exit")
+
+REHAB_OUTCOMES: tuple[str, ...] = ("complete", "step_down", "drop_out")
+
+# States: every client who has arrived is in exactly one of these at every time.
+STATES: tuple[str, ...] = (
+    "awaiting_assessment",      # referred; waiting for (or in) a LASARS assessment
+    "awaiting_treatment",       # assessed into structured treatment; waiting for a caseload place
+    "in_treatment",             # structured community treatment on a recovery worker's caseload
+    "community_detox",          # community detoxification, inside the treatment episode
+    "awaiting_inpatient_detox", # on the inpatient detox waiting list, still on the caseload
+    "inpatient_detox",
+    "awaiting_rehab",           # on the residential rehab waiting list, still on the caseload
+    "residential_rehab",
+    "in_custody",               # transferred to custody; treatment continues inside
+    "recovered",                # left by a planned exit and not (yet) relapsed
+    "relapsed",                 # relapsed after a planned exit, not back in treatment
+    "disengaged",               # left without completing (dropped out, declined, never attended)
+    "signposted",               # assessed as no need for structured treatment; signposted to mutual aid
+    "transferred",              # transferred to another service outside the system (absorbing)
+    "died",                     # absorbing
+)
+TREATMENT_STATES = frozenset({
+    "in_treatment", "community_detox", "awaiting_inpatient_detox", "inpatient_detox",
+    "awaiting_rehab", "residential_rehab",
+})
+
+EXIT_REASONS: tuple[str, ...] = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
