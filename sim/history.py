@@ -17,7 +17,8 @@ Tables (pandas DataFrames, one row per ...):
 ``spells``   — time a client spent in one state: ``client_id``, ``episode``, ``state``, ``start``, ``end``
     (days), ``censored`` (True if still in the state at the end of the horizon). Spells of a client tile
     [first referral, end of horizon] without gaps or overlaps.
-``events``   — dated happenings: ``client_id``, ``episode``, ``time`` (day), ``kind``, ``detail``.
+``events``   — dated happenings: ``client_id``, ``episode``, ``time`` (day), ``kind`` (one of
+    ``vocabulary.EVENT_KINDS``, which says what each means), ``detail``.
 ``reviews``  — TOP reviews due: ``client_id``, ``episode``, ``time``, ``number`` (0 = at start),
     ``completed``, ``use`` (abstinent / improved / neither), ``injecting``, ``offending`` (any offence in the
     previous 28 days), ``housing_problem``, ``quality_of_life`` (0-20). Only completed reviews are evidence.
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .vocabulary import BANDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
+from .vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
 
 TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
 
@@ -173,7 +174,7 @@ def _events_frame(rows: list[tuple]) -> pd.DataFrame:
         "client_id": np.array(arr[0], dtype=np.int64),
         "episode": np.array(arr[1], dtype=np.int64),
         "time": np.array(arr[2], dtype=float),
-        "kind": pd.Series(arr[3], dtype="category"),
+        "kind": pd.Categorical(arr[3], categories=list(EVENT_KINDS)),
         "detail": pd.Series(arr[4], dtype="string"),
     })
     return df.sort_values(["time", "client_id"], ignore_index=True, kind="stable")

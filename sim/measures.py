@@ -25,7 +25,8 @@ died_in_treatment
 planned_share_of_exits         share        planned_exits / exits
 successful_completions         share        planned_exits / in_treatment (NDTMS: of all in treatment)
 re_presented_6m, _12m          share        of planned exits in the period, those re-presenting within 6
-                                            (12) months; empty where the window runs past the horizon
+                                            (12) months = 183 (365) days; empty where the window of an
+                                            exit at the end of the period runs past the horizon
 deaths                         people       deaths in or out of treatment
 caseload_use, detox_bed_use,   share        occupied place-days / available place-days (all clients only)
 rehab_place_use
@@ -42,10 +43,10 @@ import pandas as pd
 
 from .calendar import periods as make_periods
 from .history import History
-from .vocabulary import TREATMENT_STATES
+from .vocabulary import BANDS, GROUPS, TREATMENT_STATES
 
 BREAKDOWNS = (None, "band", "group")
-MONTH = 365.25 / 12
+WINDOW_DAYS = {6: 183.0, 12: 365.0}  # re-presentation windows, in whole days
 TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
 
 
@@ -125,6 +126,9 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     stocks = pd.DataFrame(stock_rows, columns=["p", "category", "in_treatment", "in_treatment_at_end",
                                                "waiting_at_end", "waiting_mean"]).set_index(["p", "category"])
     table = table.join(stocks, how="outer")
+    categories = {None: ["all"], "band": list(BANDS), "group": list(GROUPS)}[by]
+    categories += sorted(set(table.index.get_level_values("category")) - set(categories))  # e.g. unassessed
+    table = table.reindex(pd.MultiIndex.from_product([range(len(per)), categories], names=["p", "category"]))
     int_cols = [c for c in table.columns if c not in ("mean_wait_days", "started_within_3_weeks", "waiting_mean")]
     table[int_cols] = table[int_cols].fillna(0).astype(int)
     table["waiting_mean"] = table["waiting_mean"].fillna(0.0)
@@ -141,13 +145,13 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     table.insert(2, "period_start", history.date(per["start"].to_numpy()[table["p"]]))
     table.insert(3, "period_end", history.date(per["end"].to_numpy()[table["p"]]))
     table.insert(4, "breakdown", by or "all")
-    return table.drop(columns="p").sort_values(["period_start", "category"], ignore_index=True)
+    return table.drop(columns="p")
 
 
 def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: float) -> pd.Series:
     """Share of planned exits in each period followed by a referral within ``months``; NaN if not observable."""
     planned = treated[treated["exit_reason"] == "planned"]
-    window = months * MONTH
+    window = WINDOW_DAYS[months]
     out = {}
     for p, row in per.iterrows():
         sub = planned[(planned["exit"] >= row["start"]) & (planned["exit"] < row["end"])]

@@ -63,3 +63,31 @@ TREATMENT_STATES = frozenset({
 })
 
 EXIT_REASONS: tuple[str, ...] = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
+
+# Kinds of event in History.events, with what ``detail`` holds.
+EVENT_KINDS: dict[str, str] = {
+    "referral": "first referral; detail = referral source",
+    "re_presentation": "referral of someone referred before; detail = referral source",
+    "assessment_start": "an assessor starts the LASARS assessment",
+    "assessed": "assessment done; detail = band",
+    "signposted": "no need for structured treatment; detail = 'mutual_aid' if the client engages",
+    "did_not_attend": "assessed but never attended treatment",
+    "left_waiting_list": "gave up waiting; detail = caseload, inpatient_detox or rehab",
+    "treatment_start": "structured treatment starts; detail = modality",
+    "mutual_aid_engaged": "engages with mutual aid in this episode",
+    "bbv_test": "blood-borne virus test",
+    "hep_b_course_start": "hepatitis B vaccination course started",
+    "hep_b_course_complete": "hepatitis B vaccination course completed",
+    "community_detox_start": "community detox starts",
+    "community_detox_end": "community detox ends; detail = completed or not_completed",
+    "inpatient_detox_referral": "joins the inpatient detox waiting list",
+    "inpatient_detox_start": "admitted to an inpatient detox bed",
+    "inpatient_detox_end": "discharged from inpatient detox; detail = completed or not_completed",
+    "rehab_referral": "joins the residential rehab waiting list",
+    "rehab_start": "admitted to residential rehab",
+    "rehab_end": "leaves rehab; detail = complete, step_down or drop_out",
+    "exit": "leaves structured treatment; detail = exit reason",
+    "custody_release": "released from custody",
+    "relapse": "relapses after a planned exit",
+    "death": "dies; detail = the state the client was in",
+}
