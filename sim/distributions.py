@@ -21,6 +21,8 @@ Draws are made by inverse transform from uniforms supplied by :mod:`sim.randomne
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from typing import Any, ClassVar, Literal, Self
 
@@ -42,6 +44,7 @@ _FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
 }
 _ALL_FAMILY_PARAMS = sorted({p for ps in _FAMILY_PARAMS.values() for p in ps})
 _SHARE_TOLERANCE = 1e-6
+_SCALAR_FAMILIES = frozenset({"fixed", "exponential", "lognormal", "weibull", "triangular"})
 
 
 def _inherit(parent: dict[str, Any], child: Any, number_key: str, family_key: str | None) -> Any:
@@ -93,12 +96,18 @@ class _Overridable(BaseModel):
 
     def table(self) -> list[list[Any]]:
         """``table()[g][b]``: the resolved entry for GROUPS[g] and BANDS[b]; cached."""
-        if self._table is None:
-            self._table = [[self.resolve(g, b) for b in BANDS] for g in GROUPS]
-        return self._table
+        private = self.__pydantic_private__  # a slot: much faster than pydantic's attribute lookup
+        table = private["_table"]
+        if table is None:
+            table = private["_table"] = [[self.resolve(g, b) for b in BANDS] for g in GROUPS]
+        return table
 
     def at(self, g: int, b: int) -> Self:
-        return self.table()[g][b]
+        """The entry for group index ``g`` and band index ``b`` (the simulation's hot path)."""
+        table = self.__pydantic_private__["_table"]
+        if table is None:
+            table = self.table()
+        return table[g][b]
 
     def entries(self):
         """Every entry, base first, with the key path below this parameter."""
@@ -172,6 +181,8 @@ class Dist(_Overridable):
 
     def ppf(self, u: np.ndarray | float) -> np.ndarray | float:
         """The quantile function: the value at cumulative probability ``u`` (vectorised)."""
+        if type(u) is float and self.dist in _SCALAR_FAMILIES:
+            return self._ppf_scalar(u)
         u = np.asarray(u, dtype=float)
         d = self.dist
         if d == "fixed":
@@ -196,6 +207,29 @@ class Dist(_Overridable):
         if self.min is not None or self.max is not None:
             x = np.clip(x, self.min, self.max)
         return x if x.ndim else float(x)
+
+    def _ppf_scalar(self, u: float) -> float:
+        """``ppf`` for one probability without numpy's overhead (same values)."""
+        d = self.dist
+        if d == "fixed":
+            x = self.value
+        elif d == "exponential":
+            x = -self.mean * math.log1p(-u)
+        elif d == "lognormal":
+            x = self.median * math.exp(self.sigma * float(special.ndtri(u)))
+        elif d == "weibull":
+            x = self.scale * (-math.log1p(-u)) ** (1.0 / self.shape)
+        else:  # triangular
+            a, c, b = self.low, self.mode, self.high
+            if u < (c - a) / (b - a):
+                x = a + math.sqrt(u * (b - a) * (c - a))
+            else:
+                x = b - math.sqrt((1 - u) * (b - a) * (b - c))
+        if self.min is not None and x < self.min:
+            x = self.min
+        if self.max is not None and x > self.max:
+            x = self.max
+        return x
 
     def expected(self) -> float:
         """The mean of the unclamped distribution (for documentation and queueing checks)."""
@@ -268,7 +302,7 @@ class Shares(_Overridable):
     categories: ClassVar[tuple[str, ...]] = ()
 
     p: dict[str, float]
-    _cum: np.ndarray | None = PrivateAttr(default=None)
+    _cum: list[float] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -305,9 +339,11 @@ class Shares(_Overridable):
 
     def pick(self, u: float) -> int:
         """Index into ``categories`` of the category at cumulative probability ``u``."""
-        if self._cum is None:
-            self._cum = np.cumsum(self.probabilities())
-        return min(int(np.searchsorted(self._cum, u, side="right")), len(self.categories) - 1)
+        private = self.__pydantic_private__
+        cum = private["_cum"]
+        if cum is None:
+            cum = private["_cum"] = list(itertools.accumulate(self.probabilities().tolist()))
+        return min(bisect.bisect_right(cum, u), len(cum) - 1)
 
 
 def shares_of(*categories: str, name: str) -> type[Shares]:

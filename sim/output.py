@@ -20,7 +20,7 @@ def summary_text(history: History, scenario: Scenario, wall_seconds: float | Non
     h = scenario.horizon
     lines = [
         f"pbrsim {__version__} — scenario {scenario.name}: {scenario.description}",
-        f"seed {history.seed.entropy if hasattr(history.seed, 'entropy') else history.seed}; "
+        f"seed {_seed_repr(history.seed)}; "
         f"reported {h.contract_start} to {h.end_date} (warm-up {h.warmup_years:g} years, not reported)",
         f"clients simulated {len(history.clients):,} ({int(history.clients['stock'].sum()):,} referred before the "
         f"contract start); episodes {len(history.episodes):,}",
@@ -55,7 +55,7 @@ def write_run(history: History, scenario: Scenario, out: Path, formats=("parquet
         (tmp / "run.json").write_text(json.dumps({
             "pbrsim": __version__, "scenario": scenario.name, "seed": _seed_repr(history.seed),
             "wall_seconds": wall_seconds, "python": platform.python_version(), "machine": platform.machine(),
-            "events_processed": history.meta.get("events_processed"),
+            "simpy_events": history.meta.get("simpy_events"),
         }, indent=2, default=str))
         if with_plots:
             (tmp / "plots").mkdir()
@@ -75,6 +75,8 @@ def write_run(history: History, scenario: Scenario, out: Path, formats=("parquet
 
 def _seed_repr(seed) -> object:
     if hasattr(seed, "entropy"):
+        if not seed.spawn_key:
+            return seed.entropy
         return {"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)}
     return seed
 

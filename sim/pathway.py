@@ -119,7 +119,8 @@ class TreatmentSystem:
         for c, rec in list(self.open_treatment.values()):
             self._write_reviews(c, rec, self.end, planned=False)
         history = self.record.finish(self.end, self.scenario.horizon, self.scenario.name, self.seed)
-        history.meta["events_processed"] = getattr(self.env, "_eid", None)
+        counter = getattr(self.env, "_eid", None)  # SimPy's event counter (private; absent in other versions)
+        history.meta["simpy_events"] = next(counter) if counter is not None else None
         return history
 
     def P(self) -> Scenario:
@@ -602,7 +603,7 @@ class TreatmentSystem:
             stage = np.append(stage, 2)
             n += 1
         u0 = self.rng.draws(Stream.REVIEW, c.id, c.episode, 6)
-        u = self.rng.draws(Stream.REVIEW, c.id, c.episode, 4 * n, offset=16).reshape(n, 4)
+        u = self.rng.draws_array(Stream.REVIEW, c.id, c.episode, 4 * n, offset=16).reshape(n, 4)
         completed = u[:, 0] < rv.completed.at(g, b).value
         completed[stage == 2] = True  # a planned exit is evidenced by its discharge review
         rho = rv.persistence
