@@ -76,11 +76,16 @@ def _expand_overrides(data: Any, number_key: str, family_key: str | None) -> Any
 class _Overridable(BaseModel):
     """Shared machinery: per-group/per-band overrides resolved once into a 4 x 5 table."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     by_group: dict[Group, Self] | None = None
     by_band: dict[Band, Self] | None = None
     _table: list[list[Any]] | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:  # fields only: lookup caches do not count
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
 
     def resolve(self, group: str, band: str | None = None) -> Self:
         """The entry that applies to a client of this substance group and need band (band None: before
@@ -266,9 +271,8 @@ class Scalar(_Overridable):
     @model_validator(mode="after")
     def _bounds(self) -> Self:
         if not self.lower <= self.value <= self.upper:
-            hi = "" if math.isinf(self.upper) else f", {self.upper:g}]"
-            rng = f"[{self.lower:g}{hi}" if hi else f">= {self.lower:g}"
-            raise ValueError(f"a {self.what} must be in {rng}, got {self.value}")
+            rng = f">= {self.lower:g}" if math.isinf(self.upper) else f"in [{self.lower:g}, {self.upper:g}]"
+            raise ValueError(f"a {self.what} must be {rng}, got {self.value}")
         return self
 
 
@@ -342,8 +346,12 @@ class Shares(_Overridable):
         private = self.__pydantic_private__
         cum = private["_cum"]
         if cum is None:
-            cum = private["_cum"] = list(itertools.accumulate(self.probabilities().tolist()))
-        return min(bisect.bisect_right(cum, u), len(cum) - 1)
+            shares = self.probabilities().tolist()
+            cum = list(itertools.accumulate(shares))
+            last = max(i for i, x in enumerate(shares) if x > 0)
+            cum[last:] = [math.inf] * (len(cum) - last)  # rounding can never pick a zero-share category
+            private["_cum"] = cum
+        return bisect.bisect_right(cum, u)
 
 
 def shares_of(*categories: str, name: str) -> type[Shares]:

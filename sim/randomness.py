@@ -50,8 +50,9 @@ def _mix_array(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-_TO_UNIT = 1.0 / (1 << 53)
-_HALF_ULP = 0.5 / (1 << 53)
+# 52 random bits plus half a step: every value is exactly representable and strictly inside (0, 1)
+_TO_UNIT = 1.0 / (1 << 52)
+_HALF_STEP = 0.5 / (1 << 52)
 _INDEX_CACHE = (np.arange(1, 257, dtype=np.uint64) * np.uint64(_GAMMA))
 
 
@@ -80,7 +81,7 @@ class ClientRandom:
             z = (h + i * _GAMMA) & _M64
             z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _M64
             z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _M64
-            out.append(((z ^ (z >> 31)) >> 11) * _TO_UNIT + _HALF_ULP)
+            out.append(((z ^ (z >> 31)) >> 12) * _TO_UNIT + _HALF_STEP)
         return out
 
     def draws_array(self, stream: Stream, client: int, episode: int, n: int, offset: int = 0) -> np.ndarray:
@@ -91,7 +92,7 @@ class ClientRandom:
         else:
             idx = np.arange(offset + 1, offset + n + 1, dtype=np.uint64) * np.uint64(_GAMMA)
         bits = _mix_array(np.uint64(h) + idx)
-        return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / (1 << 53))
+        return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:

@@ -8,7 +8,7 @@ A scenario may ``extends = "other.toml"`` (a path relative to the file). Tables 
 extending file winning; arrays (such as ``schedule``) are replaced whole.
 
 Every problem is reported before anything runs, each naming the file the value came from, the key path and the
-value: ``west_kent.toml: treatment.drop_out_rate_per_year.by_group.opiate = -0.2: a rate must be >= 0``.
+value: ``west_kent.toml: treatment.drop_out_rate_per_year.by_group.opiate = -0.2: a rate must be >= 0, got -0.2``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
 from .vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
@@ -51,7 +52,12 @@ def _show(value: Any) -> str:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def __eq__(self, other: object) -> bool:  # fields only: caches and provenance do not count
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
 
 
 class Horizon(_Section):
@@ -61,12 +67,18 @@ class Horizon(_Section):
     warmup_years: float = Field(5.0, ge=0, description="simulated before contract start to build the stock "
                                                         "of clients; never reported (years)")
 
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("contract_start")
+        if end is not None and start is not None and end <= start:
+            raise ValueError(f"the end must be after contract_start ({start})")
+        return end
+
     @model_validator(mode="after")
     def _one_end(self) -> Self:
         if (self.years is None) == (self.end is None):
             raise ValueError("give exactly one of years and end")
-        if self.end is not None and self.end <= self.contract_start:
-            raise ValueError(f"end ({self.end}) must be after contract_start ({self.contract_start})")
         return self
 
     @property
@@ -297,6 +309,7 @@ class Scenario(_Section):
     _epochs: list[tuple[float, Scenario]] | None = PrivateAttr(default=None)
     _source: str = PrivateAttr(default="<scenario>")
     _provenance: dict[tuple, str] = PrivateAttr(default_factory=dict)
+    _raw: dict[str, Any] | None = PrivateAttr(default=None)  # the merged file, as written
 
     def epochs(self) -> list[tuple[float, Scenario]]:
         """[(start day, scenario in force)], the first starting at the warm-up start."""
@@ -305,11 +318,25 @@ class Scenario(_Section):
         return self._epochs
 
     def with_changes(self, changes: dict[str, Any]) -> Scenario:
-        """A copy with values replaced at dotted key paths, validated again (for variants and sweeps)."""
-        raw = self.model_dump(mode="python", exclude_none=True)
+        """A copy with values replaced at dotted key paths, validated again (for variants and sweeps).
+
+        Changes apply to the scenario as written, so a change to a base parameter reaches the overrides that
+        inherit from it, exactly as the same edit in the file would. ``None`` removes a key.
+        """
+        raw = copy.deepcopy(self.raw())
+        provenance = dict(self._provenance)
+        label = f"{self._source} (with changes)"
         for path, value in changes.items():
-            _set_path(raw, path.split("."), value, must_exist=False)
-        return _validate(raw, f"{self._source} (with changes)", dict(self._provenance))
+            parts = path.split(".")
+            _set_path(raw, parts, value, must_exist=False)
+            provenance[tuple(parts)] = label
+        return _validate(raw, label, provenance)
+
+    def raw(self) -> dict[str, Any]:
+        """The scenario as written (after ``extends``), before validation filled in defaults."""
+        if self._raw is None:
+            self._raw = self.model_dump(mode="python", exclude_none=True)
+        return self._raw
 
 
 # --- loading -----------------------------------------------------------------------------------------------
@@ -326,7 +353,7 @@ def load_scenario(path: str | Path) -> Scenario:
 def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
     raw = copy.deepcopy(raw)
     raw.pop("extends", None)
-    return _validate(raw, source, {})
+    return _validate(raw, source, {(k,): source for k in raw})
 
 
 def _read_toml(path: Path, referrer: tuple[str, str] | None) -> dict[str, Any]:
@@ -344,8 +371,8 @@ def _read_toml(path: Path, referrer: tuple[str, str] | None) -> dict[str, Any]:
 def _read_with_extends(path: Path, seen: tuple[Path, ...], referrer=None) -> tuple[dict, dict]:
     resolved = path.resolve()
     if resolved in seen:
-        chain = " -> ".join(str(p) for p in (*seen, resolved))
-        raise ScenarioError([(str(path), "extends", str(path), f"circular extends: {chain}")])
+        chain = " -> ".join(p.name for p in (*seen, resolved))
+        raise ScenarioError([(referrer[0], "extends", referrer[1], f"circular extends: {chain}")])
     data = _read_toml(path, referrer)
     provenance = {(k,): str(path) for k in data}
     _record_leaves(data, (), str(path), provenance)
@@ -370,13 +397,22 @@ def _record_leaves(data: dict, prefix: tuple, source: str, out: dict) -> None:
 
 
 def _merge(base: dict, override: dict) -> dict:
+    """Tables merge key by key, the override winning; arrays, a table naming a new ``dist`` and a table of
+    shares (``p``) replace the parent's whole; a parent's bare number stays the base of a refining table."""
     out = copy.deepcopy(base)
     for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+        parent = out.get(k)
+        if isinstance(v, dict) and _is_number(parent) and "dist" not in v and "value" not in v:
+            out[k] = {"value": parent, **copy.deepcopy(v)}
+        elif isinstance(v, dict) and isinstance(parent, dict) and "dist" not in v and k != "p":
+            out[k] = _merge(parent, v)
         else:
             out[k] = copy.deepcopy(v)
     return out
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
@@ -386,6 +422,7 @@ def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
         raise ScenarioError(_problems(e, raw, source, provenance)) from None
     scenario._source = source
     scenario._provenance = provenance
+    scenario._raw = raw
     scenario.epochs()  # validate every dated change now, before anything runs
     return scenario
 
@@ -409,6 +446,8 @@ def _problems(e: ValidationError, raw: dict, source: str, provenance: dict, pref
             msg, value = "required key is missing", None
         elif err["type"] == "literal_error" and "[key]" in err["loc"]:
             msg = f"unknown key; {err['msg'][0].lower()}{err['msg'][1:]}"
+        if isinstance(value, dict) and set(value) == {"value"}:
+            value = value["value"]  # a bare number, shown as written
         file = _source_of(path, provenance, source)
         problems.append((file, key, value, msg))
     return problems
@@ -474,7 +513,7 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
     epochs: list[tuple[float, Scenario]] = [(base.horizon.start_day, base)]
     if not base.schedule:
         return epochs
-    raw = base.model_dump(mode="python", exclude_none=True)
+    raw = copy.deepcopy(base.raw())
     raw["schedule"] = []
     order = sorted(range(len(base.schedule)), key=lambda i: base.schedule[i].date)
     problems = []
@@ -509,7 +548,6 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
             epochs[-1] = (start, epoch)
         else:
             epochs.append((start, epoch))
-        raw = epoch.model_dump(mode="python", exclude_none=True)
     if problems:
         raise ScenarioError(problems)
     return epochs

@@ -73,6 +73,18 @@ def test_expected_matches_scipy_mean(name):
     assert Dist.model_validate(params).expected() == pytest.approx(float(ref.mean()), rel=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_scalar_and_array_ppf_agree(name):
+    # ppf has a pure-Python path for one float and a numpy path for arrays; they must give the same values
+    params, _ = FAMILIES[name]
+    for extra in ({}, {"min": 1.0, "max": 6.0}):
+        d = Dist.model_validate({**params, **extra})
+        u = np.array(PROBS + [1e-9, 0.123456789, 1 - 1e-9])
+        scalar = [d.ppf(float(x)) for x in u]
+        assert all(isinstance(x, float) for x in scalar)
+        np.testing.assert_allclose(scalar, d.ppf(u), rtol=1e-13, atol=0)
+
+
 def test_fixed_ppf_and_mean():
     d = make(dist="fixed", value=21.0)
     for u in PROBS:
@@ -300,6 +312,14 @@ def test_entries_lists_every_override_with_its_path():
     }
 
 
+def test_equality_does_not_depend_on_the_lookup_cache():
+    a = make(dist="exponential", mean=4)
+    b = make(dist="exponential", mean=4)
+    assert a == b
+    a.table()
+    assert a == b
+
+
 def test_dist_is_frozen():
     d = make(dist="exponential", mean=4)
     with pytest.raises(ValidationError):
@@ -334,7 +354,7 @@ def test_scalar_bounds(cls, good, bad):
     for v in good:
         assert cls.model_validate(v).value == v
     for v in bad:
-        with pytest.raises(ValidationError, match=f"a {cls.what} must be in"):
+        with pytest.raises(ValidationError, match=f"a {cls.what} must be|finite number"):
             cls.model_validate(v)
 
 
@@ -424,11 +444,6 @@ def test_pick_boundaries_by_hand():
     assert [s.pick(u) for u in (0.0, 0.2499, 0.25, 0.4999, 0.5, 0.9999)] == [0, 0, 1, 1, 3, 3]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG sim/distributions.py:310 Shares.pick clamps an index past the end to the LAST category, even when "
-    "that category has share 0: floating-point cumsum can end below 1 (0.7+0.2+0.1 = 0.9999999999999999), "
-    "and shares summing to 1 - 5e-7 pass the 1e-6 tolerance; u above the final cumulative share then picks "
-    "a zero-share category (sim.randomness can even return u == 1.0 exactly)"))
 def test_pick_near_one_never_chooses_a_trailing_zero_share():
     exact = ABCD.model_validate({"a": 0.7, "b": 0.2, "c": 0.1})   # d has share 0
     within_tolerance = ABCD.model_validate({"a": 0.5, "b": 0.4999996})  # c, d have share 0
@@ -462,6 +477,16 @@ continuous = st.one_of(
     triangulars(),
     st.builds(lambda a, b: {"dist": "beta", "alpha": a, "beta": b}, shape, shape),
 )
+
+
+def _non_decreasing(x: np.ndarray) -> bool:
+    """Non-decreasing up to rounding: scipy's iterative inverses (gammaincinv) wobble by an ulp at tiny
+    quantiles (gamma shape 0.18: 2.93095015e-50 then 1 ulp less), and the triangular upper branch
+    ``high - sqrt(...)`` cancels when the mode is near ``low`` (errors ~1e-17). Allow 1e-12 relative or absolute,
+    far below anything that matters in days or weeks."""
+    return bool(np.all(np.diff(x) >= -1e-12 * np.maximum(1.0, np.abs(x[:-1]))))
+
+
 uniforms = st.lists(st.floats(min_value=1e-9, max_value=1 - 1e-9), min_size=2, max_size=30)
 
 
@@ -473,7 +498,7 @@ def test_ppf_is_non_decreasing(params, us):
     x = d.ppf(u)
     assert np.all(np.isfinite(x))
     assert np.all(x >= 0)
-    assert np.all(np.diff(x) >= 0), (params, u, x)
+    assert _non_decreasing(x), (params, u, x)
 
 
 @settings(max_examples=200, deadline=None)
@@ -482,7 +507,7 @@ def test_clamped_ppf_stays_in_bounds_and_non_decreasing(params, us, lo, width):
     d = Dist.model_validate({**params, "min": lo, "max": lo + width})
     x = d.ppf(np.sort(np.array(us)))
     assert np.all(x >= lo) and np.all(x <= lo + width)
-    assert np.all(np.diff(x) >= 0)
+    assert _non_decreasing(x)
 
 
 @settings(max_examples=300, deadline=None)
@@ -500,7 +525,8 @@ def test_shares_summing_to_one_validate_and_pick_a_positive_share(weights, us):
 
 
 @settings(max_examples=200, deadline=None)
-@given(weights=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=4).filter(lambda w: sum(w) > 0.01))
+@given(weights=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=4)
+       .filter(lambda w: sum(w) > 0.01))
 def test_normalised_float_shares_validate(weights):
     total = sum(weights)
     p = {c: w / total for c, w in zip(ABCD.categories, weights)}
