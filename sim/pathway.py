@@ -554,6 +554,8 @@ class TreatmentSystem:
                     source = SOURCE_ARREST
             else:  # signposted
                 nxt = env.now + exp_time(u[5], ae.signposted_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
+            if state == RECOVERED and step == 1:
+                self._training(c, sc, min(nxt, death))
             if death <= nxt:
                 yield self.hold(death)
                 self.die(c)
@@ -564,6 +566,15 @@ class TreatmentSystem:
                 state = RELAPSED
                 continue
             return source
+
+    def _training(self, c: Client, sc: Scenario, recovered_until: float) -> None:
+        """Entering education, training or employment after a planned exit, while still recovered: recorded
+        as an event, with no SimPy event of its own."""
+        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 2, offset=8)
+        if u[0] < sc.after_exit.training_after_planned_exit.at(c.g, c.band).value:
+            t = self.env.now + DAYS_PER_WEEK * sc.after_exit.training_weeks.at(c.g, c.band).ppf(u[1])
+            if t < recovered_until and t <= self.end:
+                self.record.event(c, t, "entered_training")
 
     def die(self, c: Client) -> None:
         now = self.env.now
@@ -620,7 +631,8 @@ class TreatmentSystem:
         housing = np.zeros(n, dtype=bool)
         if c.housing_problem:
             housing = times < start + DAYS_PER_WEEK * rv.housing_resolved_weeks.at(g, b).ppf(u0[4])
-        ratio = np.where(stage == 0, 1.0, rv.offending_ratio.at(g, b).value)
+        ratio = np.where(stage == 0, sc.offending.before_treatment.at(g, b).value,
+                         sc.offending.in_treatment.at(g, b).value)
         offending = u[:, 2] < -np.expm1(-c.offending_rate * ratio * 28.0 / DAYS_PER_YEAR)
         means = np.array([rv.quality_of_life_mean[x] for x in USE_AT_REVIEW])
         qol = np.clip(np.rint(means[use] + rv.quality_of_life_sd * special.ndtri(u[:, 3])), 0, 20)

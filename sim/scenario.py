@@ -175,7 +175,6 @@ class Reviews(_Section):
     housing_resolved_weeks: Dist = Field(description="treatment start to housing problem resolved (weeks)")
     quality_of_life_mean: dict[str, float] = Field(description="mean TOP quality of life (0-20) by use at review")
     quality_of_life_sd: float = Field(3.0, ge=0, description="spread of TOP quality-of-life scores (points)")
-    offending_ratio: Ratio = Field(description="offending rate in treatment relative to untreated")
     bbv_test: Probability = Field(description="probability of a blood-borne virus test in the episode")
     bbv_test_days: Dist = Field(description="treatment start to BBV test (days)")
     hep_b_course: Probability = Field(description="probability a hepatitis B course is started")
@@ -238,6 +237,9 @@ class AfterExit(_Section):
     signposted_represent_rate_per_year: Rate = Field(description="re-referral hazard after signposting")
     criminal_justice_route: Probability = Field(description="share of re-presentations after an unplanned exit "
                                                             "that come by a criminal-justice route")
+    training_after_planned_exit: Probability = Field(description="probability of entering education, training "
+                                                                 "or employment after a planned exit")
+    training_weeks: Dist = Field(description="planned exit to entering training (weeks), if still recovered")
 
 
 class Custody(_Section):
@@ -254,6 +256,37 @@ class Mortality(_Section):
     post_exit_ratio: Ratio = Field(description="mortality multiplier in the weeks after leaving opioid "
                                                "substitution, detox, rehab or custody")
     post_exit_weeks: float = Field(4.0, ge=0, description="how long the raised risk lasts (weeks)")
+
+
+class Offending(_Section):
+    """Offending relative to a client's personal untreated rate, by state (offences are counted afterwards,
+    from the spells; see :mod:`sim.offending`)."""
+
+    before_treatment: Ratio = Field(description="referred, awaiting assessment or treatment")
+    in_treatment: Ratio = Field(description="in structured treatment (also used for TOP review answers)")
+    after_planned_exit: Ratio = Field(description="recovered after a planned exit")
+    after_drop_out: Ratio = Field(description="disengaged after an unplanned exit or a missed start")
+    relapsed: Ratio = Field(description="relapsed after a planned exit")
+    signposted: Ratio = Field(description="signposted after a no-need assessment")
+    in_custody: Ratio = Field(description="in custody")
+    recorded_share: Probability = Field(description="share of offences that lead to a police record (PNC)")
+
+
+class Costs(_Section):
+    """Provider delivery costs (pounds, one price base) and the commissioner's cost of assessment."""
+
+    recovery_worker_per_year: float = Field(ge=0, description="cost of a recovery worker (pounds per FTE-year)")
+    overheads_per_year: float = Field(ge=0, description="premises, management, recovery programme (pounds/year)")
+    ost_per_client_year: Rate = Field(description="prescribing, dispensing and supervision of opioid substitution "
+                                                  "(pounds per client-year on OST)")
+    community_detox: Rate = Field(description="pounds per community detox")
+    inpatient_detox_per_day: Rate = Field(description="pounds per inpatient detox bed-day")
+    rehab_per_week: Rate = Field(description="pounds per week of residential rehab")
+    bbv_test: float = Field(ge=0, description="pounds per blood-borne virus test")
+    hep_b_course: float = Field(ge=0, description="pounds per hepatitis B course started")
+    mutual_aid_per_client_year: float = Field(ge=0, description="recovery support for engaged clients (pounds "
+                                                                 "per client-year in treatment)")
+    assessment: float = Field(ge=0, description="pounds per LASARS assessment, paid by the commissioner")
 
 
 class Capacity(_Section):
@@ -303,7 +336,11 @@ class Scenario(_Section):
     after_exit: AfterExit
     custody: Custody
     mortality: Mortality
+    offending: Offending
+    costs: Costs
     capacity: Capacity
+    contract: str | None = Field(None, description="the contract file this system is paid under (a path "
+                                                   "relative to the scenario file that names it)")
     schedule: list[Change] = Field(default_factory=list)
 
     _epochs: list[tuple[float, Scenario]] | None = PrivateAttr(default=None)
@@ -331,6 +368,13 @@ class Scenario(_Section):
             _set_path(raw, parts, value, must_exist=False)
             provenance[tuple(parts)] = label
         return _validate(raw, label, provenance)
+
+    def contract_path(self) -> Path | None:
+        """Where the named contract file is: relative to the file that names it."""
+        if self.contract is None:
+            return None
+        named_in = Path(_source_of(("contract",), self._provenance, self._source).removesuffix(" (with changes)"))
+        return (named_in.parent / self.contract) if named_in.suffix == ".toml" else Path(self.contract)
 
     def raw(self) -> dict[str, Any]:
         """The scenario as written (after ``extends``), before validation filled in defaults."""
@@ -522,7 +566,7 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
         for kind, items in (("set", change.set), ("scale", change.scale)):
             for path, value in items.items():
                 parts = path.split(".")
-                if parts[0] in ("horizon", "schedule", "name", "description", "seed"):
+                if parts[0] in ("horizon", "schedule", "name", "description", "seed", "contract"):
                     problems.append((_source_of(("schedule",), base._provenance, base._source),
                                      f"schedule[{i}].{kind}.{path}", value,
                                      "the horizon, seed and schedule cannot change over time"))

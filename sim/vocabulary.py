@@ -89,5 +89,6 @@ EVENT_KINDS: dict[str, str] = {
     "exit": "leaves structured treatment; detail = exit reason",
     "custody_release": "released from custody",
     "relapse": "relapses after a planned exit",
+    "entered_training": "enters education, training or employment after a planned exit",
     "death": "dies; detail = the state the client was in",
 }
