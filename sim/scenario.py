@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import difflib
 import math
-import tomllib
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .config import ConfigError, problems, read_with_extends, set_path, source_of
+from .config import Section as _Section
 from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
 from .vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 
@@ -34,30 +33,13 @@ UseShares = shares_of(*USE_AT_REVIEW, name="UseShares")
 RehabOutcomeShares = shares_of(*REHAB_OUTCOMES, name="RehabOutcomeShares")
 
 DAYS_PER_YEAR = 365.25
-DAYS_PER_WEEK = 7.0
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """Problems found in a scenario, each as (file, key path, value, message)."""
 
-    def __init__(self, problems: list[tuple[str, str, Any, str]]):
-        self.problems = problems
-        lines = [f"{f}: {k} = {_show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems]
-        super().__init__("invalid scenario\n  " + "\n  ".join(lines))
-
-
-def _show(value: Any) -> str:
-    text = repr(value) if not isinstance(value, (dt.date, dict)) else str(value)
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    def __eq__(self, other: object) -> bool:  # fields only: caches and provenance do not count
-        return type(self) is type(other) and self.__dict__ == other.__dict__
-
-    __hash__ = BaseModel.__hash__
+    what = "scenario"
+DAYS_PER_WEEK = 7.0
 
 
 class Horizon(_Section):
@@ -365,7 +347,7 @@ class Scenario(_Section):
         label = f"{self._source} (with changes)"
         for path, value in changes.items():
             parts = path.split(".")
-            _set_path(raw, parts, value, must_exist=False)
+            set_path(raw, parts, value, must_exist=False)
             provenance[tuple(parts)] = label
         return _validate(raw, label, provenance)
 
@@ -373,7 +355,7 @@ class Scenario(_Section):
         """Where the named contract file is: relative to the file that names it."""
         if self.contract is None:
             return None
-        named_in = Path(_source_of(("contract",), self._provenance, self._source).removesuffix(" (with changes)"))
+        named_in = Path(source_of(("contract",), self._provenance, self._source).removesuffix(" (with changes)"))
         return (named_in.parent / self.contract) if named_in.suffix == ".toml" else Path(self.contract)
 
     def raw(self) -> dict[str, Any]:
@@ -389,7 +371,7 @@ class Scenario(_Section):
 def load_scenario(path: str | Path) -> Scenario:
     """Read, merge (``extends``) and validate a scenario file and all its dated changes."""
     path = Path(path)
-    raw, provenance = _read_with_extends(path, seen=())
+    raw, provenance = read_with_extends(path, ScenarioError)
     raw.pop("extends", None)
     return _validate(raw, str(path), provenance)
 
@@ -400,70 +382,11 @@ def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
     return _validate(raw, source, {(k,): source for k in raw})
 
 
-def _read_toml(path: Path, referrer: tuple[str, str] | None) -> dict[str, Any]:
-    if not path.is_file():
-        if referrer:
-            raise ScenarioError([(referrer[0], "extends", referrer[1], f"no such file: {path}")])
-        raise ScenarioError([(str(path), "", None, "no such file")])
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError([(str(path), "", None, f"not valid TOML: {e}")]) from None
-
-
-def _read_with_extends(path: Path, seen: tuple[Path, ...], referrer=None) -> tuple[dict, dict]:
-    resolved = path.resolve()
-    if resolved in seen:
-        chain = " -> ".join(p.name for p in (*seen, resolved))
-        raise ScenarioError([(referrer[0], "extends", referrer[1], f"circular extends: {chain}")])
-    data = _read_toml(path, referrer)
-    provenance = {(k,): str(path) for k in data}
-    _record_leaves(data, (), str(path), provenance)
-    parent_ref = data.get("extends")
-    if parent_ref is None:
-        return data, provenance
-    if not isinstance(parent_ref, str):
-        raise ScenarioError([(str(path), "extends", parent_ref, "must be a file name (string)")])
-    parent_path = path.parent / parent_ref
-    parent, parent_prov = _read_with_extends(parent_path, (*seen, resolved), (str(path), parent_ref))
-    parent.pop("extends", None)
-    merged = _merge(parent, data)
-    parent_prov.update(provenance)
-    return merged, parent_prov
-
-
-def _record_leaves(data: dict, prefix: tuple, source: str, out: dict) -> None:
-    for k, v in data.items():
-        out[(*prefix, k)] = source
-        if isinstance(v, dict):
-            _record_leaves(v, (*prefix, k), source, out)
-
-
-def _merge(base: dict, override: dict) -> dict:
-    """Tables merge key by key, the override winning; arrays, a table naming a new ``dist`` and a table of
-    shares (``p``) replace the parent's whole; a parent's bare number stays the base of a refining table."""
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        parent = out.get(k)
-        if isinstance(v, dict) and _is_number(parent) and "dist" not in v and "value" not in v:
-            out[k] = {"value": parent, **copy.deepcopy(v)}
-        elif isinstance(v, dict) and isinstance(parent, dict) and "dist" not in v and k != "p":
-            out[k] = _merge(parent, v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as e:
-        raise ScenarioError(_problems(e, raw, source, provenance)) from None
+        raise ScenarioError(problems(e, Scenario, source, provenance)) from None
     scenario._source = source
     scenario._provenance = provenance
     scenario._raw = raw
@@ -471,86 +394,7 @@ def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
     return scenario
 
 
-_INTERNAL_LOC = {"[key]"}
-
-
-def _problems(e: ValidationError, raw: dict, source: str, provenance: dict, prefix: tuple = ()) -> list:
-    problems = []
-    for err in e.errors():
-        loc = tuple(p for p in err["loc"] if p not in _INTERNAL_LOC and not str(p).startswith("function-"))
-        path = (*prefix, *loc)
-        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path).replace(".[", "[")
-        msg = err["msg"].removeprefix("Value error, ")
-        value = err.get("input")
-        if err["type"] == "extra_forbidden":
-            siblings = _known_keys(path[:-1])
-            close = difflib.get_close_matches(str(path[-1]), siblings, n=1)
-            msg = "unknown key" + (f" (did you mean '{close[0]}'?)" if close else "")
-        elif err["type"] == "missing":
-            msg, value = "required key is missing", None
-        elif err["type"] == "literal_error" and "[key]" in err["loc"]:
-            msg = f"unknown key; {err['msg'][0].lower()}{err['msg'][1:]}"
-        if isinstance(value, dict) and set(value) == {"value"}:
-            value = value["value"]  # a bare number, shown as written
-        file = _source_of(path, provenance, source)
-        problems.append((file, key, value, msg))
-    return problems
-
-
-def _source_of(path: tuple, provenance: dict, default: str) -> str:
-    for n in range(len(path), 0, -1):
-        if path[:n] in provenance:
-            return provenance[path[:n]]
-    return default
-
-
-def _known_keys(path: tuple) -> list[str]:
-    """Field names valid at a key path of the scenario schema (for 'did you mean')."""
-    model: Any = Scenario
-    for part in path:
-        fields = getattr(model, "model_fields", None)
-        if fields is None:
-            return []
-        if part in fields:
-            ann = fields[part].annotation
-            model = next((a for a in getattr(ann, "__args__", ()) if hasattr(a, "model_fields")), ann)
-        elif part in ("by_group", "by_band") or isinstance(part, int):
-            continue
-        else:
-            continue  # a group or band key inside by_group/by_band
-    fields = getattr(model, "model_fields", {})
-    return [name for name in fields]
-
-
 # --- dated changes -------------------------------------------------------------------------------------------
-
-
-def _set_path(raw: dict, parts: list[str], value: Any, must_exist: bool, scale: bool = False) -> None:
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        nxt = node.get(part) if isinstance(node, dict) else None
-        if isinstance(nxt, (int, float)) and not isinstance(nxt, bool) and parts[i + 1] in ("value", "by_group",
-                                                                                           "by_band"):
-            nxt = {"value": nxt}  # refine a bare number
-            node[part] = nxt
-        if not isinstance(nxt, dict):
-            if must_exist:
-                raise KeyError(".".join(parts[: i + 1]))
-            nxt = {}
-            node[part] = nxt
-        node = nxt
-    last = parts[-1]
-    if scale:
-        current = node.get(last)
-        if isinstance(current, dict) and "value" in current:
-            node, last, current = current, "value", current["value"]
-        if not isinstance(current, (int, float)) or isinstance(current, bool):
-            raise KeyError(".".join(parts))
-        node[last] = current * value
-    else:
-        if must_exist and last not in node and not isinstance(node, dict):
-            raise KeyError(".".join(parts))
-        node[last] = value
 
 
 def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
@@ -560,31 +404,31 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
     raw = copy.deepcopy(base.raw())
     raw["schedule"] = []
     order = sorted(range(len(base.schedule)), key=lambda i: base.schedule[i].date)
-    problems = []
+    found = []
     for i in order:
         change = base.schedule[i]
         for kind, items in (("set", change.set), ("scale", change.scale)):
             for path, value in items.items():
                 parts = path.split(".")
                 if parts[0] in ("horizon", "schedule", "name", "description", "seed", "contract"):
-                    problems.append((_source_of(("schedule",), base._provenance, base._source),
+                    found.append((source_of(("schedule",), base._provenance, base._source),
                                      f"schedule[{i}].{kind}.{path}", value,
                                      "the horizon, seed and schedule cannot change over time"))
                     continue
                 try:
-                    _set_path(raw, parts, value, must_exist=kind == "scale", scale=kind == "scale")
+                    set_path(raw, parts, value, must_exist=kind == "scale", scale=kind == "scale")
                 except KeyError:
-                    problems.append((_source_of(("schedule",), base._provenance, base._source),
+                    found.append((source_of(("schedule",), base._provenance, base._source),
                                      f"schedule[{i}].{kind}.{path}", value,
                                      "no number at this key path to scale" if kind == "scale"
                                      else "no such key path"))
-        if problems:
+        if found:
             continue
         try:
             epoch = Scenario.model_validate(raw)
         except ValidationError as e:
-            for f, k, v, m in _problems(e, raw, base._source, {}):
-                problems.append((_source_of(("schedule",), base._provenance, base._source),
+            for f, k, v, m in problems(e, Scenario, base._source, {}):
+                found.append((source_of(("schedule",), base._provenance, base._source),
                                  f"schedule[{i}] ({change.date}): {k}", v, m))
             continue
         start = max(base.horizon.day(change.date), base.horizon.start_day)
@@ -592,6 +436,6 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
             epochs[-1] = (start, epoch)
         else:
             epochs.append((start, epoch))
-    if problems:
-        raise ScenarioError(problems)
+    if found:
+        raise ScenarioError(found)
     return epochs
