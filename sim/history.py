@@ -47,13 +47,14 @@ class Client:
 
     __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
                  "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
-                 "band", "raised_until", "ep")
+                 "spell_episode", "band", "raised_until", "ep")
 
     def __init__(self, cid: int, g: int, source: int, t: float):
         self.id, self.g, self.source, self.first_referral = cid, g, source, t
         self.episode = 0
         self.state = -1
         self.since = t
+        self.spell_episode = 0  # the episode the open spell belongs to (set when it opens)
         self.band = -1
         self.raised_until = -np.inf
         self.ep = None
@@ -94,14 +95,14 @@ class Recorder:
     def state(self, c: Client, state: int, t: float) -> None:
         """The client enters ``state`` at ``t``, closing the spell they were in."""
         if c.state >= 0 and t > c.since:
-            self.spells.append((c.id, c.episode, c.state, c.since, t))
-        c.state, c.since = state, t
+            self.spells.append((c.id, c.spell_episode, c.state, c.since, t))
+        c.state, c.since, c.spell_episode = state, t, c.episode
 
     def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
         self.events.append((c.id, c.episode, t, kind, detail))
 
     def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
-        open_spells = [(c.id, c.episode, c.state, c.since, end) for c in self.clients if c.state >= 0]
+        open_spells = [(c.id, c.spell_episode, c.state, c.since, end) for c in self.clients if c.state >= 0]
         return History(
             clients=self._clients(),
             episodes=self._episodes(),

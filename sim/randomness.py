@@ -36,6 +36,7 @@ class Stream(IntEnum):
     MORTALITY = 10     # time to death in each state
     CUSTODY = 11       # sentence length and release route
     ARRIVALS = 12      # spawn-key prefix of the arrival sequences (not client-keyed)
+    OFFENDING = 13     # recorded offences by spell (sim.offending)
 
 
 def _mix_int(z: int) -> int:

@@ -1,0 +1,418 @@
+"""Settlement: a History and a contract in, dated payments out. Pure: the same History can be settled under many
+contracts, which is what makes contract comparisons paired and cheap.
+
+``settle(contract, history, scenario)`` returns a :class:`Settlement` whose ``payments`` table has one row per
+payment: ``component`` (``core``, an outcome's name, ``offending``, ``floor``, ``cap``), ``kind`` (core,
+outcome, clawback, offending, adjustment), ``client_id`` and ``band`` (outcomes only), ``earned`` (the day the
+money was earned: a core month's first day, an outcome's evidence day, the end of an offending year), ``due``
+(the day it is paid), ``contract_year`` (1-based, the year it was earned in) and ``amount`` (pounds; negative
+only for clawback and income-cap adjustments).
+
+Rules, in order: outcomes earned after the horizon or the term are not paid; once per episode / client /
+rolling window; the price (pounds, or pot x share / expected volume) times the band weight, times the escalator's
+multiplier for the year's achievement rate; the outcome's cap per contract year (first earned, first paid); then
+the PbR cap per year and the term cap across outcomes and offending; then the income floor and cap per year
+(paid or recovered after the year ends). A payment is due at the end of the month, quarter or contract year in
+which its evidence lag has passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import costs as costs_module
+from . import offending as offending_module
+from .contract import Contract, Outcome, contract_years
+from .history import History
+from .outcomes import achievements
+from .scenario import Scenario
+from .vocabulary import TREATMENT_STATES
+
+PAYMENT_COLUMNS = ["component", "kind", "client_id", "band", "earned", "due", "contract_year", "amount"]
+
+
+@dataclass
+class Settlement:
+    contract: Contract
+    history: History
+    scenario: Scenario
+    payments: pd.DataFrame
+    years: pd.DataFrame           # contract_year, start, end (days), pot, share, observed (fully inside horizon)
+    offending: pd.DataFrame       # per contract year: baseline, offences, reduction, fraction_paid, payment, ...
+
+    def income_by_year(self) -> pd.DataFrame:
+        """Income per contract year by component (pounds), with the total."""
+        p = self.payments
+        table = p.pivot_table(index="contract_year", columns="component", values="amount", aggfunc="sum",
+                              fill_value=0.0)
+        order = ["core", *self.contract.outcomes, "offending", "floor", "cap"]
+        table = table.reindex(columns=[c for c in order if c in table.columns])
+        table = table.reindex(self.years["contract_year"], fill_value=0.0)
+        table["total"] = table.sum(axis=1)
+        return table
+
+
+# --- calendar helpers --------------------------------------------------------------------------------------------
+
+
+def _month_start(start: dt.date, m: int) -> float:
+    """Days from the contract start to the same day ``m`` months later (clamped to the 28th)."""
+    y, mo = divmod(start.month - 1 + m, 12)
+    return float((dt.date(start.year + y, mo + 1, min(start.day, 28)) - start).days)
+
+
+def _month_bounds(start: dt.date, until: float, step: int = 1) -> np.ndarray:
+    """Starts of the months (or quarters) from the contract start until past ``until`` (days)."""
+    out, m = [], 0
+    while True:
+        out.append(_month_start(start, m))
+        if out[-1] > until:
+            return np.array(out)
+        m += step
+
+
+def _due(history: History, claim: np.ndarray, payment: str, years: pd.DataFrame) -> np.ndarray:
+    """The day each claim is paid: the end of the month, quarter or contract year in which it falls."""
+    claim = np.asarray(claim, dtype=float)
+    if payment == "on_evidence" or len(claim) == 0:
+        return claim
+    if payment == "annually_in_arrears":
+        ends = years["end"].to_numpy()
+        idx = np.searchsorted(ends, claim, side="right")
+        return np.where(idx < len(ends), ends[np.minimum(idx, len(ends) - 1)], claim)
+    bounds = _month_bounds(history.contract_start, claim.max(), 1 if payment == "monthly_in_arrears" else 3)
+    return bounds[np.searchsorted(bounds, claim, side="right")]
+
+
+# --- settlement --------------------------------------------------------------------------------------------------
+
+
+def settle(contract: Contract, history: History, scenario: Scenario) -> Settlement:
+    """Dated payments for one History under one contract (see the module docstring for the rules)."""
+    years = _years_frame(contract, history)
+    rows = [_core(contract, history, years)]
+    in_treatment = _people_in_treatment(history, years)
+    for name, outcome in contract.outcomes.items():
+        rows.append(_outcome(name, outcome, contract, history, years, in_treatment))
+    offending = _offending(contract, history, scenario, years)
+    if len(offending):
+        paid = offending[offending["observed"]]
+        rows.append(pd.DataFrame({
+            "component": "offending", "kind": "offending", "client_id": -1, "band": "",
+            "earned": paid["end"].to_numpy(), "due": paid["end"].to_numpy() + contract.offending.lag_days,
+            "contract_year": paid["contract_year"].to_numpy(), "amount": paid["payment"].to_numpy()}))
+    payments = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else \
+        pd.DataFrame(columns=PAYMENT_COLUMNS)
+    payments = _apply_caps(contract, payments, years)
+    payments = _apply_floor_and_cap(contract, payments, years)
+    payments = payments.sort_values(["due", "component", "client_id"], ignore_index=True, kind="stable")
+    payments["client_id"] = payments["client_id"].astype(np.int64)
+    payments["contract_year"] = payments["contract_year"].astype(np.int64)
+    return Settlement(contract, history, scenario, payments[PAYMENT_COLUMNS], years, offending)
+
+
+def _years_frame(contract: Contract, history: History) -> pd.DataFrame:
+    rows = []
+    for k, a, b in contract_years(history.contract_start, contract.years):
+        if a >= history.end:
+            break
+        rows.append((k, a, b, contract.share(k), contract.pot(k), b <= history.end))
+    return pd.DataFrame(rows, columns=["contract_year", "start", "end", "share", "pot", "observed"])
+
+
+def _core(contract: Contract, history: History, years: pd.DataFrame) -> pd.DataFrame:
+    """Core (up-front) payments: the annual value less the PbR share, by month or quarter."""
+    quarterly = contract.core_payment == "quarterly_in_advance"
+    step = 3 if quarterly else 1
+    rows = []
+    for y in years.itertuples():
+        core = contract.annual_value * (1.0 - y.share)
+        for m in range(0, 12, step):
+            a = _month_start(history.contract_start, 12 * (y.contract_year - 1) + m)
+            b = _month_start(history.contract_start, 12 * (y.contract_year - 1) + m + step)
+            if a >= history.end:
+                break
+            due = b if contract.core_payment == "monthly_in_arrears" else a
+            rows.append(("core", "core", -1, "", a, due, y.contract_year, core * step / 12.0))
+    return pd.DataFrame(rows, columns=PAYMENT_COLUMNS)
+
+
+def _people_in_treatment(history: History, years: pd.DataFrame) -> pd.Series:
+    sp = history.spells[history.spells["state"].isin(TREATMENT_STATES)]
+    return pd.Series({y.contract_year: sp.loc[(sp["start"] < y.end) & (sp["end"] > y.start), "client_id"].nunique()
+                      for y in years.itertuples()}, dtype=float)
+
+
+def _once_per(found: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+    if outcome.once_per == "episode":
+        return found.drop_duplicates(["client_id", "episode"])
+    if outcome.once_per == "client":
+        return found.drop_duplicates(["client_id"])
+    keep, last = [], {}
+    for i, cid, t in zip(found.index, found["client_id"].to_numpy(), found["time"].to_numpy()):
+        if cid not in last or t - last[cid] >= outcome.window_days:
+            keep.append(i)
+            last[cid] = t
+    return found.loc[keep]
+
+
+def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, years: pd.DataFrame,
+             in_treatment: pd.Series) -> pd.DataFrame:
+    everything = achievements(history, outcome.measure, outcome.window_days).sort_values(["time", "client_id"],
+                                                                                         kind="stable")
+    found = everything[(everything["time"] >= 0) & (everything["time"] < min(history.end, years["end"].max()))]
+    found = _once_per(found, outcome)
+    if found.empty:
+        return pd.DataFrame(columns=PAYMENT_COLUMNS)
+    year = years["contract_year"].to_numpy()[np.searchsorted(years["start"].to_numpy(), found["time"], "right") - 1]
+    found = found.assign(contract_year=year)
+    weight = np.array([contract.weight(outcome, b) for b in found["band"]])
+    baseline = None
+    if outcome.expected_volume == "baseline" or (outcome.escalator and outcome.escalator.baseline_rate == "baseline"):
+        baseline = _baseline_year(history, everything, outcome)
+    if outcome.price is not None:
+        unit = np.full(len(found), outcome.price)
+    else:
+        pot = {y.contract_year: contract.outcome_pot(y.contract_year) for y in years.itertuples()}
+        if outcome.expected_volume == "baseline":
+            volume = sum(contract.weight(outcome, b) for b in baseline["band"])
+        else:
+            volume = outcome.expected_volume
+        unit = np.array([pot[y] for y in year]) * outcome.share_of_pot / volume if volume > 0 else np.zeros(len(year))
+    amount = unit * weight
+    claim = found["time"].to_numpy() + outcome.lag_days
+    due = _due(history, claim, outcome.payment, years)
+    if outcome.escalator is not None:
+        esc = outcome.escalator
+        base_rate = esc.baseline_rate
+        if base_rate == "baseline":
+            people = _people_in_treatment(history, pd.DataFrame({"contract_year": [0], "start": [-365.0],
+                                                                 "end": [0.0]})).get(0, 0.0)
+            base_rate = len(baseline) / people if people else 0.0
+        counts = found.groupby("contract_year").size()
+        mult = {y: esc.multiplier(counts.get(y, 0) / max(in_treatment.get(y, 0.0), 1.0), base_rate)
+                for y in counts.index}
+        amount = amount * np.array([mult[y] for y in year])
+        # the multiplier is known when the year's rate is: reconciled after the year ends
+        ends = years.set_index("contract_year")["end"]
+        due = np.maximum(due, np.array([ends[y] for y in year]) + contract.reconciliation_lag_days)
+    out = pd.DataFrame({"component": name, "kind": "outcome", "client_id": found["client_id"].to_numpy(),
+                        "band": found["band"].to_numpy(), "earned": found["time"].to_numpy(), "due": due,
+                        "contract_year": year, "amount": amount})
+    if outcome.cap_per_year is not None:
+        out = _truncate(out, "contract_year", outcome.cap_per_year)
+    if outcome.clawback_days is not None:
+        out = pd.concat([out, _clawback(name, out, history, outcome, years)], ignore_index=True)
+    return out
+
+
+def _baseline_year(history: History, everything: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+    """Achievements in the year before the contract start, under the same once-per rule."""
+    if history.start > -365.0:
+        raise ValueError("pricing from the baseline year needs at least a year of warm-up")
+    return _once_per(everything[(everything["time"] >= -365.0) & (everything["time"] < 0)], outcome)
+
+
+def _clawback(name: str, paid: pd.DataFrame, history: History, outcome: Outcome,
+              years: pd.DataFrame) -> pd.DataFrame:
+    """Recover an outcome payment when the client re-presents within ``clawback_days`` of it."""
+    ep = history.episodes[["client_id", "referral"]]
+    rows = []
+    by_client = ep.groupby("client_id")["referral"].apply(np.sort)
+    for r in paid[paid["amount"] > 0].itertuples():
+        refs = by_client.get(r.client_id, np.array([]))
+        later = refs[refs > r.earned]
+        if len(later) and later[0] - r.earned < outcome.clawback_days and later[0] < history.end:
+            rows.append((name, "clawback", r.client_id, r.band, later[0], later[0], r.contract_year, -r.amount))
+    out = pd.DataFrame(rows, columns=PAYMENT_COLUMNS)
+    if len(out):
+        out["due"] = _due(history, out["earned"].to_numpy() + outcome.lag_days, outcome.payment, years)
+    return out
+
+
+def _truncate(frame: pd.DataFrame, by: str | None, cap: float) -> pd.DataFrame:
+    """Pay positive amounts first-earned-first-paid until ``cap`` (per ``by`` group, or overall) is reached."""
+    frame = frame.sort_values(["earned", "client_id"], kind="stable").copy()
+    groups = [frame.index] if by is None else [g.index for _, g in frame.groupby(by)]
+    for idx in groups:
+        amounts = frame.loc[idx, "amount"].to_numpy()
+        positive = np.clip(amounts, 0, None)
+        before = np.r_[0.0, np.cumsum(positive)[:-1]]
+        paid = np.clip(cap - before, 0, positive)
+        frame.loc[idx, "amount"] = np.where(amounts > 0, paid, amounts)
+    return frame
+
+
+def _offending(contract: Contract, history: History, scenario: Scenario, years: pd.DataFrame) -> pd.DataFrame:
+    """The offending payment per contract year (Home Office cohort model; see :mod:`sim.offending`)."""
+    if contract.offending is None or years.empty:
+        return pd.DataFrame()
+    o = contract.offending
+    column = "offences_per_member" if o.measure == "per_member" else "offences"
+    cohort = offending_module.cohort_offences(history, scenario, "year")
+    before = cohort[cohort["end"] <= 0]
+    if o.baseline_offences is not None:
+        baseline = o.baseline_offences
+    elif len(before):
+        baseline = float(before.iloc[-1][column])
+    else:
+        raise ValueError("the offending baseline needs a year of warm-up before the contract start, or "
+                         "contract.offending.baseline_offences")
+    rows = []
+    for y in years.itertuples():
+        match = cohort[(cohort["start"] == y.start) & (cohort["end"] == y.end)]
+        # contract years that are not financial years have no cohort figure: not settled
+        value = float(match.iloc[0][column]) if len(match) else np.nan
+        members = float(match.iloc[0]["cohort"]) if len(match) else np.nan
+        reduction = 1.0 - value / baseline if baseline > 0 else np.nan
+        fraction = offending_module.attachment_fraction(reduction, o.paid_at_baseline, o.full_at_reduction,
+                                                        o.below_baseline)
+        saved = (baseline - value) * (members if o.measure == "per_member" else 1.0)
+        observed = bool(y.observed and np.isfinite(value))
+        rows.append((y.contract_year, y.start, y.end, observed, members, baseline, value, reduction, fraction,
+                     o.pot * fraction if observed else 0.0, saved, saved * o.price_per_offence))
+    out = pd.DataFrame(rows, columns=["contract_year", "start", "end", "observed", "cohort", "baseline",
+                                      "measure", "reduction", "fraction_paid", "payment", "offences_saved",
+                                      "community_savings"])
+    out["unit"] = "recorded offences per cohort member" if o.measure == "per_member" else "recorded offences"
+    return out
+
+
+def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:
+    pbr = payments["kind"].isin(["outcome", "offending"])
+    if contract.pbr_cap is not None and pbr.any():
+        parts = []
+        for y in years.itertuples():
+            sel = pbr & (payments["contract_year"] == y.contract_year)
+            parts.append(_truncate(payments[sel], None, contract.pbr_cap * y.pot))
+        payments = pd.concat([payments[~pbr], *parts], ignore_index=True)
+        pbr = payments["kind"].isin(["outcome", "offending"])
+    if contract.term_cap is not None and pbr.any():
+        payments = pd.concat([payments[~pbr], _truncate(payments[pbr], None, contract.term_cap)],
+                             ignore_index=True)
+    return payments
+
+
+def _apply_floor_and_cap(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:
+    if contract.income_floor is None and contract.income_cap is None:
+        return payments
+    rows = []
+    for y in years[years["observed"]].itertuples():
+        total = payments.loc[payments["contract_year"] == y.contract_year, "amount"].sum()
+        due = y.end + contract.reconciliation_lag_days
+        if contract.income_floor is not None and total < contract.income_floor * contract.annual_value:
+            rows.append(("floor", "adjustment", -1, "", y.end, due, y.contract_year,
+                         contract.income_floor * contract.annual_value - total))
+        if contract.income_cap is not None and total > contract.income_cap * contract.annual_value:
+            rows.append(("cap", "adjustment", -1, "", y.end, due, y.contract_year,
+                         contract.income_cap * contract.annual_value - total))
+    return pd.concat([payments, pd.DataFrame(rows, columns=PAYMENT_COLUMNS)], ignore_index=True)
+
+
+# --- the provider's and the commissioner's view -------------------------------------------------------------------
+
+
+def monthly_cash(settlement: Settlement) -> pd.DataFrame:
+    """Month by month from the contract start until the last payment: income received (payments by due
+    date), delivery cost, net and cumulative cash (pounds)."""
+    h = settlement.history
+    cost = costs_module.delivery_costs(h, settlement.scenario, "month")
+    cost = cost.groupby("start")["cost"].sum()
+    last = max(h.end, settlement.payments["due"].max() if len(settlement.payments) else h.end)
+    bounds = _month_bounds(h.contract_start, last)
+    months = pd.DataFrame({"start": bounds[:-1], "end": bounds[1:]})
+    months.insert(0, "period", [str(d)[:7] for d in h.date(months["start"].to_numpy())])
+    months["cost"] = cost.reindex(months["start"].to_numpy(), fill_value=0.0).to_numpy()
+    idx = np.searchsorted(bounds, settlement.payments["due"].to_numpy(), side="right") - 1
+    months["income"] = np.bincount(np.clip(idx, 0, len(months) - 1),
+                                   weights=settlement.payments["amount"].to_numpy(), minlength=len(months))
+    months["net"] = months["income"] - months["cost"]
+    months["cumulative_cash"] = months["net"].cumsum()
+    return months
+
+
+def provider_by_year(settlement: Settlement) -> pd.DataFrame:
+    """Per contract year: income by component, delivery cost, margin, and the cash position (pounds)."""
+    income = settlement.income_by_year()
+    cost = costs_module.delivery_costs(settlement.history, settlement.scenario, "month")
+    years = settlement.years
+    idx = np.searchsorted(years["start"].to_numpy(), cost["start"].to_numpy(), side="right") - 1
+    cost = cost.assign(contract_year=years["contract_year"].to_numpy()[np.clip(idx, 0, len(years) - 1)])
+    by_year = cost.groupby("contract_year")["cost"].sum().reindex(income.index, fill_value=0.0)
+    out = income.rename(columns={"total": "income"})
+    out["cost"] = by_year
+    out["margin"] = out["income"] - out["cost"]
+    cash = monthly_cash(settlement)
+    cash_year = np.searchsorted(years["start"].to_numpy(), cash["start"].to_numpy(), side="right") - 1
+    cash = cash.assign(contract_year=years["contract_year"].to_numpy()[np.clip(cash_year, 0, len(years) - 1)])
+    cash = cash[cash["start"] < years["end"].max()]
+    out["cash_at_year_end"] = cash.groupby("contract_year")["cumulative_cash"].last().reindex(out.index)
+    out["lowest_cash"] = cash.groupby("contract_year")["cumulative_cash"].min().reindex(out.index)
+    out["working_capital_needed"] = (-out["lowest_cash"].cummin()).clip(lower=0)
+    out = _shares(settlement, out)
+    out.insert(0, "observed", years.set_index("contract_year")["observed"].reindex(out.index))
+    return out
+
+
+def _shares(settlement: Settlement, out: pd.DataFrame) -> pd.DataFrame:
+    """Income and cost passed to subcontractors; what the prime keeps."""
+    years = settlement.years.set_index("contract_year")
+    prime_income, prime_cost = out["income"].copy(), out["cost"].copy()
+    for sub in settlement.contract.subcontractors:
+        if sub.until is None:
+            active = pd.Series(1.0, index=out.index)
+        else:
+            until = float((sub.until - settlement.history.contract_start).days)
+            active = ((until - years["start"]) / (years["end"] - years["start"])).clip(0, 1).reindex(out.index)
+        out[f"{sub.name}_income"] = out["income"] * sub.share_of_income * active
+        out[f"{sub.name}_cost"] = out["cost"] * sub.share_of_cost * active
+        prime_income -= out[f"{sub.name}_income"]
+        prime_cost -= out[f"{sub.name}_cost"]
+    if settlement.contract.subcontractors:
+        out["prime_income"], out["prime_cost"] = prime_income, prime_cost
+        out["prime_margin"] = prime_income - prime_cost
+    return out
+
+
+def commissioner_by_year(settlement: Settlement) -> pd.DataFrame:
+    """Per contract year: what the commissioner spends and buys (pounds; counts of people)."""
+    h, years = settlement.history, settlement.years
+    pay = settlement.payments
+    spend = pay.groupby("contract_year")["amount"].sum().reindex(years["contract_year"], fill_value=0.0)
+    outcome_spend = pay[pay["kind"].isin(["outcome", "clawback", "offending"])].groupby("contract_year")[
+        "amount"].sum().reindex(years["contract_year"], fill_value=0.0)
+    assess = costs_module.commissioner_costs(h, settlement.scenario, "month")
+    a_idx = np.searchsorted(years["start"].to_numpy(), assess["start"].to_numpy(), side="right") - 1
+    assess_by = assess.assign(contract_year=years["contract_year"].to_numpy()[np.clip(a_idx, 0, len(years) - 1)]) \
+        .groupby("contract_year")["cost"].sum().reindex(years["contract_year"], fill_value=0.0)
+    planned = achievements(h, "planned_exit")
+    sustained = achievements(h, "sustained_recovery", 365.0).assign(time=lambda d: d["time"] - 365.0)
+
+    def count(frame):
+        yi = np.searchsorted(years["start"].to_numpy(), frame["time"].to_numpy(), side="right") - 1
+        ok = (yi >= 0) & (frame["time"].to_numpy() < years["end"].to_numpy()[np.clip(yi, 0, len(years) - 1)])
+        return pd.Series(years["contract_year"].to_numpy()[yi[ok]]).value_counts().reindex(
+            years["contract_year"], fill_value=0)
+
+    out = pd.DataFrame({"payments": spend.to_numpy(), "assessments": assess_by.to_numpy()},
+                       index=years["contract_year"])
+    out["spend"] = out["payments"] + out["assessments"]
+    out["outcome_share_of_payments"] = (outcome_spend / spend.where(spend > 0)).to_numpy()
+    out["planned_exits"] = count(planned).to_numpy()
+    sustained_n = count(sustained)
+    # a 12-month window is evidenced a year after the exit: only years with that year observed count
+    observed = (years["end"].to_numpy() + 365.0) <= h.end
+    out["sustained_recoveries"] = np.where(observed, sustained_n.to_numpy(), np.nan)
+    out["spend_per_planned_exit"] = out["spend"] / out["planned_exits"].where(out["planned_exits"] > 0)
+    out["spend_per_sustained_recovery"] = out["spend"] / out["sustained_recoveries"].where(
+        out["sustained_recoveries"] > 0)
+    if len(settlement.offending):
+        off = settlement.offending.set_index("contract_year")
+        out["community_savings"] = off["community_savings"].where(off["observed"]).reindex(out.index)
+        out["community_savings_per_pound"] = out["community_savings"] / out["spend"]
+    out.insert(0, "observed", years.set_index("contract_year")["observed"])
+    return out
