@@ -1,4 +1,4 @@
-"""The ``pbrsim`` command line: ``run``, ``validate``, ``list``."""
+"""The ``pbrsim`` command line: ``run``, ``compare``, ``validate``, ``list``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from .config import ConfigError
 from .scenario import ScenarioError, load_scenario
 
 
@@ -26,24 +27,84 @@ def _progress_bar(scenario):
     return bar, update
 
 
-def cmd_run(args) -> int:
-    from .output import summary_text, write_run
-    from .pathway import simulate
-
+def _scenario(args):
     scenario = load_scenario(args.scenario)
     if args.years is not None:
         scenario = scenario.with_changes({"horizon.years": args.years, "horizon.end": None})
+    return scenario
+
+
+def _contract(scenario, choice: str | None):
+    """The contract to settle under: ``--contract FILE``, ``--contract none``, or the scenario's own."""
+    from .contract import load_contract
+
+    if choice is not None:
+        return None if choice.lower() == "none" else load_contract(choice)
+    path = scenario.contract_path()
+    return load_contract(path) if path is not None else None
+
+
+def cmd_run(args) -> int:
+    from .output import contract_text, summary_text, write_run
+    from .pathway import simulate
+    from .settlement import settle
+
+    from .settlement import check
+
+    scenario = _scenario(args)
+    contract = _contract(scenario, args.contract)
+    if contract is not None:
+        check(contract, scenario)
     seed = scenario.seed if args.seed is None else args.seed
     bar, update = _progress_bar(scenario)
     start = time.perf_counter()
     with bar:
         history = simulate(scenario, seed, progress=update)
     wall = time.perf_counter() - start
+    settlement = settle(contract, history, scenario) if contract is not None else None
     out = Path(args.out) if args.out else Path("results") / scenario.name
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    write_run(history, scenario, out, formats=formats, with_plots=not args.no_plots, wall_seconds=wall)
-    print(summary_text(history, scenario, wall))
+    write_run(history, scenario, out, formats=formats, with_plots=not args.no_plots, wall_seconds=wall,
+              settlement=settlement)
+    print(summary_text(history, scenario, wall) + (contract_text(settlement) if settlement is not None else ""))
     print(f"results written to {out}/")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from tqdm import tqdm
+
+    from .compare import compare
+    from .contract import load_contract
+    from .output import write_comparison
+
+    scenario = _scenario(args)
+    from .settlement import check
+
+    contracts = [load_contract(path) for path in args.contracts]
+    for contract in contracts:
+        check(contract, scenario)
+    bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
+               disable=not sys.stderr.isatty())
+    with bar:
+        result = compare(scenario, contracts, args.replications, args.seed,
+                         progress=lambda n: bar.update(n - bar.n))
+    out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
+    write_comparison(result, out, with_plots=not args.no_plots)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        summary = result.summary()
+        shown = ["probability_of_loss", "income", "margin", "margin_ci", "working_capital_needed", "spend",
+                 "spend_per_planned_exit", "spend_per_planned_exit_ci"]
+        print(f"{args.replications} replications of {scenario.name}, the same simulated clients under each "
+              f"contract (term totals over the observed contract years; £; ci = 95% half-width):\n")
+        print(summary[shown].round(0).to_string())
+        print(f"\nPaired differences against {contracts[0].name}:\n")
+        diffs = result.paired_differences()
+        print(diffs[diffs["metric"].isin(["margin", "spend", "spend_per_planned_exit"])].round(0).to_string(
+            index=False))
+    print(f"\nresults written to {out}/")
     return 0
 
 
@@ -89,7 +150,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default=None, help="output directory (default: results/<scenario name>)")
     run.add_argument("--formats", default="parquet,csv", help="table formats: parquet, csv or both")
     run.add_argument("--no-plots", action="store_true", help="skip the plots")
+    run.add_argument("--contract", default=None,
+                     help="settle under this contract file instead of the scenario's own ('none': no contract)")
     run.set_defaults(func=cmd_run)
+
+    cmp = sub.add_parser("compare", help="settle the same simulated histories under several contracts")
+    cmp.add_argument("scenario", help="scenario file (TOML)")
+    cmp.add_argument("--contracts", nargs="+", required=True, help="contract files; the first is the reference")
+    cmp.add_argument("--replications", type=int, default=20, help="simulated histories (default 20)")
+    cmp.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
+    cmp.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    cmp.add_argument("--out", default=None, help="output directory (default: results/<scenario>/compare)")
+    cmp.add_argument("--no-plots", action="store_true", help="skip the plots")
+    cmp.set_defaults(func=cmd_compare)
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
@@ -102,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ScenarioError as e:
+    except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
     except KeyboardInterrupt:

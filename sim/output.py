@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import __version__, measures, plots
+from . import settlement as settlement_module
 from .history import History, replace_directory
 from .scenario import Scenario
 
@@ -39,12 +40,33 @@ def summary_text(history: History, scenario: Scenario, wall_seconds: float | Non
     return "\n".join(lines) + "\n"
 
 
+def contract_text(settlement) -> str:
+    """The income projection in words and tables, for the summary."""
+    c = settlement.contract
+    provider = settlement_module.provider_by_year(settlement)
+    commissioner = settlement_module.commissioner_by_year(settlement)
+    shares = ", ".join(f"{100 * c.share(k):.0f}%" for k in settlement.years["contract_year"])
+    lines = ["", f"Contract {c.name}: {c.description}",
+             f"£{c.annual_value:,.0f} a year; share paid on outcomes by contract year: {shares}", "",
+             "Provider, per contract year (£ thousand):", ""]
+    cols = [col for col in provider.columns if col not in ("observed",)]
+    lines.append((provider[cols] / 1e3).round(1).T.to_string())
+    lines += ["", "Commissioner, per contract year:", ""]
+    lines.append(commissioner.drop(columns=["observed"]).round(2).T.to_string())
+    investor = settlement_module.investor_view(settlement)
+    if investor is not None:
+        lines += ["", "Investor:", "", investor.round(4).T.to_string()]
+    return "\n".join(lines) + "\n"
+
+
 def write_run(history: History, scenario: Scenario, out: Path, formats=("parquet", "csv"),
-              with_plots: bool = True, wall_seconds: float | None = None) -> Path:
-    """Write everything about one run under ``out``; returns ``out``."""
+              with_plots: bool = True, wall_seconds: float | None = None, settlement=None) -> Path:
+    """Write everything about one run under ``out`` (and its settlement under a contract, if given)."""
     quarterly = measures.all_breakdowns(history, "quarter")
     yearly = measures.all_breakdowns(history, "year")
     text = summary_text(history, scenario, wall_seconds)
+    if settlement is not None:
+        text += contract_text(settlement)
 
     def build(tmp: Path) -> None:
         history.write(tmp / "tables", formats)
@@ -68,9 +90,56 @@ def write_run(history: History, scenario: Scenario, out: Path, formats=("parquet
                               ("completions_by_group", plots.completions_by_group(y_group))):
                 fig.savefig(tmp / "plots" / f"{name}.png", dpi=110)
                 plt.close(fig)
+        if settlement is not None:
+            write_settlement(settlement, tmp / "contract", with_plots)
 
     replace_directory(Path(out), build)
     return Path(out)
+
+
+def write_settlement(settlement, folder: Path, with_plots: bool = True) -> None:
+    """The contract's tables (payments, income, provider and commissioner views, cash, offending) and plots."""
+    folder.mkdir(parents=True, exist_ok=True)
+    st = settlement_module
+    settlement.payments.to_csv(folder / "payments.csv", index=False)
+    settlement.income_by_year().to_csv(folder / "income_by_year.csv")
+    st.provider_by_year(settlement).to_csv(folder / "provider_by_year.csv")
+    st.commissioner_by_year(settlement).to_csv(folder / "commissioner_by_year.csv")
+    cash = st.monthly_cash(settlement)
+    cash.to_csv(folder / "cash_monthly.csv", index=False)
+    if len(settlement.offending):
+        settlement.offending.to_csv(folder / "offending_by_year.csv", index=False)
+    investor = st.investor_view(settlement)
+    if investor is not None:
+        investor.to_csv(folder / "investor.csv", index=False)
+    (folder / "contract.json").write_text(settlement.contract.model_dump_json(indent=2))
+    if with_plots:
+        figures = [("income_by_component", plots.income_by_component(settlement.income_by_year())),
+                   ("cumulative_cash", plots.cumulative_cash(cash))]
+        if len(settlement.offending):
+            figures.append(("offending_against_baseline", plots.offending_against_baseline(settlement.offending)))
+        for name, fig in figures:
+            fig.savefig(folder / f"{name}.png", dpi=110)
+            plt.close(fig)
+
+
+def write_comparison(comparison, folder: Path, with_plots: bool = True) -> None:
+    """A paired comparison's tables and plots, in a folder that appears whole or not at all."""
+
+    def build(tmp: Path) -> None:
+        comparison.summary().to_csv(tmp / "summary.csv")
+        comparison.paired_differences().to_csv(tmp / "paired_differences.csv", index=False)
+        comparison.by_year.to_csv(tmp / "by_year.csv", index=False)
+        comparison.term.to_csv(tmp / "term.csv", index=False)
+        comparison.fingerprints.to_csv(tmp / "fingerprints.csv", index=False)
+        if with_plots:
+            for name, fig in (("cost_per_outcome", plots.cost_per_outcome(comparison.summary())),
+                              ("paired_margin", plots.paired_differences(comparison.paired_differences(), "margin")),
+                              ("paired_spend", plots.paired_differences(comparison.paired_differences(), "spend"))):
+                fig.savefig(tmp / f"{name}.png", dpi=110)
+                plt.close(fig)
+
+    replace_directory(Path(folder), build)
 
 
 def _seed_repr(seed) -> object:

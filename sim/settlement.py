@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import costs as costs_module
 from . import offending as offending_module
-from .contract import Contract, Outcome, contract_years
+from .contract import Contract, ContractError, Outcome, contract_years
 from .history import History
 from .outcomes import achievements
 from .scenario import Scenario
@@ -91,8 +91,24 @@ def _due(history: History, claim: np.ndarray, payment: str, years: pd.DataFrame)
 # --- settlement --------------------------------------------------------------------------------------------------
 
 
+MIN_WARMUP_YEARS = 2.0
+
+
+def check(contract: Contract, scenario: Scenario) -> None:
+    """Refuse, before anything runs, a contract that the scenario cannot be settled under."""
+    needs_baseline = contract.offending is not None and contract.offending.baseline_offences is None
+    needs_baseline |= any(o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")
+                          for o in contract.outcomes.values())
+    if needs_baseline and scenario.horizon.warmup_years < MIN_WARMUP_YEARS:
+        raise ContractError([(contract._source, "", None,
+                              f"prices or baselines from the year before the contract need a warm-up of at least "
+                              f"{MIN_WARMUP_YEARS:g} years; scenario {scenario.name} has "
+                              f"horizon.warmup_years = {scenario.horizon.warmup_years:g}")])
+
+
 def settle(contract: Contract, history: History, scenario: Scenario) -> Settlement:
     """Dated payments for one History under one contract (see the module docstring for the rules)."""
+    check(contract, scenario)
     years = _years_frame(contract, history)
     rows = [_core(contract, history, years)]
     in_treatment = _people_in_treatment(history, years)
@@ -416,3 +432,42 @@ def commissioner_by_year(settlement: Settlement) -> pd.DataFrame:
         out["community_savings_per_pound"] = out["community_savings"] / out["spend"]
     out.insert(0, "observed", years.set_index("contract_year")["observed"])
     return out
+
+
+def investor_view(settlement: Settlement) -> pd.DataFrame | None:
+    """For a social impact bond: the investor funds delivery and receives the outcome payments.
+
+    The investor's monthly cash flows are the provider's net cash flows (payments received less delivery cost).
+    Returns one row: capital committed and drawn (the deepest cumulative shortfall), whether the capital
+    sufficed, total repaid, net return, and the internal rate of return a year (NaN when it does not exist).
+    """
+    investor = settlement.contract.investor
+    if investor is None:
+        return None
+    cash = monthly_cash(settlement)
+    drawn = float(max(0.0, -cash["cumulative_cash"].min()))
+    flows = cash["net"].to_numpy()
+    return pd.DataFrame([{
+        "investor": investor.name, "capital": investor.capital, "capital_drawn": drawn,
+        "capital_sufficient": drawn <= investor.capital, "repaid": float(settlement.payments["amount"].sum()),
+        "net_return": float(flows.sum()), "irr_per_year": _irr(flows, periods_per_year=12),
+    }])
+
+
+def _irr(flows: np.ndarray, periods_per_year: int) -> float:
+    """Internal rate of return a year of equally spaced cash flows; NaN if there is no unique root."""
+    from scipy.optimize import brentq
+
+    flows = np.asarray(flows, dtype=float)
+    if not (flows < 0).any() or not (flows > 0).any():
+        return float("nan")
+    t = np.arange(len(flows))
+
+    def npv(rate: float) -> float:
+        return float(np.sum(flows / (1.0 + rate) ** t))
+
+    lo, hi = -0.99, 1.0
+    if npv(lo) * npv(hi) > 0:
+        return float("nan")
+    monthly = brentq(npv, lo, hi, xtol=1e-12)
+    return (1.0 + monthly) ** periods_per_year - 1.0

@@ -19,7 +19,7 @@ WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 def _tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
-                    "[horizon]\nwarmup_years = 1\nyears = 1\n")
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
     return path
 
 
@@ -95,3 +95,56 @@ def test_interrupted_run_leaves_previous_results_whole(tmp_path, monkeypatch):
 def test_console_script_help(args):
     done = subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True)
     assert done.returncode == 0 and "usage" in done.stdout
+
+
+def test_run_settles_under_the_scenarios_contract_and_swaps_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
+    assert main(["run", str(tiny), "--seed", "3", "--out", str(out), "--formats", "parquet"]) == 0
+    assert "Contract west_kent_pbr" in capsys.readouterr().out
+    for name in ("payments.csv", "income_by_year.csv", "provider_by_year.csv", "commissioner_by_year.csv",
+                 "cash_monthly.csv", "offending_by_year.csv", "income_by_component.png", "cumulative_cash.png"):
+        assert (out / "contract" / name).is_file(), name
+    income = pd.read_csv(out / "contract" / "income_by_year.csv")
+    assert income.loc[0, "core"] == pytest.approx(0.75 * 4_000_000)  # 25% at risk in the first year
+    block = ROOT / "scenarios" / "contracts" / "block.toml"
+    assert main(["run", str(tiny), "--seed", "3", "--out", str(out), "--contract", str(block), "--no-plots"]) == 0
+    assert pd.read_csv(out / "contract" / "income_by_year.csv").loc[0, "total"] == pytest.approx(4_000_000)
+    assert main(["run", str(tiny), "--seed", "3", "--out", str(out), "--contract", "none", "--no-plots"]) == 0
+    assert not (out / "contract").exists()
+
+
+def test_too_short_a_warm_up_for_the_contract_is_refused_before_running(tmp_path, capsys):
+    short = tmp_path / "short.toml"
+    short.write_text(f'extends = "{WEST_KENT.as_posix()}"\n[horizon]\nwarmup_years = 1\n')
+    assert main(["run", str(short), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "west_kent_pbr.toml" in err and "warmup_years = 1" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_contract_is_refused_naming_file_key_and_value(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'extends = "{(ROOT / "scenarios" / "contracts" / "block.toml").as_posix()}"\n'
+                   "annual_value = -5\n")
+    assert main(["run", str(WEST_KENT), "--contract", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "invalid contract" in err and str(bad) in err and "annual_value = -5" in err
+
+
+def test_compare_writes_paired_tables(tmp_path, capsys):
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
+    contracts = [str(ROOT / "scenarios" / "contracts" / f"{n}.toml") for n in ("block", "west_kent_pbr")]
+    out = tmp_path / "cmp"
+    assert main(["compare", str(tiny), "--contracts", *contracts, "--replications", "2", "--seed", "4",
+                 "--out", str(out), "--no-plots"]) == 0
+    assert "Paired differences against block" in capsys.readouterr().out
+    prints = pd.read_csv(out / "fingerprints.csv")
+    assert (prints.groupby("replication")["history"].nunique() == 1).all()
+    assert prints["history"].nunique() == 2
+    summary = pd.read_csv(out / "summary.csv", index_col="contract")
+    assert set(summary.index) == {"block", "west_kent_pbr"}
