@@ -24,10 +24,11 @@ The method (West Kent drug PbR; the Home Office model, ref pbr-contracts §6, §
    West Kent).
 
 Units: times in days since the contract start (negative in the warm-up), rates in offences a year, years of
-365.25 days, money in pounds. Offences before a client's first referral are not in the History, so a member
-who enters the system during a period contributes only the part of the period after referral (in the
-baseline year as in every other). The ratios are the scenario's own: dated changes (``[[schedule]]``) to
-``[offending]`` are not applied.
+365.25 days, money in pounds. The History starts at a client's first referral, so each offender is given a year
+of untreated offending before it (a ``before_referral`` row at the band-free before-treatment ratio): a member
+first referred during a period then counts the whole period, as a returning member does. Without this the
+measure drifts upward as the share of returning clients grows. The ratios are the scenario's own: dated changes
+(``[[schedule]]``) to ``[offending]`` are not applied.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from scipy.stats import poisson
 
 from .calendar import FREQUENCIES, financial_year, fy_label, periods
 from .history import History
-from .randomness import Stream, root_seed
+from .randomness import ClientRandom, Stream, root_seed
 from .scenario import DAYS_PER_YEAR, Scenario
 from .vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
 
@@ -69,43 +70,10 @@ SPELL_COLUMNS = ["client_id", "episode", "state", "start", "end", "rate", "ratio
 COHORT_COLUMNS = ["period", "start", "end", "contract", "cohort", "offences", "expected_offences",
                   "offences_per_member"]
 
-# --- counter-based uniforms (SplitMix64, as in sim.randomness.ClientRandom, vectorised over keys) -----------
-
-_M64 = (1 << 64) - 1
-_GAMMA = 0x9E3779B97F4A7C15
-_TO_UNIT = 1.0 / (1 << 52)
-_HALF_STEP = 0.5 / (1 << 52)
-
-
-def _mix_int(z: int) -> int:
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _M64
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _M64
-    return z ^ (z >> 31)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser on uint64 arrays (numpy wraps uint64 products mod 2**64, as the hash needs)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def client_uniforms(seed, stream: int, client: np.ndarray, episode: np.ndarray,
                     counter: np.ndarray) -> np.ndarray:
-    """Uniforms in (0, 1), one per (client, episode, counter), for decision point ``stream``.
-
-    The same construction as ``ClientRandom.draws_array``: with ``counter`` = 1, 2, ... it gives exactly the
-    uniforms ``ClientRandom`` gives for that stream, client and episode; any 64-bit counter may be used.
-    """
-    seed = root_seed(seed)
-    root = int(seed.generate_state(2, np.uint64)[0])
-    key = np.uint64(_mix_int(root ^ _mix_int(int(stream) * _GAMMA & _M64)))
-    client = np.asarray(client, dtype=np.int64).astype(np.uint64)
-    episode = np.asarray(episode, dtype=np.int64).astype(np.uint64)
-    counter = np.asarray(counter, dtype=np.uint64)
-    h = _mix(_mix(key ^ client) ^ (episode * np.uint64(_GAMMA)))
-    bits = _mix(h + counter * np.uint64(_GAMMA))
-    return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
+    """Uniforms keyed by (client, episode, counter) for a decision point: see ``ClientRandom.keyed``."""
+    return ClientRandom(root_seed(seed)).keyed(stream, client, episode, counter)
 
 
 def _start_counter(start: np.ndarray) -> np.ndarray:
@@ -143,8 +111,12 @@ def _with_episode(spells: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
     return sp.sort_values("_row").drop(columns=["_row", "referral"]).reset_index(drop=True)
 
 
+BEFORE_REFERRAL_DAYS = 366.0  # covers any financial year or quarter that a first referral falls in
+
+
 def offences_by_spell(history: History, scenario: Scenario) -> pd.DataFrame:
-    """One row per spell of every offender: ``client_id``, ``episode`` (the referral the spell follows),
+    """One row per spell of every offender, plus a ``before_referral`` row (episode -1) for the year before the
+    first referral, at the before-treatment ratio: ``client_id``, ``episode`` (the referral the spell follows),
     ``state``, ``start``, ``end`` (days), ``rate``
     (offences/year untreated), ``ratio`` (the state's multiplier), ``expected`` (offences), ``recorded``
     (offences that lead to a police record, an integer draw with mean expected x recorded_share)."""
@@ -170,10 +142,34 @@ def offences_by_spell(history: History, scenario: Scenario) -> pd.DataFrame:
     u = client_uniforms(history.seed, OFFENDING_STREAM, sp["client_id"].to_numpy(), sp["episode"].to_numpy(),
                         _start_counter(start))
     recorded = poisson.ppf(u, mean).astype(np.int64)
-    return pd.DataFrame({
+    spells = pd.DataFrame({
         "client_id": sp["client_id"].to_numpy(np.int64), "episode": sp["episode"].to_numpy(np.int64),
-        "state": sp["state"].array, "start": start, "end": end, "rate": rate, "ratio": ratio,
+        "state": sp["state"].astype(str).to_numpy(), "start": start, "end": end, "rate": rate, "ratio": ratio,
         "expected": expected, "recorded": recorded,
+    })
+    return pd.concat([_before_referral(history, scenario, offenders), spells], ignore_index=True)
+
+
+def _before_referral(history: History, scenario: Scenario, offenders: pd.DataFrame) -> pd.DataFrame:
+    """A year of untreated offending before each offender's first referral (not in the History).
+
+    Without it a returning client's offending before re-referral would count towards the cohort's year but a new
+    client's would not, and the measure would drift upward as the share of returning clients grows.
+    """
+    first = history.clients.set_index("client_id").loc[offenders["client_id"], "first_referral"].to_numpy(float)
+    start, end = first - BEFORE_REFERRAL_DAYS, first
+    group = pd.Categorical(offenders["group"], categories=GROUPS).codes
+    before = scenario.offending.before_treatment
+    ratio = np.array([before.resolve(GROUPS[g]).value for g in group])
+    rate = offenders["offending_rate"].to_numpy(float)
+    expected = rate * ratio * BEFORE_REFERRAL_DAYS / DAYS_PER_YEAR
+    mean = expected * scenario.offending.recorded_share.value
+    client = offenders["client_id"].to_numpy(np.int64)
+    u = client_uniforms(history.seed, OFFENDING_STREAM, client, np.full(len(client), -1), _start_counter(start))
+    return pd.DataFrame({
+        "client_id": client, "episode": np.full(len(client), -1, dtype=np.int64), "state": "before_referral",
+        "start": start, "end": end, "rate": rate, "ratio": ratio, "expected": expected,
+        "recorded": poisson.ppf(u, mean).astype(np.int64),
     })
 
 

@@ -67,7 +67,7 @@ class ClientRandom:
 
     def __init__(self, seed: np.random.SeedSequence):
         self.seed = seed
-        root = int(seed.generate_state(2, np.uint64)[0])
+        self._root = root = int(seed.generate_state(2, np.uint64)[0])
         self._stream_keys = {s: _mix_int(root ^ (_mix_int(int(s) * _GAMMA & _M64))) for s in Stream}
 
     def draws(self, stream: Stream, client: int, episode: int, n: int, offset: int = 0) -> list[float]:
@@ -85,6 +85,14 @@ class ClientRandom:
             out.append(((z ^ (z >> 31)) >> 12) * _TO_UNIT + _HALF_STEP)
         return out
 
+    def keyed(self, stream: Stream | int, client, episode, counter) -> np.ndarray:
+        """Uniforms for arrays of (client, episode, counter) keys at once, vectorised. With counters 1, 2, ...
+        they are exactly :meth:`draws` for that client and episode; any 64-bit counter may be used."""
+        key = self._stream_keys.get(stream)
+        if key is None:
+            key = _mix_int(self._root ^ (_mix_int(int(stream) * _GAMMA & _M64)))
+        return _keyed(key, client, episode, counter)
+
     def draws_array(self, stream: Stream, client: int, episode: int, n: int, offset: int = 0) -> np.ndarray:
         """As :meth:`draws`, vectorised with numpy, for many numbers at once (e.g. a whole episode's reviews)."""
         h = _mix_int(_mix_int(self._stream_keys[stream] ^ client) ^ (episode * _GAMMA & _M64))
@@ -94,6 +102,15 @@ class ClientRandom:
             idx = np.arange(offset + 1, offset + n + 1, dtype=np.uint64) * np.uint64(_GAMMA)
         bits = _mix_array(np.uint64(h) + idx)
         return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
+
+
+def _keyed(stream_key: int, client, episode, counter) -> np.ndarray:
+    client = np.asarray(client, dtype=np.int64).astype(np.uint64)
+    episode = np.asarray(episode, dtype=np.int64).astype(np.uint64)
+    counter = np.asarray(counter, dtype=np.uint64)
+    h = _mix_array(_mix_array(np.uint64(stream_key) ^ client) ^ (episode * np.uint64(_GAMMA)))
+    bits = _mix_array(h + counter * np.uint64(_GAMMA))
+    return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:

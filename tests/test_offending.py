@@ -95,7 +95,7 @@ def _one_spell_each(n, rate, days, seed=11):
 
 
 def test_ratio_per_state_and_expected_offences(scenario):
-    sp = offences_by_spell(_tiny(), scenario).set_index(["client_id", "start"])
+    sp = _spells_only(offences_by_spell(_tiny(), scenario)).set_index(["client_id", "start"])
     expect = {  # (client, start): (state, ratio, rate, days)
         (1, -100): ("awaiting_assessment", 1.0, 100, 10),   # before assessment: the band-free value
         (1, -90): ("awaiting_treatment", 0.7, 100, 10),     # assessed critical
@@ -121,11 +121,23 @@ def test_ratio_per_state_and_expected_offences(scenario):
     assert (sp.loc[(4, 100), "episode"], sp.loc[(4, 300), "episode"]) == (0, 1)  # custody belongs to episode 0
 
 
+def _spells_only(sp):
+    """The rows that are History spells (not the year before first referral)."""
+    return sp[sp["state"] != "before_referral"].reset_index(drop=True)
+
+
 def test_every_offender_spell_once_with_integer_counts(scenario):
     h = _tiny()
-    sp = offences_by_spell(h, scenario)
+    everything = offences_by_spell(h, scenario)
+    sp = _spells_only(everything)
     offenders = h.spells[h.spells["client_id"].isin([1, 2, 4, 5, 6])]
     assert sorted(zip(sp["client_id"], sp["start"])) == sorted(zip(offenders["client_id"], offenders["start"]))
+    # and a year before each offender's first referral, untreated (band-free before-treatment ratio)
+    before = everything[everything["state"] == "before_referral"].set_index("client_id")
+    first = h.clients.set_index("client_id")["first_referral"]
+    assert sorted(before.index) == [1, 2, 4, 5, 6]
+    assert (before["end"] == first.loc[before.index]).all() and (before["end"] - before["start"] == 366).all()
+    assert (before["ratio"] == 1.0).all() and (before["episode"] == -1).all()
     assert list(sp.columns) == ["client_id", "episode", "state", "start", "end", "rate", "ratio", "expected",
                                 "recorded"]
     assert sp["recorded"].dtype == np.int64 and (sp["recorded"] >= 0).all()
@@ -135,8 +147,8 @@ def test_every_offender_spell_once_with_integer_counts(scenario):
 @pytest.mark.parametrize("share", [1.0, 0.5])
 def test_recorded_counts_are_poisson_with_the_expected_mean(west_kent, share):
     days = 730
-    sp = offences_by_spell(_one_spell_each(4000, 1.0, days), west_kent.with_changes(
-        {"offending.recorded_share": share}))
+    sp = _spells_only(offences_by_spell(_one_spell_each(4000, 1.0, days), west_kent.with_changes(
+        {"offending.recorded_share": share})))
     mean = share * days / Y  # about 2 (or 1) recorded offences each
     assert sp["expected"].to_numpy() == pytest.approx(days / Y)
     assert sp["recorded"].mean() == pytest.approx(mean, abs=0.1)      # standard error about 0.02
@@ -175,15 +187,16 @@ def test_cohort_members_and_expected_offences(scenario):
     # A, D, F in treatment in both of the first years (C never offends, E is never treated, B starts on day
     # 420); in 2021-22 only B (A is relapsed, D dead, F transferred out)
     assert list(c["cohort"]) == [3, 3, 1]
-    a = 100 * (10 + 0.7 * 10 + 0.4 * 80) / Y
-    d = 200 * (10 + 10 + 0.53 * 280) / Y
-    f = 40 * (5 + 5 + 0.53 * 190) / Y
+    # members first referred during the year also count their untreated offending before referral
+    a = 100 * (266 + 10 + 0.7 * 10 + 0.4 * 80) / Y
+    d = 200 * (66 + 10 + 10 + 0.53 * 280) / Y
+    f = 40 * (166 + 5 + 5 + 0.53 * 190) / Y
     assert c.loc["2019-20", "expected_offences"] == pytest.approx(a + d + f)
     a = 100 * (0.4 * 200 + 0.39 * 165) / Y
     d = 200 * (0.53 * 100 + 10) / Y  # custody and death count nothing; back before treatment on release
     f = 40 * 0.53 * 30 / Y
     assert c.loc["2020-21", "expected_offences"] == pytest.approx(a + d + f)
-    b = 50 * (10 + 10 + 0.53 * 180 + 0.85 * 130) / Y
+    b = 50 * (35 + 10 + 10 + 0.53 * 180 + 0.85 * 130) / Y  # referred on day 400: 35 days before referral
     assert c.loc["2021-22", "expected_offences"] == pytest.approx(b)
 
 
@@ -191,8 +204,11 @@ def test_recorded_offences_are_pro_rated_across_periods(scenario):
     h = _tiny()
     sp = offences_by_spell(h, scenario)
     c = cohort_offences(h, scenario).set_index("period")
-    # B's spells all lie inside 2021-22, and B is its only member
-    assert c.loc["2021-22", "offences"] == sp.loc[sp["client_id"] == 2, "recorded"].sum()
+    # B is 2021-22's only member: its spells lie inside it, and 35 of the 366 days before its referral
+    b = sp[sp["client_id"] == 2]
+    before = b[b["state"] == "before_referral"].iloc[0]
+    expected = b.loc[b["state"] != "before_referral", "recorded"].sum() + before["recorded"] * 35 / 366
+    assert c.loc["2021-22", "offences"] == pytest.approx(expected)
     assert c.loc["2021-22", "offences_per_member"] == c.loc["2021-22", "offences"]
     # A's treatment spell [-80, 50) is split 80:50 between the first two years
     treat = sp[(sp["client_id"] == 1) & (sp["start"] == -80)].iloc[0]
@@ -200,10 +216,12 @@ def test_recorded_offences_are_pro_rated_across_periods(scenario):
     _journey(rec, _client(rec, 1, "opiate", 100, -80.0), [
         (-80, "referral"), (-80, "awaiting_treatment", "critical"), (-80, "in_treatment")])
     one = cohort_offences(rec.finish(50.0, HORIZON, "one", h.seed), scenario).set_index("period")
-    alone = offences_by_spell(rec.finish(50.0, HORIZON, "one", h.seed), scenario)
+    alone = _spells_only(offences_by_spell(rec.finish(50.0, HORIZON, "one", h.seed), scenario))
     n = alone["recorded"].iloc[0]
     assert n == treat["recorded"]  # same client, episode and start: same draw
-    assert one.loc["2019-20", "offences"] == pytest.approx(n * 80 / 130)
+    pre = offences_by_spell(rec.finish(50.0, HORIZON, "one", h.seed), scenario).iloc[0]
+    assert pre["state"] == "before_referral"
+    assert one.loc["2019-20", "offences"] == pytest.approx(n * 80 / 130 + pre["recorded"] * 286 / 366)
     assert one.loc["2020-21", "offences"] == pytest.approx(n * 50 / 130)
     assert one["offences"].dtype == float
 
@@ -326,7 +344,7 @@ def test_settlement_bad_arguments(args, name):
 @pytest.fixture(scope="module")
 def run(small):
     h = simulate(small, seed=1)
-    return h, offences_by_spell(h, small)
+    return h, _spells_only(offences_by_spell(h, small))
 
 
 def test_simulation_every_offender_spell_covered(run, small):
@@ -338,7 +356,7 @@ def test_simulation_every_offender_spell_covered(run, small):
     assert (sp["recorded"] >= 0).all() and (sp["expected"] >= 0).all() and sp["recorded"].dtype == np.int64
     total = small.offending.recorded_share.value * sp["expected"].sum()
     assert sp["recorded"].sum() == pytest.approx(total, rel=0.1)
-    pd.testing.assert_frame_equal(sp, offences_by_spell(h, small))
+    pd.testing.assert_frame_equal(sp, _spells_only(offences_by_spell(h, small)))
 
 
 def test_simulation_cohort_has_warm_up_and_contract_years(run, small):
