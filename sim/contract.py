@@ -12,6 +12,7 @@ start plus k-1 years to the contract start plus k years.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from pathlib import Path
 from typing import Literal, Self
@@ -218,6 +219,9 @@ class Contract(Section):
         if self.pbr_share.by_year is not None and len(self.pbr_share.by_year) != years:
             raise ValueError(f"pbr_share.by_year needs one share per contract year ({years}), got "
                              f"{len(self.pbr_share.by_year)}")
+        shares = [self.pbr_share.for_year(k, years) for k in range(1, years + 1)]
+        if any(not 0 <= x <= 1 for x in shares):
+            raise ValueError(f"pbr_share gives shares outside [0, 1]: {[round(x, 4) for x in shares]}")
         if any(w < 0 for w in self.band_weights.values()):
             raise ValueError("band weights must be >= 0")
         if self.income_floor is not None and self.income_cap is not None and self.income_floor > self.income_cap:
@@ -275,14 +279,21 @@ def _validate(raw: dict, source: str, provenance: dict) -> Contract:
     return contract
 
 
-def contract_years(contract_start: dt.date, years: int) -> list[tuple[int, float, float]]:
-    """[(contract year, start day, end day)] counted from the contract start."""
+def contract_years(contract_start: dt.date, years: int, first: int = 1) -> list[tuple[int, float, float]]:
+    """[(contract year, start day, end day)] counted from the contract start; year 0 is the year before it."""
     out = []
-    for k in range(years):
+    for k in range(first - 1, first - 1 + years):
         a = _add_years(contract_start, k)
         b = _add_years(contract_start, k + 1)
         out.append((k + 1, float((a - contract_start).days), float((b - contract_start).days)))
     return out
+
+
+def add_months(d: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later, or the month's last day when it is shorter (31 January -> 29 February)."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return dt.date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
 def _add_years(d: dt.date, n: int) -> dt.date:

@@ -36,6 +36,8 @@ def _two_reviews(reviews: pd.DataFrame, ok: pd.Series, window: float) -> pd.Data
     """Reviews at which ``ok`` holds for the second time within ``window`` days in the same episode."""
     r = reviews[ok & reviews["completed"] & (reviews["stage"] != "start")]
     r = r.sort_values(["client_id", "episode", "time"])
+    if r.empty:
+        return r[["client_id", "episode", "time"]]
     same = (r["client_id"].to_numpy()[1:] == r["client_id"].to_numpy()[:-1]) & \
            (r["episode"].to_numpy()[1:] == r["episode"].to_numpy()[:-1])
     close = np.diff(r["time"].to_numpy()) <= window

@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import costs as costs_module
 from . import offending as offending_module
-from .contract import Contract, ContractError, Outcome, contract_years
+from .contract import Contract, ContractError, Outcome, add_months, contract_years
 from .history import History
 from .outcomes import achievements
 from .scenario import Scenario
@@ -60,9 +60,18 @@ class Settlement:
 
 
 def _month_start(start: dt.date, m: int) -> float:
-    """Days from the contract start to the same day ``m`` months later (clamped to the 28th)."""
-    y, mo = divmod(start.month - 1 + m, 12)
-    return float((dt.date(start.year + y, mo + 1, min(start.day, 28)) - start).days)
+    """Days from the contract start to the same day ``m`` months later (or that month's last day)."""
+    return float((add_months(start, m) - start).days)
+
+
+def _calendar_months(start: dt.date, until: float) -> np.ndarray:
+    """Day 0 and the first day of each calendar month after the contract start, until past ``until``."""
+    out, m = [0.0], 1
+    first = start.replace(day=1)
+    while out[-1] <= until:
+        out.append(float((add_months(first, m) - start).days))
+        m += 1
+    return np.array(out)
 
 
 def _month_bounds(start: dt.date, until: float, step: int = 1) -> np.ndarray:
@@ -124,6 +133,11 @@ def settle(contract: Contract, history: History, scenario: Scenario) -> Settleme
     payments = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else \
         pd.DataFrame(columns=PAYMENT_COLUMNS)
     payments = _apply_caps(contract, payments, years)
+    # clawback recovers what was actually paid, after the caps
+    clawbacks = [_clawback(name, payments[(payments["component"] == name) & (payments["kind"] == "outcome")],
+                           history, outcome, years)
+                 for name, outcome in contract.outcomes.items() if outcome.clawback_days is not None]
+    payments = pd.concat([payments, *[c for c in clawbacks if len(c)]], ignore_index=True)
     payments = _apply_floor_and_cap(contract, payments, years)
     payments = payments.sort_values(["due", "component", "client_id"], ignore_index=True, kind="stable")
     payments["client_id"] = payments["client_id"].astype(np.int64)
@@ -206,8 +220,9 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
         esc = outcome.escalator
         base_rate = esc.baseline_rate
         if base_rate == "baseline":
-            people = _people_in_treatment(history, pd.DataFrame({"contract_year": [0], "start": [-365.0],
-                                                                 "end": [0.0]})).get(0, 0.0)
+            a, b = _baseline_bounds(history)
+            people = _people_in_treatment(history, pd.DataFrame({"contract_year": [0], "start": [a],
+                                                                 "end": [b]})).get(0, 0.0)
             base_rate = len(baseline) / people if people else 0.0
         counts = found.groupby("contract_year").size()
         mult = {y: esc.multiplier(counts.get(y, 0) / max(in_treatment.get(y, 0.0), 1.0), base_rate)
@@ -221,16 +236,21 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
                         "contract_year": year, "amount": amount})
     if outcome.cap_per_year is not None:
         out = _truncate(out, "contract_year", outcome.cap_per_year)
-    if outcome.clawback_days is not None:
-        out = pd.concat([out, _clawback(name, out, history, outcome, years)], ignore_index=True)
     return out
+
+
+def _baseline_bounds(history: History) -> tuple[float, float]:
+    """The year before the contract start (days)."""
+    _, a, b = contract_years(history.contract_start, 1, first=0)[0]
+    return a, b
 
 
 def _baseline_year(history: History, everything: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
     """Achievements in the year before the contract start, under the same once-per rule."""
-    if history.start > -365.0:
+    a, b = _baseline_bounds(history)
+    if history.start > a:
         raise ValueError("pricing from the baseline year needs at least a year of warm-up")
-    return _once_per(everything[(everything["time"] >= -365.0) & (everything["time"] < 0)], outcome)
+    return _once_per(everything[(everything["time"] >= a) & (everything["time"] < b)], outcome)
 
 
 def _clawback(name: str, paid: pd.DataFrame, history: History, outcome: Outcome,
@@ -284,11 +304,12 @@ def _offending(contract: Contract, history: History, scenario: Scenario, years: 
         # contract years that are not financial years have no cohort figure: not settled
         value = float(match.iloc[0][column]) if len(match) else np.nan
         members = float(match.iloc[0]["cohort"]) if len(match) else np.nan
-        reduction = 1.0 - value / baseline if baseline > 0 else np.nan
+        valid = np.isfinite(baseline) and baseline > 0 and np.isfinite(value)
+        reduction = 1.0 - value / baseline if valid else np.nan
         fraction = offending_module.attachment_fraction(reduction, o.paid_at_baseline, o.full_at_reduction,
                                                         o.below_baseline)
         saved = (baseline - value) * (members if o.measure == "per_member" else 1.0)
-        observed = bool(y.observed and np.isfinite(value))
+        observed = bool(y.observed and valid)  # no baseline or no cohort: nothing to settle
         rows.append((y.contract_year, y.start, y.end, observed, members, baseline, value, reduction, fraction,
                      o.pot * fraction if observed else 0.0, saved, saved * o.price_per_offence))
     out = pd.DataFrame(rows, columns=["contract_year", "start", "end", "observed", "cohort", "baseline",
@@ -333,16 +354,17 @@ def _apply_floor_and_cap(contract: Contract, payments: pd.DataFrame, years: pd.D
 
 
 def monthly_cash(settlement: Settlement) -> pd.DataFrame:
-    """Month by month from the contract start until the last payment: income received (payments by due
-    date), delivery cost, net and cumulative cash (pounds)."""
+    """Calendar month by month from the contract start until the last payment: income received (payments by
+    due date), delivery cost, net and cumulative cash (pounds)."""
     h = settlement.history
     cost = costs_module.delivery_costs(h, settlement.scenario, "month")
     cost = cost.groupby("start")["cost"].sum()
     last = max(h.end, settlement.payments["due"].max() if len(settlement.payments) else h.end)
-    bounds = _month_bounds(h.contract_start, last)
+    bounds = _calendar_months(h.contract_start, last)
     months = pd.DataFrame({"start": bounds[:-1], "end": bounds[1:]})
     months.insert(0, "period", [str(d)[:7] for d in h.date(months["start"].to_numpy())])
-    months["cost"] = cost.reindex(months["start"].to_numpy(), fill_value=0.0).to_numpy()
+    at = np.searchsorted(bounds, cost.index.to_numpy(), side="right") - 1  # costs are by calendar month
+    months["cost"] = np.bincount(at, weights=cost.to_numpy(), minlength=len(months))[:len(months)]
     idx = np.searchsorted(bounds, settlement.payments["due"].to_numpy(), side="right") - 1
     months["income"] = np.bincount(np.clip(idx, 0, len(months) - 1),
                                    weights=settlement.payments["amount"].to_numpy(), minlength=len(months))
