@@ -323,12 +323,29 @@ class Scenario(_Section):
     capacity: Capacity
     contract: str | None = Field(None, description="the contract file this system is paid under (a path "
                                                    "relative to the scenario file that names it)")
+    uncertainty: dict[str, Dist] = Field(default_factory=dict, description="probabilistic sensitivity analysis: "
+                                         "a distribution for the number at each dotted key path, drawn once per "
+                                         "replication (see sim.uncertainty)")
     schedule: list[Change] = Field(default_factory=list)
 
     _epochs: list[tuple[float, Scenario]] | None = PrivateAttr(default=None)
     _source: str = PrivateAttr(default="<scenario>")
     _provenance: dict[tuple, str] = PrivateAttr(default_factory=dict)
     _raw: dict[str, Any] | None = PrivateAttr(default=None)  # the merged file, as written
+
+    @model_validator(mode="after")
+    def _uncertain_paths_exist(self) -> Self:
+        if not self.uncertainty:
+            return self
+        raw = self.model_dump(mode="python", exclude_none=True)
+        for path in self.uncertainty:
+            try:
+                set_path(copy.deepcopy(raw), path.split("."), 1.0, must_exist=True, scale=True)
+            except KeyError:
+                raise ValueError(f"uncertainty: no number at key path {path!r}") from None
+            if path.split(".")[0] in ("horizon", "schedule", "uncertainty", "seed", "contract"):
+                raise ValueError(f"uncertainty: {path!r} cannot be uncertain")
+        return self
 
     def epochs(self) -> list[tuple[float, Scenario]]:
         """[(start day, scenario in force)], the first starting at the warm-up start."""

@@ -130,19 +130,23 @@ def settle(contract: Contract, history: History, scenario: Scenario) -> Settleme
             "component": "offending", "kind": "offending", "client_id": -1, "band": "",
             "earned": paid["end"].to_numpy(), "due": paid["end"].to_numpy() + contract.offending.lag_days,
             "contract_year": paid["contract_year"].to_numpy(), "amount": paid["payment"].to_numpy()}))
+    for name, outcome in contract.outcomes.items():
+        if outcome.clawback_days is not None:
+            rows.append(_clawback(name, rows_of(rows, name), history, outcome, years))
     payments = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else \
         pd.DataFrame(columns=PAYMENT_COLUMNS)
     payments = _apply_caps(contract, payments, years)
-    # clawback recovers what was actually paid, after the caps
-    clawbacks = [_clawback(name, payments[(payments["component"] == name) & (payments["kind"] == "outcome")],
-                           history, outcome, years)
-                 for name, outcome in contract.outcomes.items() if outcome.clawback_days is not None]
-    payments = pd.concat([payments, *[c for c in clawbacks if len(c)]], ignore_index=True)
     payments = _apply_floor_and_cap(contract, payments, years)
     payments = payments.sort_values(["due", "component", "client_id"], ignore_index=True, kind="stable")
-    payments["client_id"] = payments["client_id"].astype(np.int64)
-    payments["contract_year"] = payments["contract_year"].astype(np.int64)
+    payments = payments.astype({"client_id": np.int64, "contract_year": np.int64, "earned": float, "due": float,
+                                "amount": float})
     return Settlement(contract, history, scenario, payments[PAYMENT_COLUMNS], years, offending)
+
+
+def rows_of(rows: list[pd.DataFrame], component: str) -> pd.DataFrame:
+    """The (uncapped) outcome payments of one component among the frames built so far."""
+    found = [r[(r["component"] == component) & (r["kind"] == "outcome")] for r in rows if len(r)]
+    return pd.concat(found) if found else pd.DataFrame(columns=PAYMENT_COLUMNS)
 
 
 def _years_frame(contract: Contract, history: History) -> pd.DataFrame:
@@ -234,8 +238,6 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
     out = pd.DataFrame({"component": name, "kind": "outcome", "client_id": found["client_id"].to_numpy(),
                         "band": found["band"].to_numpy(), "earned": found["time"].to_numpy(), "due": due,
                         "contract_year": year, "amount": amount})
-    if outcome.cap_per_year is not None:
-        out = _truncate(out, "contract_year", outcome.cap_per_year)
     return out
 
 
@@ -255,7 +257,8 @@ def _baseline_year(history: History, everything: pd.DataFrame, outcome: Outcome)
 
 def _clawback(name: str, paid: pd.DataFrame, history: History, outcome: Outcome,
               years: pd.DataFrame) -> pd.DataFrame:
-    """Recover an outcome payment when the client re-presents within ``clawback_days`` of it."""
+    """Candidate recoveries of outcome payments when the client re-presents within ``clawback_days``; the
+    amounts are settled with the caps (only what was paid is recovered)."""
     ep = history.episodes[["client_id", "referral"]]
     rows = []
     by_client = ep.groupby("client_id")["referral"].apply(np.sort)
@@ -268,19 +271,6 @@ def _clawback(name: str, paid: pd.DataFrame, history: History, outcome: Outcome,
     if len(out):
         out["due"] = _due(history, out["earned"].to_numpy() + outcome.lag_days, outcome.payment, years)
     return out
-
-
-def _truncate(frame: pd.DataFrame, by: str | None, cap: float) -> pd.DataFrame:
-    """Pay positive amounts first-earned-first-paid until ``cap`` (per ``by`` group, or overall) is reached."""
-    frame = frame.sort_values(["earned", "client_id"], kind="stable").copy()
-    groups = [frame.index] if by is None else [g.index for _, g in frame.groupby(by)]
-    for idx in groups:
-        amounts = frame.loc[idx, "amount"].to_numpy()
-        positive = np.clip(amounts, 0, None)
-        before = np.r_[0.0, np.cumsum(positive)[:-1]]
-        paid = np.clip(cap - before, 0, positive)
-        frame.loc[idx, "amount"] = np.where(amounts > 0, paid, amounts)
-    return frame
 
 
 def _offending(contract: Contract, history: History, scenario: Scenario, years: pd.DataFrame) -> pd.DataFrame:
@@ -320,18 +310,56 @@ def _offending(contract: Contract, history: History, scenario: Scenario, years: 
 
 
 def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:
-    pbr = payments["kind"].isin(["outcome", "offending"])
-    if contract.pbr_cap is not None and pbr.any():
-        parts = []
-        for y in years.itertuples():
-            sel = pbr & (payments["contract_year"] == y.contract_year)
-            parts.append(_truncate(payments[sel], None, contract.pbr_cap * y.pot))
-        payments = pd.concat([payments[~pbr], *parts], ignore_index=True)
-        pbr = payments["kind"].isin(["outcome", "offending"])
-    if contract.term_cap is not None and pbr.any():
-        payments = pd.concat([payments[~pbr], _truncate(payments[pbr], None, contract.term_cap)],
-                             ignore_index=True)
-    return payments
+    """Pay outcome and offending money first earned, first paid, within every cap that applies: the outcome's
+    cap per contract year, the PbR cap per year and the term cap. Caps bind on net payouts: a clawback recovers
+    what its payment was actually paid and frees that room again."""
+    outcomes = contract.outcomes
+    limited = payments["kind"].isin(["outcome", "offending", "clawback"])
+    if not limited.any():
+        return payments
+    pots = years.set_index("contract_year")["pot"].to_dict()
+    rows = payments[limited].copy()
+    # payments before clawbacks earned on the same day; clawbacks then recover in time order
+    rows["order"] = (rows["kind"] == "clawback").astype(int)
+    rows = rows.sort_values(["earned", "order", "client_id"], kind="stable")
+    room: dict[tuple, float] = {}
+    paid: dict[tuple, float] = {}
+
+    def limits(component: str, kind: str, year: int) -> list[tuple[tuple, float]]:
+        out = []
+        cap = outcomes[component].cap_per_year if kind in ("outcome", "clawback") else None
+        if cap is not None:
+            out.append((("outcome", component, year), cap))
+        if contract.pbr_cap is not None:
+            out.append((("pbr", year), contract.pbr_cap * pots.get(year, 0.0)))
+        if contract.term_cap is not None:
+            out.append((("term",), contract.term_cap))
+        return out
+
+    amounts = []
+    for r in rows.itertuples():
+        caps = limits(r.component, r.kind, r.contract_year)
+        for key, cap in caps:
+            room.setdefault(key, cap)
+        link = (r.component, r.client_id, r.contract_year, r.band)
+        if r.kind == "clawback":
+            back = paid.get(link, 0.0)
+            if back > 0:
+                paid[link] = 0.0
+                for key, _ in caps:
+                    room[key] += back
+            amounts.append(-back)
+            continue
+        pay = min([r.amount, *[room[key] for key, _ in caps]]) if caps else r.amount
+        pay = max(pay, 0.0)
+        for key, _ in caps:
+            room[key] -= pay
+        if r.kind == "outcome":
+            paid[link] = paid.get(link, 0.0) + pay
+        amounts.append(pay)
+    rows["amount"] = amounts
+    rows = rows[(rows["kind"] != "clawback") | (rows["amount"] != 0)].drop(columns="order")
+    return pd.concat([payments[~limited], rows], ignore_index=True)
 
 
 def _apply_floor_and_cap(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:
