@@ -17,20 +17,7 @@ from scipy import stats
 from .contract import Contract
 from .pathway import simulate
 from .scenario import Scenario
-from .settlement import commissioner_by_year, provider_by_year, settle
-
-METRICS = {
-    "income": "provider income (pounds)",
-    "outcome_payments": "payments on outcomes and offending (pounds)",
-    "cost": "provider delivery cost (pounds)",
-    "margin": "provider margin (pounds)",
-    "working_capital_needed": "largest cash shortfall before payments arrive (pounds)",
-    "spend": "commissioner spend including assessments (pounds)",
-    "planned_exits": "planned exits (people)",
-    "spend_per_planned_exit": "commissioner spend per planned exit (pounds)",
-    "community_savings": "estimated community savings from reduced offending (pounds)",
-}
-
+from .settlement import METRICS, contract_year_metrics, settle, term_metrics
 
 @dataclass
 class Comparison:
@@ -95,31 +82,16 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
         history = simulate(scenario, child)
         mark = fingerprint(history)
         for contract in contracts:
-            s = settle(contract, history, scenario)
-            prov = provider_by_year(s)
-            comm = commissioner_by_year(s)
-            outcome = s.payments[s.payments["kind"].isin(["outcome", "clawback", "offending"])]
-            frame = pd.DataFrame({
-                "replication": r, "contract": contract.name, "contract_year": prov.index,
-                "observed": prov["observed"].to_numpy(),
-                "income": prov["income"].to_numpy(), "cost": prov["cost"].to_numpy(),
-                "margin": prov["margin"].to_numpy(),
-                "outcome_payments": outcome.groupby("contract_year")["amount"].sum().reindex(prov.index,
-                                                                                             fill_value=0).to_numpy(),
-                "working_capital_needed": prov["working_capital_needed"].to_numpy(),
-                "spend": comm["spend"].to_numpy(), "planned_exits": comm["planned_exits"].to_numpy(),
-                "community_savings": (comm["community_savings"].to_numpy() if "community_savings" in comm
-                                      else np.zeros(len(comm))),
-            })
-            year_rows.append(frame)
+            by_year = contract_year_metrics(settle(contract, history, scenario))
+            year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
             prints.append((r, contract.name, mark))
         if progress is not None:
             progress(r + 1)
     by_year = pd.concat(year_rows, ignore_index=True)
-    observed = by_year[by_year["observed"]]
-    term = observed.groupby(["replication", "contract"], sort=False).agg(
-        {"income": "sum", "outcome_payments": "sum", "cost": "sum", "margin": "sum",
-         "working_capital_needed": "max", "spend": "sum", "planned_exits": "sum",
-         "community_savings": "sum"}).reset_index()
-    term["spend_per_planned_exit"] = term["spend"] / term["planned_exits"].where(term["planned_exits"] > 0)
+    by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
+        ["replication", "contract", "contract_year"])]]
+    term = pd.DataFrame([term_metrics(d).rename(None) for _, d in by_year.groupby(["replication", "contract"],
+                                                                                    sort=False)])
+    keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
+    term = pd.concat([keys, term.reset_index(drop=True)], axis=1)
     return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))

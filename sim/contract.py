@@ -251,11 +251,15 @@ class Contract(Section):
         weights = outcome.band_weights if outcome.band_weights is not None else self.band_weights
         return weights.get(band, 0.0)
 
+    def raw(self) -> dict:
+        """The contract as written (after ``extends``)."""
+        return self._raw if self._raw is not None else self.model_dump(mode="python", exclude_none=True)
+
     def with_changes(self, changes: dict) -> Contract:
         """A copy with values replaced at dotted key paths, validated again."""
         import copy
 
-        raw = copy.deepcopy(self._raw if self._raw is not None else self.model_dump(exclude_none=True))
+        raw = copy.deepcopy(self.raw())
         for path, value in changes.items():
             set_path(raw, path.split("."), value, must_exist=False)
         return _validate(raw, f"{self._source} (with changes)", {})
@@ -267,6 +271,15 @@ def load_contract(path: str | Path) -> Contract:
     raw, provenance = read_with_extends(path, ContractError)
     raw.pop("extends", None)
     return _validate(raw, str(path), provenance)
+
+
+def contract_from_dict(raw: dict, source: str = "<dict>") -> Contract:
+    """A contract from a plain dict (as written in a file, after ``extends``)."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    raw.pop("extends", None)
+    return _validate(raw, source, {(k,): source for k in raw})
 
 
 def _validate(raw: dict, source: str, provenance: dict) -> Contract:

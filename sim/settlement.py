@@ -521,3 +521,51 @@ def _irr(flows: np.ndarray, periods_per_year: int) -> float:
         return float("nan")
     monthly = brentq(npv, lo, hi, xtol=1e-12)
     return (1.0 + monthly) ** periods_per_year - 1.0
+
+
+# --- the figures compared across contracts and replications ------------------------------------------------------
+
+METRICS = {
+    "income": "provider income (pounds)",
+    "outcome_payments": "payments on outcomes and offending, net of clawback (pounds)",
+    "cost": "provider delivery cost (pounds)",
+    "margin": "provider margin (pounds)",
+    "working_capital_needed": "largest cash shortfall before payments arrive (pounds)",
+    "spend": "commissioner spend including assessments (pounds)",
+    "planned_exits": "planned exits (people)",
+    "spend_per_planned_exit": "commissioner spend per planned exit (pounds)",
+    "community_savings": "estimated community savings from reduced offending (pounds)",
+}
+_TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "planned_exits", "community_savings")
+
+
+def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
+    """Per contract year (index ``contract_year``): ``observed`` and the :data:`METRICS`."""
+    prov = provider_by_year(settlement)
+    comm = commissioner_by_year(settlement)
+    pay = settlement.payments
+    outcome = pay[pay["kind"].isin(["outcome", "clawback", "offending"])]
+    out = pd.DataFrame(index=prov.index)
+    out["observed"] = prov["observed"].astype(bool)
+    out["income"] = prov["income"]
+    out["outcome_payments"] = outcome.groupby("contract_year")["amount"].sum().reindex(prov.index, fill_value=0.0)
+    out["cost"] = prov["cost"]
+    out["margin"] = prov["margin"]
+    out["working_capital_needed"] = prov["working_capital_needed"]
+    out["spend"] = comm["spend"].reindex(prov.index)
+    out["planned_exits"] = comm["planned_exits"].reindex(prov.index)
+    out["spend_per_planned_exit"] = comm["spend_per_planned_exit"].reindex(prov.index)
+    out["community_savings"] = (comm["community_savings"].reindex(prov.index) if "community_savings" in comm
+                                else 0.0)
+    return out[["observed", *METRICS]]
+
+
+def term_metrics(by_year: pd.DataFrame) -> pd.Series:
+    """Totals over the observed contract years (the largest working capital; spend per planned exit of the
+    totals)."""
+    observed = by_year[by_year["observed"]]
+    term = observed[list(_TERM_SUMS)].astype(float).sum()
+    term["working_capital_needed"] = observed["working_capital_needed"].max() if len(observed) else np.nan
+    term["spend_per_planned_exit"] = (term["spend"] / term["planned_exits"] if term["planned_exits"] > 0
+                                      else np.nan)
+    return term.reindex(list(METRICS))

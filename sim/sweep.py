@@ -437,7 +437,7 @@ def resolve_path(raw: Mapping[str, Any], path: str) -> str:
 
 
 def _raw_of(contract: Contract) -> dict:
-    return contract._raw if contract._raw is not None else contract.model_dump(exclude_none=True)
+    return contract.raw()
 
 
 def _details(e: ConfigError, applied: str) -> list[tuple[str, str, str]]:

@@ -1,0 +1,251 @@
+"""Experiments: one run as data, executors that agree, replications with error bars, how many replications."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sim import load_scenario, measures, simulate
+from sim.compare import compare
+from sim.contract import load_contract
+from sim.experiment import (COLUMNS, CONTRACT_METRICS, DaskExecutor, ProcessExecutor, ProgressBar, Replications,
+                            RunSpec, SerialExecutor, StoreMismatch, contract_raw, make_executor,
+                            replicate, replications_needed, run_one, run_specs, summarise)
+
+from .conftest import SCENARIOS
+
+CONTRACT = SCENARIOS / "contracts" / "west_kent_pbr.toml"
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """West Kent with a 2-year warm-up and 1 reported year: about a second a run."""
+    return load_scenario(SCENARIOS / "west_kent.toml").with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+
+
+@pytest.fixture(scope="module")
+def specs(tiny):
+    """Three points (the second with fewer recovery workers, the third the same as the first) x 2 replications,
+    settled under the West Kent contract."""
+    fewer = tiny.with_changes({"capacity.recovery_workers": 18})
+    c = contract_raw(CONTRACT)
+    scenarios = [tiny.raw(), fewer.raw(), tiny.raw()]
+    return [RunSpec(p, r, scenarios[p], c, SEED) for p in range(3) for r in range(2)]
+
+
+@pytest.fixture(scope="module")
+def serial_table(specs):
+    return run_specs(specs, SerialExecutor())
+
+
+# --- one run -----------------------------------------------------------------------------------------------------
+
+
+def test_table_shape(serial_table):
+    t = serial_table
+    assert list(t.columns) == COLUMNS
+    assert t["value"].dtype == np.float64 and t["point"].dtype == np.int64
+    assert not t.duplicated(["point", "replication", "period", "category", "metric"]).any()
+    assert set(t["category"]) == {"all", "opiate", "non_opiate", "alcohol", "non_opiate_alcohol", "contract"}
+    assert set(t["period"]) == {"2012-13", "contract year 1", "term"}
+    contract_rows = t[t["category"] == "contract"]
+    assert set(CONTRACT_METRICS) <= set(contract_rows["metric"])
+    # sorted by the key columns
+    keys = t[["point", "replication", "period", "category", "metric"]].astype({"period": object, "category": object,
+                                                                               "metric": object})
+    assert keys.equals(keys.sort_values(list(keys.columns), ignore_index=True))
+
+
+def test_run_one_is_deterministic_and_matches_simulate(tiny, specs, serial_table):
+    spec = specs[1]  # point 0, replication 1
+    first, history = run_one(spec, keep_history=True)
+    again = run_one(spec)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(
+        first, serial_table[(serial_table["point"] == 0) & (serial_table["replication"] == 1)].reset_index(drop=True))
+    # the same History as simulating the scenario object with the replication's seed
+    direct = simulate(tiny, np.random.SeedSequence(SEED, spawn_key=(1,)))
+    pd.testing.assert_frame_equal(history.spells, direct.spells)
+    yearly = measures.by_period(direct, "year")
+    row = first[(first["category"] == "all") & (first["metric"] == "in_treatment")]
+    assert row["value"].item() == yearly["in_treatment"].item()
+
+
+def test_contract_metrics_agree_with_compare(tiny, serial_table):
+    """Replication r uses the r-th child of SeedSequence(seed), as pbrsim compare does."""
+    cmp = compare(tiny, [load_contract(CONTRACT)], 1, seed=SEED)
+    term = cmp.term.iloc[0]
+    ours = serial_table[(serial_table["point"] == 0) & (serial_table["replication"] == 0)
+                        & (serial_table["period"] == "term")].set_index("metric")["value"]
+    for metric in CONTRACT_METRICS:
+        assert ours[metric] == pytest.approx(term[metric], rel=1e-12, nan_ok=True), metric
+
+
+def test_common_random_numbers_across_points(serial_table):
+    def point(p):
+        return serial_table[serial_table["point"] == p].drop(columns="point").reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(point(0), point(2))  # same scenario, same replication -> same seed
+    assert not point(0)["value"].equals(point(1)["value"])  # fewer workers change something
+    rep = serial_table[serial_table["point"] == 0]
+    assert not rep[rep["replication"] == 0]["value"].reset_index(drop=True).equals(
+        rep[rep["replication"] == 1]["value"].reset_index(drop=True))
+
+
+# --- executors ---------------------------------------------------------------------------------------------------
+
+
+def test_processes_give_identical_tables(specs, serial_table):
+    for workers in (1, 2):
+        with ProcessExecutor(workers) as executor:
+            table = run_specs(specs, executor)
+        pd.testing.assert_frame_equal(table, serial_table)
+
+
+def test_dask_gives_identical_tables(specs, serial_table):
+    with DaskExecutor(workers=2) as executor:
+        assert executor.workers == 2
+        done = []
+        table = run_specs(specs, executor, progress=done.append)
+    pd.testing.assert_frame_equal(table, serial_table)
+    assert sorted(done) == list(range(1, len(specs) + 1))
+    assert executor.client is None and executor.cluster is None  # closed what it opened
+
+
+def test_make_executor():
+    assert isinstance(make_executor("serial"), SerialExecutor)
+    ex = make_executor("processes", 3)
+    assert isinstance(ex, ProcessExecutor) and ex.workers == 3
+    ex.close()
+    with pytest.raises(ValueError, match="unknown executor"):
+        make_executor("threads")
+    with pytest.raises(ValueError, match="scheduler"):
+        make_executor("processes", 2, "tcp://127.0.0.1:8786")
+
+
+def _square(x):
+    return x * x
+
+
+def test_executors_yield_every_result_and_count_progress():
+    for executor in (SerialExecutor(), ProcessExecutor(2)):
+        done = []
+        with executor:
+            results = list(executor.map(_square, range(7), done.append))
+        assert sorted(results) == [x * x for x in range(7)]
+        assert done == list(range(1, 8))
+
+
+def test_progress_bar_shows_only_when_asked():
+    quiet = io.StringIO()
+    with ProgressBar(3, file=quiet) as bar:  # a StringIO is no terminal
+        bar(1), bar(3)
+    assert quiet.getvalue() == ""
+    shown = io.StringIO()
+    with ProgressBar(3, desc="sweep", show=True, file=shown) as bar:
+        bar(1), bar(2), bar(3)
+    text = shown.getvalue()
+    assert "3/3" in text and "run" in text and "<" in text  # count, unit, elapsed<remaining (the ETA)
+
+
+def test_bad_specs_are_refused(tiny):
+    raw = tiny.raw()
+    with pytest.raises(ValueError, match="more than once"):
+        run_specs([RunSpec(0, 0, raw), RunSpec(0, 0, raw)])
+    with pytest.raises(ValueError, match="replications of point 0 differ"):
+        run_specs([RunSpec(0, 0, raw, seed=1), RunSpec(0, 1, raw, seed=2)])
+    bad = {**raw, "capacity": {**raw["capacity"], "rehab_placez": 3}}
+    with pytest.raises(ValueError, match="rehab_placez"):  # checked before anything runs
+        run_specs([RunSpec(0, 0, bad)])
+
+
+# --- replications ------------------------------------------------------------------------------------------------
+
+
+def test_replicate_summary_and_store(tiny, tmp_path):
+    seen = []
+    reps = replicate(tiny, 6, seed=5, store=tmp_path / "reps", progress=seen.append)
+    assert isinstance(reps, Replications) and reps.n == 6 and seen[-1] == 6
+    s = reps.summary()
+    assert list(s.columns) == ["period", "category", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
+    finite = s[s["n"] >= 2]
+    assert ((finite["ci_low"] <= finite["mean"]) & (finite["mean"] <= finite["ci_high"])).all()
+    row = s[(s["period"] == "2012-13") & (s["category"] == "all") & (s["metric"] == "in_treatment")].iloc[0]
+    values = reps.table[(reps.table["category"] == "all") & (reps.table["metric"] == "in_treatment")]["value"]
+    assert row["n"] == 6 and row["sd"] > 0
+    assert row["mean"] == pytest.approx(values.mean())
+    half = stats.t.ppf(0.975, 5) * values.std(ddof=1) / math.sqrt(6)
+    assert row["ci_high"] - row["mean"] == pytest.approx(half)
+
+    # a rerun into the same store computes nothing and gives the same table
+    again_seen = []
+    again = replicate(tiny, 6, seed=5, store=tmp_path / "reps", progress=again_seen.append)
+    pd.testing.assert_frame_equal(again.table, reps.table)
+    assert again_seen == [6]
+    # a different experiment is refused rather than mixed in
+    with pytest.raises(StoreMismatch, match="seed"):
+        replicate(tiny, 6, seed=6, store=tmp_path / "reps")
+    # without a store, keeping the Histories: the same table
+    kept = replicate(tiny, 1, seed=5, aggregate=False)
+    pd.testing.assert_frame_equal(kept.table, reps.table[reps.table["replication"] == 0].reset_index(drop=True))
+    assert list(kept.histories) == [0] and len(kept.histories[0].spells) > 0
+
+
+def test_summarise_by_hand():
+    table = pd.DataFrame({"point": 0, "replication": [0, 1, 2, 0], "period": ["y", "y", "y", "y"],
+                          "category": "all", "metric": ["a", "a", "a", "b"], "value": [1.0, 2.0, 6.0, np.nan]})
+    s = summarise(table).set_index("metric")
+    assert s.loc["a", "n"] == 3 and s.loc["a", "mean"] == 3.0
+    assert s.loc["a", "sd"] == pytest.approx(math.sqrt(7))
+    assert s.loc["a", "ci_high"] == pytest.approx(3 + stats.t.ppf(0.975, 2) * math.sqrt(7 / 3))
+    assert s.loc["b", "n"] == 0 and math.isnan(s.loc["b", "ci_low"])
+
+
+def _synthetic(values: dict[str, list[float]]) -> pd.DataFrame:
+    rows = [(0, r, "2012-13", "all", m, v) for m, vs in values.items() for r, v in enumerate(vs)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def test_replications_needed_by_hand():
+    """Alternating 90, 110 (sd about 10 around 100). After an even n the mean is 100 and s = 10 sqrt(n / (n - 1)),
+    so the relative half-width is t_{n-1} * 10 / sqrt(n - 1) / 100; after an odd n, mean = 100 - 10 / n and
+    s = 10 sqrt((n + 1) / n). With a 5% target: n = 18 gives t_17 = 2.1098 -> 5.12%; n = 19 gives mean 99.474,
+    s = 10.260, t_18 = 2.1009 -> 4.97%; and every n from 19 on is within 5%, so 19 is the answer (k_limit = 5 needs
+    replications 20-24 to exist: with 24 it is confirmed, with 23 only provisional)."""
+    alternating = [90.0 if r % 2 == 0 else 110.0 for r in range(40)]
+    for n in (18, 19):
+        x = np.array(alternating[:n])
+        d = stats.t.ppf(0.975, n - 1) * x.std(ddof=1) / math.sqrt(n) / x.mean()
+        assert (d > 0.05) if n == 18 else (d <= 0.05)
+    found = replications_needed(_synthetic({"a": alternating[:24]}), ["a"])
+    assert found.n == 19 and found.table["n_needed"].item() == 19
+    short = replications_needed(_synthetic({"a": alternating[:23]}), ["a"])
+    assert math.isnan(short.n) and short.table["n_provisional"].item() == 19 and not short.enough
+    assert "more replications needed" in str(short)
+
+
+def test_replications_needed_look_ahead_and_several_metrics():
+    """A metric that meets the target early by chance and then leaves it is not counted as converged there."""
+    steady = [100.0] * 12  # never varies: 2 replications, confirmed by the next 5
+    lucky = [100.0, 100.5, 100.2, 150.0, 50.0, 100.0, 99.0, 101.0, 100.0, 100.0, 100.0, 100.0]
+    table = _synthetic({"steady": steady, "lucky": lucky, "other": [1.0] * 12})
+    found = replications_needed(table, ["steady", "lucky"], relative_half_width=0.3, k_limit=5)
+    by = found.table.set_index("metric")
+    assert set(by.index) == {"steady", "lucky"}
+    assert by.loc["steady", "n_needed"] == 2
+    # by hand (t_{n-1} s_n / sqrt(n) / mean_n): n = 2: 3.2%, 3: 0.6%, then the 150 and the 50 give 35.1%, 43.8%,
+    # 33.1% at n = 4, 5, 6 and 26.7%, 22.3%, 19.2%, 16.9%, 15.0%, 13.5% at n = 7 ... 12: within 30% from 7 on, and
+    # 8 to 12 exist to confirm it
+    x = np.array(lucky)
+    d = {n: stats.t.ppf(0.975, n - 1) * x[:n].std(ddof=1) / math.sqrt(n) / x[:n].mean() for n in range(2, 13)}
+    assert [n for n in d if d[n] <= 0.3] == [2, 3, 7, 8, 9, 10, 11, 12]
+    assert by.loc["lucky", "n_needed"] == 7
+    assert found.n == 7
+    with pytest.raises(ValueError, match="not in the table"):
+        replications_needed(table, ["missing"])
