@@ -1,4 +1,5 @@
-"""The ``pbrsim`` command line: ``run``, ``compare``, ``validate``, ``list``."""
+"""The ``pbrsim`` command line: ``run``, ``compare``, ``replicate``, ``sweep``, ``summarise``, ``validate``,
+``list``."""
 
 from __future__ import annotations
 
@@ -108,6 +109,110 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _executor(args):
+    from .experiment import make_executor
+
+    return make_executor(args.executor, args.workers, args.scheduler)
+
+
+def _add_executor_options(p) -> None:
+    p.add_argument("--executor", choices=("serial", "processes", "dask"), default="serial",
+                   help="where runs execute; results are identical whichever is used")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the cores)")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (with --executor dask)")
+
+
+def cmd_replicate(args) -> int:
+    from .experiment import parameter_and_stochastic_variance, progress_bar, replicate, replications_needed
+    from .settlement import check
+
+    scenario = _scenario(args)
+    contract = _contract(scenario, args.contract)
+    if contract is not None:
+        check(contract, scenario)
+    out = Path(args.out) if args.out else Path("results") / scenario.name / "replications"
+    with _executor(args) as executor, progress_bar(args.replications, "replications") as bar:
+        result = replicate(scenario, args.replications, args.seed, contract, executor, store=out / "runs",
+                           progress=bar, runs_per_draw=args.runs_per_draw)
+    summary = result.summary()
+    _write_csv(out / "summary.csv", summary)
+    shown = summary[(summary["category"].astype(str).isin(["all", "contract"]))
+                    & (summary["period"].astype(str).isin(["term"]) | (summary["category"].astype(str) == "all"))]
+    print(f"{result.n} replications of {scenario.name} (95% confidence intervals):\n")
+    with _wide():
+        print(shown.round(3).to_string(index=False))
+    metrics = [m for m in ("successful_completions", "in_treatment", "margin", "spend")
+               if m in set(result.table["metric"].astype(str))]
+    if result.n >= 3 and metrics:
+        needed = replications_needed(result.table[result.table["category"].astype(str).isin(["all", "contract"])],
+                                     metrics)
+        _write_csv(out / "replications_needed.csv", needed.table)
+        print(f"\n{needed}")
+    if scenario.uncertainty and args.runs_per_draw > 1:
+        split = parameter_and_stochastic_variance(result.table)
+        _write_csv(out / "variance_split.csv", split)
+        print("\nVariance of each result split into parameter and stochastic parts: variance_split.csv")
+    print(f"\nresults written to {out}/ (finished runs are kept in {out / 'runs'}: a rerun resumes)")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .experiment import progress_bar
+    from .output import write_sweep
+    from .sweep import check_sweep, design_points, load_sweep, run_sweep
+
+    spec = load_sweep(args.spec)
+    check_sweep(spec)
+    total = len(design_points(spec)) * spec.replications
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
+    with _executor(args) as executor, progress_bar(total, spec.name) as bar:
+        points, table = run_sweep(spec, executor, store=out / "runs", progress=bar)
+    written = write_sweep(spec, points, table, out, args.metric)
+    print(f"{spec.name}: {len(points)} points x {spec.replications} replications ({spec.design} design)")
+    for name, frame in written.items():
+        print(f"\nSensitivity of {name}:\n")
+        with _wide():
+            print(frame.round(4).to_string(index=False))
+    print(f"\nresults written to {out}/")
+    return 0
+
+
+def cmd_summarise(args) -> int:
+    from .experiment import summarise
+    from .store import ResultStore
+
+    folder = Path(args.folder)
+    store = ResultStore(folder / "runs" if (folder / "runs").is_dir() else folder)
+    table = store.load()
+    if table.empty:
+        print(f"no finished runs in {store.directory}", file=sys.stderr)
+        return 1
+    meta = store.meta() or {}
+    experiment = meta.get("experiment") or {}
+    kind = experiment.get("kind", "experiment")
+    summary = summarise(table)
+    _write_csv(folder / "summary.csv", summary)
+    runs = table[["point", "replication"]].drop_duplicates()
+    print(f"{kind}: {len(runs)} finished runs over {runs['point'].nunique()} points; summary.csv written")
+    with _wide():
+        print(summary[summary["category"].astype(str).isin(["all", "contract"])].head(40).round(3).to_string(
+            index=False))
+    return 0
+
+
+def _write_csv(path: Path, frame) -> None:
+    from .history import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda p: frame.to_csv(p, index=False))
+
+
+def _wide():
+    import pandas as pd
+
+    return pd.option_context("display.width", 220, "display.max_columns", 40, "display.max_rows", 200)
+
+
 def cmd_validate(args) -> int:
     failed = 0
     for path in args.scenarios:
@@ -163,6 +268,31 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--out", default=None, help="output directory (default: results/<scenario>/compare)")
     cmp.add_argument("--no-plots", action="store_true", help="skip the plots")
     cmp.set_defaults(func=cmd_compare)
+
+    rep = sub.add_parser("replicate", help="replications with confidence intervals (and parameter uncertainty)")
+    rep.add_argument("scenario", help="scenario file (TOML)")
+    rep.add_argument("-n", "--replications", type=int, default=20)
+    rep.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
+    rep.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    rep.add_argument("--contract", default=None, help="contract file ('none': no contract; default: the "
+                                                      "scenario's)")
+    rep.add_argument("--runs-per-draw", type=int, default=1,
+                     help="with [uncertainty]: runs per parameter draw (2 or more splits the variance)")
+    rep.add_argument("--out", default=None, help="output directory (default: results/<scenario>/replications)")
+    _add_executor_options(rep)
+    rep.set_defaults(func=cmd_replicate)
+
+    swp = sub.add_parser("sweep", help="run a sweep spec (grid, Latin hypercube, Sobol, Morris)")
+    swp.add_argument("spec", help="sweep spec file (TOML)")
+    swp.add_argument("--out", default=None, help="output directory (default: results/sweeps/<name>)")
+    swp.add_argument("--metric", nargs="+", default=["margin", "spend", "successful_completions"],
+                     help="results to compute sensitivity indices for")
+    _add_executor_options(swp)
+    swp.set_defaults(func=cmd_sweep)
+
+    smr = sub.add_parser("summarise", help="summarise the finished runs of a replicate or sweep folder")
+    smr.add_argument("folder")
+    smr.set_defaults(func=cmd_summarise)
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")

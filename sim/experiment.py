@@ -54,6 +54,7 @@ from .pathway import simulate
 from .scenario import Scenario, scenario_from_dict
 from .settlement import METRICS as _METRICS
 from .settlement import Settlement, check, contract_year_metrics, settle, term_metrics
+from .uncertainty import drawn_scenario, variance_split
 from .store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 
 __all__ = [
@@ -73,6 +74,7 @@ MEASURE_COLUMNS = (
 MEASURE_BREAKDOWNS = (None, "group")
 CONTRACT_METRICS = tuple(_METRICS)  # income, outcome_payments, cost, margin, ... (sim.settlement.METRICS)
 CONTRACT_CATEGORY = "contract"
+PARAMETER_PERIOD, PARAMETER_CATEGORY = "parameters", "psa"  # the parameter draw of a run (see sim.uncertainty)
 TERM_PERIOD = "term"
 
 
@@ -94,6 +96,7 @@ class RunSpec:
     contract: dict | None = None
     seed: int = 0
     aggregate: bool = True
+    runs_per_draw: int = 1  # probabilistic sensitivity analysis: replication r uses parameter draw r // this
 
     __hash__ = None  # holds dicts
 
@@ -107,7 +110,7 @@ class RunSpec:
     def inputs_digest(self) -> str:
         """A hash of what determines the point's results (not the replication number)."""
         return digest({"scenario": self.scenario, "contract": self.contract, "seed": self.seed,
-                       "aggregate": self.aggregate})
+                       "aggregate": self.aggregate, "runs_per_draw": self.runs_per_draw})
 
     def build(self) -> tuple[Scenario, Contract | None]:
         """The validated scenario and contract."""
@@ -136,8 +139,14 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
 
     With ``keep_history`` (default: ``not spec.aggregate``) return ``(table, history)``."""
     scenario, contract = spec.build()
+    parts = []
+    if scenario.uncertainty:  # one parameter set per draw, recorded beside the results
+        draw = spec.replication // max(spec.runs_per_draw, 1)
+        scenario, values = drawn_scenario(scenario, spec.seed, draw)
+        parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
+                                   "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
     history = simulate(scenario, spec.seed_sequence())
-    parts = [_measure_rows(history)]
+    parts.append(_measure_rows(history))
     if contract is not None:
         parts.append(_contract_rows(settle(contract, history, scenario)))
     table = pd.concat(parts, ignore_index=True)
@@ -574,7 +583,7 @@ def summarise(table: pd.DataFrame, by: Iterable[str] = ("point", "period", "cate
 
 def replicate(scenario: Scenario, n: int, seed: int | None = None, contract=None, executor=None,
               store: ResultStore | str | os.PathLike | None = None, progress: Callable[[int], Any] | None = None,
-              aggregate: bool = True) -> Replications:
+              aggregate: bool = True, runs_per_draw: int = 1) -> Replications:
     """``n`` replications of ``scenario`` (point 0), replication ``r`` from ``SeedSequence(seed, spawn_key=(r,))``
     (``seed`` defaults to the scenario's), optionally settled under ``contract`` (a Contract, its raw dict or a
     file). With a ``store``, finished replications are kept on disk and skipped on a rerun, and a rerun with a
@@ -583,8 +592,9 @@ def replicate(scenario: Scenario, n: int, seed: int | None = None, contract=None
         raise ValueError(f"n must be at least 1, got {n}")
     seed = int(scenario.seed if seed is None else seed)
     raw, craw = scenario_raw(scenario), contract_raw(contract)
-    specs = [RunSpec(0, r, raw, craw, seed, aggregate) for r in range(n)]
-    experiment = {"kind": "replicate", "scenario": raw, "contract": craw, "seed": seed, "aggregate": aggregate}
+    specs = [RunSpec(0, r, raw, craw, seed, aggregate, runs_per_draw) for r in range(n)]
+    experiment = {"kind": "replicate", "scenario": raw, "contract": craw, "seed": seed, "aggregate": aggregate,
+                  "runs_per_draw": runs_per_draw}
     histories = None if aggregate else {}
     table = run_specs(specs, executor, store, progress, experiment=experiment, histories=histories)
     name = scenario.name if isinstance(scenario, Scenario) else str(raw.get("name", ""))
@@ -712,3 +722,18 @@ def replications_needed(table: pd.DataFrame, metrics, relative_half_width: float
         result[c] = result[c].astype(object)
     overall = math.nan if result["n_needed"].isna().any() or not len(result) else float(result["n_needed"].max())
     return ReplicationsNeeded(result, overall, relative_half_width, confidence)
+
+
+# --- probabilistic sensitivity analysis ----------------------------------------------------------------------------
+
+
+def parameter_and_stochastic_variance(table: pd.DataFrame) -> pd.DataFrame:
+    """For a replicated experiment with parameter draws (``[uncertainty]``, several runs per draw), the split of
+    each result's variance into parameter and stochastic parts, per (point, period, category, metric)."""
+    draws = table[(table["period"] == PARAMETER_PERIOD) & (table["metric"] == "draw")][
+        ["point", "replication", "value"]].rename(columns={"value": "draw"})
+    if draws.empty:
+        raise ValueError("no parameter draws in this table: the scenario has no [uncertainty]")
+    results = table[table["period"] != PARAMETER_PERIOD].merge(draws, on=["point", "replication"])
+    results = results.astype({"period": str, "category": str, "metric": str})
+    return variance_split(results, by=["point", "period", "category", "metric"])

@@ -152,3 +152,32 @@ def _seed_repr(seed) -> object:
 
 def read_measures(out: Path, freq: str = "year") -> pd.DataFrame:
     return pd.read_csv(Path(out) / f"measures_{freq}.csv")
+
+
+def write_sweep(spec, points, table, out: Path, metrics: list[str]) -> dict:
+    """A sweep's design, results and, for Sobol and Morris designs, the sensitivity indices of each metric
+    (term totals for contract metrics, the mean over years otherwise) with their plots."""
+    from . import sweep as sweep_module
+    from .history import write_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "points.csv", lambda p: sweep_module.applied_points(spec, points).to_csv(p))
+    write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
+    written = {}
+    known = set(table["metric"].astype(str))
+    for metric in metrics:
+        if metric not in known:
+            continue
+        contract_metric = ((table["metric"] == metric) & (table["category"] == "contract")).any()
+        period, category = ("term", "contract") if contract_metric else (None, "all")
+        indices = sweep_module.analyse(spec, points, table, metric, period, category)
+        if indices is None:
+            continue
+        write_atomic(out / f"indices_{metric}.csv", lambda p, i=indices: i.to_csv(p, index=False))
+        fig = (sweep_module.plot_sobol if spec.design == "sobol" else sweep_module.plot_morris)(
+            indices, title=f"{spec.design.title()} sensitivity of {metric}")
+        write_atomic(out / f"indices_{metric}.png", lambda p, f=fig: f.savefig(p, dpi=110, format="png"))
+        plt.close(fig)
+        written[metric] = indices
+    return written

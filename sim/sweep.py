@@ -692,3 +692,51 @@ def plot_morris(indices: pd.DataFrame, title: str = "") -> plt.Figure:
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# --- running and analysing a sweep ----------------------------------------------------------------------------------
+
+
+def sweep_specs(spec: SweepSpec, points: pd.DataFrame | None = None) -> list:
+    """The runs of a sweep as data: every point x replication, replication r on the same seed at every point
+    (common random numbers across points)."""
+    from .experiment import RunSpec, contract_raw
+
+    points = design_points(spec) if points is None else points
+    specs = []
+    for point, scenario, contract in iter_points(spec, points):
+        clash = set(scenario.uncertainty) & set(spec.paths)
+        if clash:
+            raise SweepError([(spec._source, "parameters",
+                               sorted(clash), "a swept key path is also in the scenario's [uncertainty]")])
+        raw, craw = scenario.raw(), contract_raw(contract)
+        specs += [RunSpec(point, r, raw, craw, spec.seed) for r in range(spec.replications)]
+    return specs
+
+
+def run_sweep(spec: SweepSpec, executor=None, store=None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every point of the design (checked first) and return ``(points, table)``; with a ``store`` (a folder
+    or a ResultStore) finished runs are kept and a rerun resumes."""
+    from .experiment import run_specs
+
+    check_sweep(spec)
+    points = design_points(spec)
+    specs = sweep_specs(spec, points)
+    experiment = {"kind": "sweep", "spec": spec.model_dump(mode="json"), "points": len(points)}
+    table = run_specs(specs, executor, store, progress, experiment=experiment)
+    return points, table
+
+
+def analyse(spec: SweepSpec, points: pd.DataFrame, table: pd.DataFrame, metric: str, period: str | None = None,
+            category: str = "all") -> pd.DataFrame | None:
+    """Sensitivity indices of one result (Sobol for a Sobol design, Morris for a Morris design; None for grids
+    and Latin hypercubes, whose tables are for response surfaces)."""
+    outputs = sweep_table_to_outputs(table, metric, period, category, points=len(points))
+    if outputs.isna().any():
+        raise ValueError(f"{int(outputs.isna().sum())} of {len(points)} points have no results yet: finish the "
+                         "sweep (rerun it: finished runs are kept) before computing indices")
+    if spec.design == "sobol":
+        return sobol_indices(spec, points, outputs.to_numpy(), seed=spec.seed)
+    if spec.design == "morris":
+        return morris_indices(spec, points, outputs.to_numpy(), seed=spec.seed)
+    return None

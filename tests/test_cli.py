@@ -148,3 +148,55 @@ def test_compare_writes_paired_tables(tmp_path, capsys):
     assert prints["history"].nunique() == 2
     summary = pd.read_csv(out / "summary.csv", index_col="contract")
     assert set(summary.index) == {"block", "west_kent_pbr"}
+
+
+def test_replicate_with_parameter_uncertainty_splits_the_variance(tmp_path, capsys):
+    uncertain = tmp_path / "uncertain.toml"
+    uncertain.write_text(f'extends = "{(ROOT / "scenarios" / "west_kent_uncertain.toml").as_posix()}"\n'
+                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+    out = tmp_path / "rep"
+    assert main(["replicate", str(uncertain), "-n", "4", "--runs-per-draw", "2", "--contract", "none",
+                 "--out", str(out)]) == 0
+    assert "4 replications of tiny_uncertain" in capsys.readouterr().out
+    summary = pd.read_csv(out / "summary.csv")
+    done = summary[(summary["metric"] == "in_treatment") & (summary["category"] == "all")]
+    assert (done["n"] == 4).all() and (done["ci_low"] <= done["mean"]).all()
+    split = pd.read_csv(out / "variance_split.csv")
+    assert (split["draws"] == 2).all() and (split["runs_per_draw"] == 2).all()
+    assert split["parameter_share"].dropna().between(0, 1).all()
+    # every run records its parameter draw; runs 0-1 share draw 0, runs 2-3 draw 1
+    parts = pd.concat(pd.read_parquet(p) for p in sorted((out / "runs").rglob("*.parquet")))
+    draws = parts[parts["metric"] == "draw"].sort_values("replication")["value"].tolist()
+    assert draws == [0.0, 0.0, 1.0, 1.0]
+    assert main(["summarise", str(out)]) == 0
+
+
+def test_sweep_runs_resumes_without_recomputing_and_computes_indices(tmp_path, capsys):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text(f'name = "tiny"\nscenario = "{WEST_KENT.as_posix()}"\ndesign = "morris"\nsamples = 2\n'
+                    'replications = 1\nseed = 3\n[changes]\n"horizon.warmup_years" = 2\n"horizon.years" = 1\n'
+                    '"contract.extension_years" = 0\n"contract.term_years" = 1\n"contract.pbr_share.by_year" = [0.25]\n'
+                    '[[parameters]]\npath = "capacity.recovery_workers"\nlow = 8\nhigh = 16\ninteger = true\n'
+                    '[[parameters]]\npath = "treatment.drop_out_rate_per_year.by_group.opiate"\nlow = 0.1\nhigh = 0.3\n')
+    out = tmp_path / "sw"
+    assert main(["sweep", str(spec), "--out", str(out), "--executor", "processes", "--workers", "2"]) == 0
+    assert "Sensitivity of margin" in capsys.readouterr().out
+    indices = pd.read_csv(out / "indices_margin.csv")
+    assert set(indices["parameter"]) == {"capacity.recovery_workers",
+                                         "treatment.drop_out_rate_per_year.by_group.opiate"}
+    assert len(pd.read_csv(out / "points.csv")) == 6  # Morris: 2 trajectories x (2 parameters + 1)
+    parts = sorted((out / "runs").rglob("*.parquet"))
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in parts}
+    first = pd.read_parquet(out / "results.parquet")
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0  # everything is done: nothing is recomputed
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in parts} == stamps
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), first)
+
+
+def test_a_bad_sweep_spec_is_refused_naming_file_and_key(tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(f'name = "bad"\nscenario = "{WEST_KENT.as_posix()}"\ndesign = "morris"\nsamples = 2\n'
+                    '[[parameters]]\npath = "capacity.rehab_placez"\nlow = 1\nhigh = 2\n')
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert str(spec) in err and "parameters[0].path" in err and "rehab_placez" in err
