@@ -142,7 +142,10 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
     parts = []
     if scenario.uncertainty:  # one parameter set per draw, recorded beside the results
         draw = spec.replication // max(spec.runs_per_draw, 1)
-        scenario, values = drawn_scenario(scenario, spec.seed, draw)
+        if contract is None:
+            scenario, values = drawn_scenario(scenario, spec.seed, draw)
+        else:
+            scenario, contract, values = drawn_scenario(scenario, spec.seed, draw, contract)
         parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
                                    "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
     history = simulate(scenario, spec.seed_sequence())

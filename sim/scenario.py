@@ -339,6 +339,8 @@ class Scenario(_Section):
             return self
         raw = self.model_dump(mode="python", exclude_none=True)
         for path in self.uncertainty:
+            if path.startswith("contract."):
+                continue  # checked against the contract when one is settled (sim.settlement.check)
             try:
                 set_path(copy.deepcopy(raw), path.split("."), 1.0, must_exist=True, scale=True)
             except KeyError:

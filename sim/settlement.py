@@ -26,6 +26,7 @@ import pandas as pd
 
 from . import costs as costs_module
 from . import offending as offending_module
+from .config import ConfigError
 from .contract import Contract, ContractError, Outcome, add_months, contract_years
 from .history import History
 from .outcomes import achievements
@@ -108,6 +109,12 @@ def check(contract: Contract, scenario: Scenario) -> None:
     needs_baseline = contract.offending is not None and contract.offending.baseline_offences is None
     needs_baseline |= any(o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")
                           for o in contract.outcomes.values())
+    for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
+        try:
+            contract.with_changes({path.removeprefix("contract."): scenario.uncertainty[path].ppf(0.5)})
+        except ConfigError as e:
+            raise ContractError([(contract._source, path, None, f"[uncertainty] of scenario {scenario.name}: "
+                                  f"{e.problems[0][3]}")]) from None
     if needs_baseline and scenario.horizon.warmup_years < MIN_WARMUP_YEARS:
         raise ContractError([(contract._source, "", None,
                               f"prices or baselines from the year before the contract need a warm-up of at least "

@@ -1,6 +1,7 @@
 """Probabilistic sensitivity analysis: parameter uncertainty, drawn once per replication.
 
-A scenario's ``[uncertainty]`` table gives a distribution for the number at any dotted key path::
+A scenario's ``[uncertainty]`` table gives a distribution for the number at any dotted key path of the scenario,
+or of the contract it is settled under when the path starts with ``contract.``::
 
     [uncertainty]
     "treatment.drop_out_rate_per_year.by_group.opiate" = { dist = "gamma", mean = 0.178, shape = 25 }
@@ -36,10 +37,16 @@ def parameter_draw(scenario: Scenario, seed: int, draw: int) -> dict[str, float]
     return {path: float(scenario.uncertainty[path].ppf(float(x))) for path, x in zip(paths, u)}
 
 
-def drawn_scenario(scenario: Scenario, seed: int, draw: int) -> tuple[Scenario, dict[str, float]]:
-    """The scenario with draw ``draw``'s parameter values in place (validated again), and the values."""
+def drawn_scenario(scenario: Scenario, seed: int, draw: int, contract=None):
+    """The scenario (and contract) with draw ``draw``'s parameter values in place, validated again, and the
+    values. Key paths that start with ``contract.`` change the contract (and nothing, in a run without one)."""
     values = parameter_draw(scenario, seed, draw)
-    return (scenario.with_changes(values) if values else scenario), values
+    own = {k: v for k, v in values.items() if not k.startswith("contract.")}
+    theirs = {k.removeprefix("contract."): v for k, v in values.items() if k.startswith("contract.")}
+    scenario = scenario.with_changes(own) if own else scenario
+    if contract is None:
+        return scenario, values
+    return scenario, (contract.with_changes(theirs) if theirs else contract), values
 
 
 def variance_split(table: pd.DataFrame, value: str = "value", draw: str = "draw",

@@ -249,3 +249,23 @@ def test_replications_needed_look_ahead_and_several_metrics():
     assert found.n == 7
     with pytest.raises(ValueError, match="not in the table"):
         replications_needed(table, ["missing"])
+
+
+def test_contract_parameters_can_be_uncertain():
+    """A ``contract.`` key path in [uncertainty] changes the contract of each draw: under a block contract the
+    income of a contract year is exactly the drawn annual value."""
+    from sim.contract import load_contract
+    from sim.experiment import RunSpec, contract_raw, run_one
+
+    scenario = load_scenario(SCENARIOS / "west_kent.toml").with_changes({
+        "horizon.warmup_years": 2, "horizon.years": 1,
+        "uncertainty": {"contract.annual_value": {"dist": "triangular", "low": 3e6, "mode": 4e6, "high": 5e6}}})
+    block = contract_raw(load_contract(SCENARIOS / "contracts" / "block.toml"))
+    incomes, drawn = [], []
+    for r in range(2):
+        table = run_one(RunSpec(0, r, scenario.raw(), block, seed=9))
+        row = table[(table["metric"] == "income") & (table["period"] == "contract year 1")]
+        incomes.append(float(row["value"].iloc[0]))
+        drawn.append(float(table.loc[table["metric"] == "contract.annual_value", "value"].iloc[0]))
+    assert incomes == pytest.approx(drawn) and drawn[0] != drawn[1]
+    assert all(3e6 <= d <= 5e6 for d in drawn)
