@@ -420,6 +420,18 @@ class TreatmentSystem:
         rec.state(c, IN_TREATMENT, env.now)
         return False
 
+    def _stay(self, c: Client, k: Clocks, place: Capacity, state: int, event: str, stay: float):
+        """A residential stay in a place already granted: the community clocks pause for it; death does not.
+        True if the client leaves alive."""
+        admission = self.env.now
+        self.record.state(c, state, admission)
+        self.record.event(c, admission, event)
+        stay = min(stay, k.death - admission)
+        yield self.hold(admission + stay)
+        place.release()
+        k.pause(stay)
+        return k.death > self.env.now
+
     def inpatient_detox(self, c: Client, k: Clocks):
         """Inpatient detox: a bed from a limited number, with a waiting list clients may leave.
 
@@ -435,16 +447,9 @@ class TreatmentSystem:
                                                    AWAITING_INPATIENT_DETOX, "inpatient_detox")
         if not admitted:
             return
-        admission = env.now
-        rec.state(c, INPATIENT_DETOX, admission)
-        rec.event(c, admission, "inpatient_detox_start")
-        stay = ip.stay_days.at(g, b).ppf(u[0])
-        if k.death < admission + stay:
-            stay = k.death - admission
-        yield self.hold(admission + stay)
-        self.detox_beds.release()
-        k.pause(stay)
-        if k.death <= env.now:
+        alive = yield from self._stay(c, k, self.detox_beds, INPATIENT_DETOX, "inpatient_detox_start",
+                                      ip.stay_days.at(g, b).ppf(u[0]))
+        if not alive:
             return
         completed = bool(u[1] < ip.completion.at(g, b).value)
         rec.event(c, env.now, "inpatient_detox_end", "completed" if completed else "not_completed")
@@ -469,18 +474,12 @@ class TreatmentSystem:
         if not admitted:
             return
         admission = env.now
-        rec.state(c, RESIDENTIAL_REHAB, admission)
-        rec.event(c, admission, "rehab_start")
         outcome = rh.outcome.at(g, b).pick(u[1])
         stay = DAYS_PER_WEEK * rh.stay_weeks.at(g, b).ppf(u[0])
         if outcome == REHAB_DROP_OUT:
             stay = min(stay, DAYS_PER_WEEK * rh.drop_out_weeks.at(g, b).ppf(u[2]))
-        if k.death < admission + stay:
-            stay = k.death - admission
-        yield self.hold(admission + stay)
-        self.rehab_places.release()
-        k.pause(stay)
-        if k.death <= env.now:
+        alive = yield from self._stay(c, k, self.rehab_places, RESIDENTIAL_REHAB, "rehab_start", stay)
+        if not alive:
             return
         now = env.now
         rec.event(c, now, "rehab_end", REHAB_OUTCOMES[outcome])
