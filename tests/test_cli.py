@@ -200,3 +200,16 @@ def test_a_bad_sweep_spec_is_refused_naming_file_and_key(tmp_path, capsys):
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(spec) in err and "parameters[0].path" in err and "rehab_placez" in err
+
+
+def test_the_readme_python_example_runs(monkeypatch):
+    """Docs that are executed: the README's Python example, as written."""
+    import re
+
+    code = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert code, "the README has a Python example"
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(code[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    assert {"history", "yearly", "settlement"} <= set(namespace)
+    assert len(namespace["yearly"]) > 0 and len(namespace["settlement"].payments) > 0
