@@ -8,7 +8,6 @@ import platform
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
 from . import __version__, measures, plots
 from . import settlement as settlement_module
@@ -148,10 +147,6 @@ def _seed_repr(seed) -> object:
             return seed.entropy
         return {"entropy": seed.entropy, "spawn_key": list(seed.spawn_key)}
     return seed
-
-
-def read_measures(out: Path, freq: str = "year") -> pd.DataFrame:
-    return pd.read_csv(Path(out) / f"measures_{freq}.csv")
 
 
 def write_sweep(spec, points, table, out: Path, metrics: list[str]) -> dict:

@@ -139,7 +139,7 @@ def settle(contract: Contract, history: History, scenario: Scenario) -> Settleme
             "contract_year": paid["contract_year"].to_numpy(), "amount": paid["payment"].to_numpy()}))
     for name, outcome in contract.outcomes.items():
         if outcome.clawback_days is not None:
-            rows.append(_clawback(name, rows_of(rows, name), history, outcome, years))
+            rows.append(_clawback(name, _rows_of(rows, name), history, outcome, years))
     payments = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else \
         pd.DataFrame(columns=PAYMENT_COLUMNS)
     payments = _apply_caps(contract, payments, years)
@@ -150,7 +150,7 @@ def settle(contract: Contract, history: History, scenario: Scenario) -> Settleme
     return Settlement(contract, history, scenario, payments[PAYMENT_COLUMNS], years, offending)
 
 
-def rows_of(rows: list[pd.DataFrame], component: str) -> pd.DataFrame:
+def _rows_of(rows: list[pd.DataFrame], component: str) -> pd.DataFrame:
     """The (uncapped) outcome payments of one component among the frames built so far."""
     found = [r[(r["component"] == component) & (r["kind"] == "outcome")] for r in rows if len(r)]
     return pd.concat(found) if found else pd.DataFrame(columns=PAYMENT_COLUMNS)
