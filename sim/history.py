@@ -31,6 +31,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import pandas as pd
 
 from .vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
 
+_KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
 TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
 
 
@@ -47,7 +49,7 @@ class Client:
 
     __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
                  "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
-                 "spell_episode", "band", "raised_until", "ep")
+                 "spell_episode", "band", "raised_until", "ep", "draws")
 
     def __init__(self, cid: int, g: int, source: int, t: float):
         self.id, self.g, self.source, self.first_referral = cid, g, source, t
@@ -58,6 +60,7 @@ class Client:
         self.band = -1
         self.raised_until = -np.inf
         self.ep = None
+        self.draws = None  # the current episode's uniforms, when drawn in bulk (see sim.pathway)
 
 
 class Episode:
@@ -73,14 +76,18 @@ class Episode:
 
 
 class Recorder:
-    """Appends rows during a run; builds the History tables once at the end."""
+    """Appends rows during a run; builds the History tables once at the end.
+
+    Spells and events are kept as typed columns (``array.array``), not lists of tuples: a few bytes a row
+    instead of a hundred, which is most of a run's memory."""
 
     def __init__(self):
         self.clients: list[Client] = []
         self.episodes: list[Episode] = []
-        self.spells: list[tuple] = []
-        self.events: list[tuple] = []
-        self.review_blocks: list[tuple[np.ndarray, ...]] = []
+        self._spells = tuple(array(code) for code in "qlbdd")  # client_id, episode, state, start, end
+        self._events = tuple(array(code) for code in "qldhh")  # client_id, episode, time, kind, detail
+        self._details: dict[str, int] = {"": 0}
+        self.review_blocks: list[tuple[np.ndarray, ...]] = []  # columns in _REVIEW_COLUMNS order
         self.capacity: list[tuple] = []
 
     def new_client(self, c: Client) -> None:
@@ -95,19 +102,43 @@ class Recorder:
     def state(self, c: Client, state: int, t: float) -> None:
         """The client enters ``state`` at ``t``, closing the spell they were in."""
         if c.state >= 0 and t > c.since:
-            self.spells.append((c.id, c.spell_episode, c.state, c.since, t))
+            ids, eps, states, starts, ends = self._spells
+            ids.append(c.id)
+            eps.append(c.spell_episode)
+            states.append(c.state)
+            starts.append(c.since)
+            ends.append(t)
         c.state, c.since, c.spell_episode = state, t, c.episode
 
     def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
-        self.events.append((c.id, c.episode, t, kind, detail))
+        self.add_event(c.id, c.episode, t, kind, detail)
+
+    def add_event(self, client_id: int, episode: int, t: float, kind: str, detail: str = "") -> None:
+        ids, eps, times, kinds, details = self._events
+        ids.append(client_id)
+        eps.append(episode)
+        times.append(t)
+        kinds.append(_KIND_CODE[kind])
+        code = self._details.get(detail)
+        if code is None:
+            code = self._details[detail] = len(self._details)
+        details.append(code)
 
     def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
-        open_spells = [(c.id, c.spell_episode, c.state, c.since, end) for c in self.clients if c.state >= 0]
+        ids, eps, states, starts, ends = self._spells
+        n_closed = len(ids)
+        for c in self.clients:
+            if c.state >= 0:
+                ids.append(c.id)
+                eps.append(c.spell_episode)
+                states.append(c.state)
+                starts.append(c.since)
+                ends.append(end)
         return History(
             clients=self._clients(),
             episodes=self._episodes(),
-            spells=_spells_frame(self.spells, open_spells),
-            events=_events_frame(self.events),
+            spells=_spells_frame(self._spells, n_closed),
+            events=_events_frame(self._events, list(self._details)),
             reviews=_reviews_frame(self.review_blocks),
             capacity=pd.DataFrame(self.capacity, columns=["resource", "time", "capacity"]),
             contract_start=horizon.contract_start, start=horizon.start_day, end=end,
@@ -155,28 +186,31 @@ class Recorder:
         return df.sort_values(["client_id", "episode"], ignore_index=True)
 
 
-def _spells_frame(closed: list[tuple], open_: list[tuple]) -> pd.DataFrame:
-    rows = closed + open_
-    arr = list(zip(*rows)) if rows else [[], [], [], [], []]
+def _column(values: array, dtype) -> np.ndarray:
+    return np.frombuffer(values, dtype=values.typecode).astype(dtype) if len(values) else np.array([], dtype=dtype)
+
+
+def _spells_frame(columns: tuple[array, ...], n_closed: int) -> pd.DataFrame:
+    ids, eps, states, starts, ends = columns
     df = pd.DataFrame({
-        "client_id": np.array(arr[0], dtype=np.int64),
-        "episode": np.array(arr[1], dtype=np.int64),
-        "state": pd.Categorical.from_codes(np.array(arr[2], dtype=np.int64), STATES),
-        "start": np.array(arr[3], dtype=float),
-        "end": np.array(arr[4], dtype=float),
+        "client_id": _column(ids, np.int64),
+        "episode": _column(eps, np.int64),
+        "state": pd.Categorical.from_codes(_column(states, np.int64), STATES),
+        "start": _column(starts, float),
+        "end": _column(ends, float),
     })
-    df["censored"] = np.r_[np.zeros(len(closed), bool), np.ones(len(open_), bool)]
+    df["censored"] = np.arange(len(df)) >= n_closed
     return df.sort_values(["client_id", "start"], ignore_index=True)
 
 
-def _events_frame(rows: list[tuple]) -> pd.DataFrame:
-    arr = list(zip(*rows)) if rows else [[], [], [], [], []]
+def _events_frame(columns: tuple[array, ...], details: list[str]) -> pd.DataFrame:
+    ids, eps, times, kinds, detail = columns
     df = pd.DataFrame({
-        "client_id": np.array(arr[0], dtype=np.int64),
-        "episode": np.array(arr[1], dtype=np.int64),
-        "time": np.array(arr[2], dtype=float),
-        "kind": pd.Categorical(arr[3], categories=list(EVENT_KINDS)),
-        "detail": pd.Series(arr[4], dtype="string"),
+        "client_id": _column(ids, np.int64),
+        "episode": _column(eps, np.int64),
+        "time": _column(times, float),
+        "kind": pd.Categorical.from_codes(_column(kinds, np.int64), categories=list(EVENT_KINDS)),
+        "detail": pd.Series(np.array(details, dtype=object)[_column(detail, np.int64)], dtype="string"),
     })
     return df.sort_values(["time", "client_id"], ignore_index=True, kind="stable")
 

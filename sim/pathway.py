@@ -18,11 +18,12 @@ import math
 
 import numpy as np
 import simpy
-from scipy import special
+from simpy.events import PENDING
 
+from . import reviews
 from .history import Client, History, Recorder
 from .population import arrivals, group_and_source
-from .randomness import ClientRandom, Stream, root_seed
+from .randomness import FIRST_EPISODE_LAYOUT, ClientRandom, Stream, first_episode_draws, root_seed
 from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from .services import Capacity
 from .vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES, USE_AT_REVIEW
@@ -53,6 +54,43 @@ class HorizonReached(Exception):
 def exp_time(u: float, hazard_per_day: float) -> float:
     """Time to an event with a constant hazard, by inversion."""
     return -math.log1p(-u) / hazard_per_day if hazard_per_day > 0 else INF
+
+
+class _Start:
+    _value = None  # what a fresh generator is sent first
+
+
+_START = _Start()
+
+
+class ClientProcess(simpy.Process):
+    """A client's life as a SimPy process, started at once by the arrival event that brings the client in, and never
+    waited on: unlike ``simpy.Process`` it takes no start event and no end event (two of the nine events a
+    referral would otherwise cost). The generator only waits on events that succeed; an exception in it
+    propagates out of ``env.run`` at once, with its traceback."""
+
+    def __init__(self, env: simpy.Environment, generator):
+        self.env = env
+        self.callbacks = []
+        self._generator = generator
+        self._value = PENDING
+        self._resume(_START)
+
+    def _resume(self, event: simpy.Event) -> None:
+        env = self.env
+        env._active_proc = self
+        send = self._generator.send
+        while True:
+            try:
+                event = send(event._value)
+            except StopIteration:
+                event = None
+                break
+            if event.callbacks is not None:
+                event.callbacks.append(self._resume)
+                break
+        self._target = event
+        env._active_proc = None
 
 
 class Clocks:
@@ -99,10 +137,11 @@ class TreatmentSystem:
         self.caseload = Capacity(self.env, "caseload", cap.caseload)
         self.detox_beds = Capacity(self.env, "inpatient_detox_beds", cap.inpatient_detox_beds)
         self.rehab_places = Capacity(self.env, "rehab_places", cap.rehab_places)
-        self.open_treatment: dict[int, tuple] = {}
+        self.open_treatment: dict[int, tuple] = {}  # client id -> (client, (start, epoch, clocks))
+        self.treated: list[tuple] = []  # ended treatment episodes, for their reviews
         self._record_capacity(h.start_day, scenario)
         self.env.process(self.capacity_changes())
-        self.env.process(self.referrals())
+        self.referrals()
 
     # --- running ---------------------------------------------------------------------------------------------
 
@@ -116,8 +155,7 @@ class TreatmentSystem:
                 t = min(t + 30.0, self.end)
                 self.env.run(until=t)
                 progress(t)
-        for c, rec in list(self.open_treatment.values()):
-            self._write_reviews(c, rec, self.end, planned=False)
+        self._write_reviews()
         history = self.record.finish(self.end, self.scenario.horizon, self.scenario.name, self.seed)
         counter = getattr(self.env, "_eid", None)  # SimPy's event counter (private; absent in other versions)
         history.meta["simpy_events"] = next(counter) if counter is not None else None
@@ -128,6 +166,10 @@ class TreatmentSystem:
         if len(self.epochs) == 1:
             return self.scenario
         return self.epochs[bisect.bisect_right(self._epoch_starts, self.env.now) - 1][1]
+
+    def epoch(self) -> int:
+        """Index into ``epochs`` of the scenario in force now."""
+        return 0 if len(self.epochs) == 1 else bisect.bisect_right(self._epoch_starts, self.env.now) - 1
 
     def hold(self, until: float) -> simpy.Event:
         """A timeout to absolute day ``until``; past the horizon the client's process stops instead."""
@@ -156,22 +198,32 @@ class TreatmentSystem:
 
     # --- referral --------------------------------------------------------------------------------------------
 
-    def referrals(self):
+    def referrals(self) -> None:
         """Referral. First referrals arrive by Poisson streams per substance group and referral source
-        (generated before the run, see :mod:`sim.population`); each new client gets attributes and a life."""
+        (generated before the run, see :mod:`sim.population`); each arrival is one timeout, whose callback
+        gives the new client attributes and a life and schedules the next arrival."""
         times, ids = arrivals(self.scenario, self.seed)
-        env = self.env
-        for t, cid in zip(times.tolist(), ids.tolist()):
-            yield env.timeout(t - env.now)
-            c = self.new_client(cid, t)
-            env.process(self.client_life(c))
+        self._arrivals = iter(zip(times.tolist(), ids.tolist(), first_episode_draws(self.rng, ids)))
+        self._next_arrival()
 
-    def new_client(self, cid: int, t: float) -> Client:
+    def _next_arrival(self) -> None:
+        arrival = next(self._arrivals, None)
+        if arrival is not None:
+            ev = self.env.timeout(arrival[0] - self.env.now, arrival)
+            ev.callbacks.append(self._arrive)
+
+    def _arrive(self, ev: simpy.Event) -> None:
+        t, cid, draws = ev.value
+        self._next_arrival()
+        ClientProcess(self.env, self.client_life(self.new_client(cid, t, draws)))
+
+    def new_client(self, cid: int, t: float, draws: np.ndarray | None = None) -> Client:
         g, s = group_and_source(cid)
         c = Client(cid, g, s, t)
+        c.draws = draws
         pop = self.P().population
         group = GROUPS[g]
-        u = self.rng.draws(Stream.ATTRIBUTES, cid, 0, 8)
+        u = self.draws(c, Stream.ATTRIBUTES, 8)
         c.male = bool(u[0] < pop.male.resolve(group).value)
         c.age = float(pop.age_years.resolve(group).ppf(u[1]))
         c.injecting = bool(u[2] < pop.injecting.resolve(group).value)
@@ -182,6 +234,17 @@ class TreatmentSystem:
         c.offending_rate = float(pop.offending_rate_per_year.resolve(group).ppf(u[7])) if offender else 0.0
         self.record.new_client(c)
         return c
+
+    def draws(self, c: Client, stream: Stream, n: int, offset: int = 0) -> list[float]:
+        """``n`` uniforms of this client's current episode at a decision point (see :mod:`sim.randomness`):
+        from the row drawn in bulk at arrival while in the first episode, else computed."""
+        row = c.draws
+        if row is not None:
+            start, size = FIRST_EPISODE_LAYOUT[stream]
+            if offset + n <= size:
+                start += offset
+                return row[start:start + n].tolist()
+        return self.rng.draws(stream, c.id, c.episode, n, offset)
 
     def client_life(self, c: Client):
         """A client's whole life in the system, episode after episode, until death, transfer or the horizon."""
@@ -206,11 +269,13 @@ class TreatmentSystem:
                     after = yield from self.custody(c)
                     if after == "prison_release":
                         c.episode += 1
+                        c.draws = None
                         source = SOURCE_PRISON
                         continue
                 source = yield from self.after_exit(c, after)
                 if source is not None:
                     c.episode += 1
+                    c.draws = None
         except HorizonReached:
             return
 
@@ -226,7 +291,7 @@ class TreatmentSystem:
         env, rec = self.env, self.record
         P = self.P().assessment
         group = GROUPS[c.g]
-        u = self.rng.draws(Stream.ASSESSMENT, c.id, c.episode, 5)
+        u = self.draws(c, Stream.ASSESSMENT, 5)
         yield self.hold(env.now + P.booking_delay_days.resolve(group).ppf(u[0]))
         req = self.assessors.request()
         if not req.triggered:
@@ -245,7 +310,7 @@ class TreatmentSystem:
     def signpost(self, c: Client) -> int:
         """No need for structured treatment: brief advice and signposting to mutual aid, then out."""
         now = self.env.now
-        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 1, offset=7)
+        u = self.draws(c, Stream.AFTER_EXIT, 1, 7)
         c.ep.mutual_aid = bool(u[0] < self.P().mutual_aid.signposted_engagement.at(c.g, c.band).value)
         c.ep.exit, c.ep.exit_reason = now, "signposted"
         self.record.event(c, now, "signposted", "mutual_aid" if c.ep.mutual_aid else "")
@@ -266,7 +331,7 @@ class TreatmentSystem:
         sc = self.P()
         tr = sc.treatment
         g, b = c.g, c.band
-        u = self.rng.draws(Stream.TREATMENT, c.id, c.episode, 12)
+        u = self.draws(c, Stream.TREATMENT, 12)
         rec.state(c, AWAITING_TREATMENT, env.now)
         yield self.hold(env.now + tr.start_delay_days.at(g, b).ppf(u[0]))
         req = self.caseload.request()
@@ -296,7 +361,8 @@ class TreatmentSystem:
 
         k = self.clocks(c, sc, start, u)
         plan = self.plan_interventions(c, sc, start)
-        self.open_treatment[c.id] = (c, (start, sc, k))
+        epoch = self.epoch()
+        self.open_treatment[c.id] = (c, (start, epoch, k))
         while True:
             t_exit, reason = k.next_exit()
             if plan and plan[0][0] < t_exit:
@@ -313,7 +379,7 @@ class TreatmentSystem:
         now = env.now
         ep.exit, ep.exit_reason = now, reason
         rec.event(c, now, "exit", reason)
-        self._write_reviews(c, (start, sc, k), now, planned=reason == "planned")
+        self._treatment_ended(c, start, epoch, k, now, reason == "planned")
         if reason == "died":
             self.die(c)
         if ep.modality == OST or k.had_intensive:
@@ -344,8 +410,8 @@ class TreatmentSystem:
     def plan_interventions(self, c: Client, sc: Scenario, start: float) -> list:
         """Which of community detox, inpatient detox and rehab this episode would include, and when."""
         g, b = c.g, c.band
-        ud = self.rng.draws(Stream.DETOX, c.id, c.episode, 10)
-        ur = self.rng.draws(Stream.REHAB, c.id, c.episode, 6)
+        ud = self.draws(c, Stream.DETOX, 10)
+        ur = self.draws(c, Stream.REHAB, 6)
         plan = []
         for stage, params, uw, ut in ((self.community_detox, sc.community_detox, ud[0], ud[1]),
                                       (self.inpatient_detox, sc.inpatient_detox, ud[4], ud[5]),
@@ -359,7 +425,7 @@ class TreatmentSystem:
         """A completed detox or a rehab step-down: aftercare in the community, then a planned exit."""
         g, b = c.g, c.band
         now = self.env.now
-        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 1, offset=9)
+        u = self.draws(c, Stream.DETOX, 1, 9)
         k.abstinent_from = abstinent_from
         k.planned = max(now + DAYS_PER_WEEK * sc.aftercare.weeks.at(g, b).ppf(u[0]),
                         abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
@@ -380,7 +446,7 @@ class TreatmentSystem:
         env, rec = self.env, self.record
         sc = self.P()
         g, b = c.g, c.band
-        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 2, offset=2)
+        u = self.draws(c, Stream.DETOX, 2, 2)
         rec.state(c, COMMUNITY_DETOX, env.now)
         rec.event(c, env.now, "community_detox_start")
         end = env.now + sc.community_detox.duration_days.at(g, b).ppf(u[0])
@@ -442,7 +508,7 @@ class TreatmentSystem:
         env, rec = self.env, self.record
         sc = self.P()
         g, b, ip = c.g, c.band, sc.inpatient_detox
-        u = self.rng.draws(Stream.DETOX, c.id, c.episode, 3, offset=6)
+        u = self.draws(c, Stream.DETOX, 3, 6)
         admitted = yield from self._wait_for_place(c, k, self.detox_beds, ip.patience_days.at(g, b).ppf(u[2]),
                                                    AWAITING_INPATIENT_DETOX, "inpatient_detox")
         if not admitted:
@@ -468,7 +534,7 @@ class TreatmentSystem:
         env, rec = self.env, self.record
         sc = self.P()
         g, b, rh = c.g, c.band, sc.rehab
-        u = self.rng.draws(Stream.REHAB, c.id, c.episode, 4, offset=2)
+        u = self.draws(c, Stream.REHAB, 4, 2)
         admitted = yield from self._wait_for_place(c, k, self.rehab_places, rh.patience_days.at(g, b).ppf(u[3]),
                                                    AWAITING_REHAB, "rehab")
         if not admitted:
@@ -503,7 +569,7 @@ class TreatmentSystem:
         env, rec = self.env, self.record
         sc = self.P()
         g, b = c.g, c.band
-        u = self.rng.draws(Stream.CUSTODY, c.id, c.episode, 2)
+        u = self.draws(c, Stream.CUSTODY, 2)
         rec.state(c, IN_CUSTODY, env.now)
         release = env.now + DAYS_PER_WEEK * sc.custody.sentence_weeks.at(g, b).ppf(u[0])
         death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(g, b).value, 4)
@@ -528,7 +594,7 @@ class TreatmentSystem:
         """
         env, rec = self.env, self.record
         g, b = c.g, c.band
-        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 6)
+        u = self.draws(c, Stream.AFTER_EXIT, 6)
         step = 0
         while True:
             rec.state(c, state, env.now)
@@ -569,7 +635,7 @@ class TreatmentSystem:
     def _training(self, c: Client, sc: Scenario, recovered_until: float) -> None:
         """Entering education, training or employment after a planned exit, while still recovered: recorded
         as an event, with no SimPy event of its own."""
-        u = self.rng.draws(Stream.AFTER_EXIT, c.id, c.episode, 2, offset=8)
+        u = self.draws(c, Stream.AFTER_EXIT, 2, 8)
         if u[0] < sc.after_exit.training_after_planned_exit.at(c.g, c.band).value:
             t = self.env.now + DAYS_PER_WEEK * sc.after_exit.training_weeks.at(c.g, c.band).ppf(u[1])
             if t < recovered_until and t <= self.end:
@@ -586,7 +652,7 @@ class TreatmentSystem:
         if h <= 0:
             return INF
         now = self.env.now
-        e = -math.log1p(-self.rng.draws(Stream.MORTALITY, c.id, c.episode, 1, offset=index)[0])
+        e = -math.log1p(-self.draws(c, Stream.MORTALITY, 1, index)[0])
         mort = self.P().mortality
         if c.raised_until > now:
             hr = h * mort.post_exit_ratio.at(c.g, max(c.band, 0)).value
@@ -596,58 +662,27 @@ class TreatmentSystem:
             return c.raised_until + (e - early) / h
         return now + e / h
 
-    # --- TOP reviews and harm reduction, written when the episode ends ----------------------------------------
+    # --- TOP reviews and harm reduction: facts now, tables after the run --------------------------------------
 
-    def _write_reviews(self, c: Client, rec: tuple, end: float, planned: bool) -> None:
-        """TOP reviews at start and every interval up to ``end`` (plus an exit review on a planned exit), and
-        the episode's BBV test and hepatitis B course, vectorised."""
-        start, sc, k = rec
-        rv, g, b = sc.reviews, c.g, c.band
-        step = DAYS_PER_WEEK * rv.interval_weeks
-        n = int(math.floor((end - start) / step)) + 1
-        times = start + step * np.arange(n)
-        stage = np.ones(n, dtype=np.int64)
-        stage[0] = 0
-        if planned:
-            times = np.append(times, end)
-            stage = np.append(stage, 2)
-            n += 1
-        u0 = self.rng.draws(Stream.REVIEW, c.id, c.episode, 6)
-        u = self.rng.draws_array(Stream.REVIEW, c.id, c.episode, 4 * n, offset=16).reshape(n, 4)
-        completed = u[:, 0] < rv.completed.at(g, b).value
-        completed[stage == 2] = True  # a planned exit is evidenced by its discharge review
-        rho = rv.persistence
-        z = math.sqrt(rho) * special.ndtri(u0[5]) + math.sqrt(1 - rho) * special.ndtri(u[:, 1])
-        cum = np.cumsum(rv.use.at(g, b).probabilities())
-        use = np.minimum(np.searchsorted(cum, special.ndtr(z), side="right"), len(cum) - 1)
-        use[times >= k.abstinent_from] = 0  # abstinent
-        use[stage == 0] = NEITHER  # the start review is the baseline
-        injecting = np.zeros(n, dtype=bool)
-        if c.injecting:
-            stop = start + DAYS_PER_WEEK * rv.stop_injecting_weeks.at(g, b).ppf(u0[3])
-            injecting = (times < stop) & (use != 0)
-            injecting[0] = True
-        housing = np.zeros(n, dtype=bool)
-        if c.housing_problem:
-            housing = times < start + DAYS_PER_WEEK * rv.housing_resolved_weeks.at(g, b).ppf(u0[4])
-        ratio = np.where(stage == 0, sc.offending.before_treatment.at(g, b).value,
-                         sc.offending.in_treatment.at(g, b).value)
-        offending = u[:, 2] < -np.expm1(-c.offending_rate * ratio * 28.0 / DAYS_PER_YEAR)
-        means = np.array([rv.quality_of_life_mean[x] for x in USE_AT_REVIEW])
-        qol = np.clip(np.rint(means[use] + rv.quality_of_life_sd * special.ndtri(u[:, 3])), 0, 20)
-        ids = np.full(n, c.id, dtype=np.int64)
-        eps = np.full(n, c.episode, dtype=np.int64)
-        self.record.review_blocks.append((ids, eps, times, np.arange(n), completed, use, injecting, offending,
-                                          housing, qol.astype(np.int64), stage))
-        rec_ = self.record
-        if u0[0] < rv.bbv_test.at(g, b).value:
-            t = start + rv.bbv_test_days.at(g, b).ppf(u0[1])
-            if t <= end:
-                rec_.events.append((c.id, c.episode, t, "bbv_test", ""))
-        if c.injecting and u0[2] < rv.hep_b_course.at(g, b).value:
-            rec_.events.append((c.id, c.episode, start, "hep_b_course_start", ""))
-            if start + rv.hep_b_course_days <= end:
-                rec_.events.append((c.id, c.episode, start + rv.hep_b_course_days, "hep_b_course_complete", ""))
+    def _treatment_ended(self, c: Client, start: float, epoch: int, k: Clocks, end: float, planned: bool) -> None:
+        """Note what the episode's TOP reviews and interventions depend on (see :mod:`sim.reviews`)."""
+        self.treated.append((c.id, c.episode, c.g, c.band, epoch, start, end, planned, k.abstinent_from,
+                             c.injecting, c.housing_problem, c.offending_rate))
+
+    def _write_reviews(self) -> None:
+        for c, (start, epoch, k) in list(self.open_treatment.values()):
+            self._treatment_ended(c, start, epoch, k, self.end, planned=False)
+        rows = self.treated
+        columns = dict(zip(reviews.EPISODE_COLUMNS, (np.array(x) for x in zip(*rows)))) if rows else \
+            {name: np.array([], dtype=float) for name in reviews.EPISODE_COLUMNS}
+        for name in ("client_id", "episode", "g", "b", "epoch"):
+            columns[name] = columns[name].astype(np.int64)
+        for name in ("planned", "injecting", "housing_problem"):
+            columns[name] = columns[name].astype(bool)
+        table, events = reviews.generate(columns, self.epochs, self.rng)
+        self.record.review_blocks.append(tuple(table[name] for name in reviews.REVIEW_COLUMNS))
+        for row in events:
+            self.record.add_event(*row)
 
 
 def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = None, progress=None) -> History:

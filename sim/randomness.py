@@ -76,7 +76,13 @@ class ClientRandom:
         Pure Python: for the handful of numbers a stage needs this is several times faster than numpy, and it
         gives exactly the same values as :meth:`draws_array`.
         """
-        h = _mix_int(_mix_int(self._stream_keys[stream] ^ client) ^ (episode * _GAMMA & _M64))
+        z = self._stream_keys[stream] ^ client
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _M64
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _M64
+        z = z ^ (z >> 31) ^ (episode * _GAMMA & _M64)
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 & _M64
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EB & _M64
+        h = z ^ (z >> 31)
         out = []
         for i in range(offset + 1, offset + n + 1):
             z = (h + i * _GAMMA) & _M64
@@ -104,6 +110,17 @@ class ClientRandom:
         return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
+# Where each decision point's first-episode uniforms sit in a row of ``first_episode_draws``: (start, count).
+# Counts cover what the stages use at most; a stage asking for more falls back to ``draws`` (same values).
+FIRST_EPISODE_LAYOUT: dict[Stream, tuple[int, int]] = {}
+_at = 0
+for _stream, _count in ((Stream.ATTRIBUTES, 8), (Stream.ASSESSMENT, 5), (Stream.TREATMENT, 12), (Stream.DETOX, 10),
+                        (Stream.REHAB, 6), (Stream.CUSTODY, 2), (Stream.AFTER_EXIT, 10), (Stream.MORTALITY, 8)):
+    FIRST_EPISODE_LAYOUT[_stream] = (_at, _count)
+    _at += _count
+FIRST_EPISODE_WIDTH = _at
+
+
 def _keyed(stream_key: int, client, episode, counter) -> np.ndarray:
     client = np.asarray(client, dtype=np.int64).astype(np.uint64)
     episode = np.asarray(episode, dtype=np.int64).astype(np.uint64)
@@ -111,6 +128,18 @@ def _keyed(stream_key: int, client, episode, counter) -> np.ndarray:
     h = _mix_array(_mix_array(np.uint64(stream_key) ^ client) ^ (episode * np.uint64(_GAMMA)))
     bits = _mix_array(h + counter * np.uint64(_GAMMA))
     return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
+
+
+def first_episode_draws(rng: ClientRandom, clients: np.ndarray) -> np.ndarray:
+    """The first episode's uniforms of many clients at once, one row per client laid out by
+    ``FIRST_EPISODE_LAYOUT``: exactly what :meth:`ClientRandom.draws` gives for episode 0, at a small fraction of
+    the cost (most of a run's clients have only one episode)."""
+    clients = np.asarray(clients, dtype=np.int64)
+    out = np.empty((len(clients), FIRST_EPISODE_WIDTH))
+    for stream, (start, count) in FIRST_EPISODE_LAYOUT.items():
+        counters = np.arange(1, count + 1, dtype=np.uint64)
+        out[:, start:start + count] = rng.keyed(stream, clients[:, None], 0, counters[None, :])
+    return out
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
