@@ -3,7 +3,8 @@
 A contract has an annual value, a term (and extension), a payment-by-results share for each contract year (the
 escalation schedule), a core paid up front, a menu of outcomes with tariffs by need band, an offending pot with
 attachment points, rules (once per client per window, caps, floors, clawback), optional subcontractors who take
-shares of income and cost, and, for a social impact bond, an investor who funds delivery. Money is never
+shares of income and cost, for a social impact bond an investor who funds delivery, and optional service terms
+(who assesses, contact floors, audit) that pay nothing but bound how the provider may respond. Money is never
 computed inside the simulation: :mod:`sim.settlement` turns a History into dated payments under a contract.
 
 Units: pounds; days for lags and windows; shares as fractions. Contract year k (1-based) runs from the contract
@@ -184,6 +185,29 @@ class Investor(Section):
     capital: float = Field(gt=0, description="capital committed (pounds)")
 
 
+class ServiceTerms(Section):
+    """Terms of the service specification that settle no money but bound what a provider can do to respond to
+    the payments (read by :mod:`sim.behaviour`; settlement ignores them, so adding them changes no payment).
+    Absent, they describe the system the pathway simulates: an independent LASARS service, no contact floor,
+    no audit, self-reported TOP reviews and no wait-time standard."""
+
+    assessment: Literal["independent", "embedded", "provider"] = Field(
+        "independent", description="who assesses need and sets the band: an independent LASARS service, LASARS "
+                                   "staff embedded in the provider, or the provider itself (pbr-contracts.md §2)")
+    intake: Literal["provider", "assessor"] = Field(
+        "provider", description="who decides acceptance and start order after assessment: the provider, or the "
+                                "assessor allocating every assessed client to a start (no provider discretion)")
+    contact_floor_per_month: float | None = Field(None, ge=0, description="minimum keyworker contacts a client "
+                                                  "on the caseload must have each month, with audit (contacts a "
+                                                  "month)")
+    audit_share: float = Field(0.0, ge=0, le=1, description="share of assessments and TOP reviews re-checked "
+                                                            "independently; a discrepancy is clawed back")
+    verified_reviews: bool = Field(False, description="TOP results verified by testing or an independent "
+                                                      "reviewer rather than self-reported")
+    wait_standard_days: float | None = Field(None, gt=0, description="wait-time standard: referral to treatment "
+                                             "start at most this long (days)")
+
+
 class Contract(Section):
     """A validated, frozen contract."""
 
@@ -209,6 +233,8 @@ class Contract(Section):
                                                                    "the contract year ends")
     subcontractors: list[Subcontractor] = Field(default_factory=list)
     investor: Investor | None = None
+    service_terms: ServiceTerms | None = Field(None, description="service-specification terms that shape the "
+                                               "provider's room to respond (no money; see sim.behaviour)")
 
     _source: str = PrivateAttr(default="<contract>")
     _raw: dict | None = PrivateAttr(default=None)
@@ -246,6 +272,11 @@ class Contract(Section):
     def outcome_pot(self, year: int) -> float:
         """The pot less the offending pot: what ``share_of_pot`` prices divide."""
         return max(self.pot(year) - (self.offending.pot if self.offending else 0.0), 0.0)
+
+    @property
+    def terms(self) -> ServiceTerms:
+        """The service terms in force: as written, or the defaults (the system the pathway simulates)."""
+        return self.service_terms if self.service_terms is not None else ServiceTerms()
 
     def weight(self, outcome: Outcome, band: str) -> float:
         weights = outcome.band_weights if outcome.band_weights is not None else self.band_weights
