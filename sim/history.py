@@ -111,7 +111,15 @@ class Recorder:
         c.state, c.since, c.spell_episode = state, t, c.episode
 
     def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
-        self.add_event(c.id, c.episode, t, kind, detail)
+        ids, eps, times, kinds, details = self._events
+        ids.append(c.id)
+        eps.append(c.episode)
+        times.append(t)
+        kinds.append(_KIND_CODE[kind])
+        code = self._details.get(detail)
+        if code is None:
+            code = self._details[detail] = len(self._details)
+        details.append(code)
 
     def add_event(self, client_id: int, episode: int, t: float, kind: str, detail: str = "") -> None:
         ids, eps, times, kinds, details = self._events
@@ -125,6 +133,7 @@ class Recorder:
         details.append(code)
 
     def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
+        """The History. The recorder's columns are released as each table is built (peak memory)."""
         ids, eps, states, starts, ends = self._spells
         n_closed = len(ids)
         for c in self.clients:
@@ -134,12 +143,18 @@ class Recorder:
                 states.append(c.state)
                 starts.append(c.since)
                 ends.append(end)
+        spells = _spells_frame(self._spells, n_closed)
+        self._spells = ()
+        events = _events_frame(self._events, list(self._details))
+        self._events = ()
+        reviews = _reviews_frame(self.review_blocks)
+        self.review_blocks = []
         return History(
             clients=self._clients(),
             episodes=self._episodes(),
-            spells=_spells_frame(self._spells, n_closed),
-            events=_events_frame(self._events, list(self._details)),
-            reviews=_reviews_frame(self.review_blocks),
+            spells=spells,
+            events=events,
+            reviews=reviews,
             capacity=pd.DataFrame(self.capacity, columns=["resource", "time", "capacity"]),
             contract_start=horizon.contract_start, start=horizon.start_day, end=end,
             scenario=scenario_name, seed=seed,
@@ -186,33 +201,34 @@ class Recorder:
         return df.sort_values(["client_id", "episode"], ignore_index=True)
 
 
-def _column(values: array, dtype) -> np.ndarray:
-    return np.frombuffer(values, dtype=values.typecode).astype(dtype) if len(values) else np.array([], dtype=dtype)
+def _column(values: array) -> np.ndarray:
+    """A recorded column as numpy, without a copy (the array's own buffer)."""
+    return np.frombuffer(values, dtype=values.typecode) if len(values) else np.array([], dtype=values.typecode)
 
 
 def _spells_frame(columns: tuple[array, ...], n_closed: int) -> pd.DataFrame:
-    ids, eps, states, starts, ends = columns
-    df = pd.DataFrame({
-        "client_id": _column(ids, np.int64),
-        "episode": _column(eps, np.int64),
-        "state": pd.Categorical.from_codes(_column(states, np.int64), STATES),
-        "start": _column(starts, float),
-        "end": _column(ends, float),
+    ids, eps, states, starts, ends = (_column(c) for c in columns)
+    order = np.lexsort((starts, ids))  # by client, then start (a client's spells never share a start)
+    return pd.DataFrame({
+        "client_id": ids[order].astype(np.int64),
+        "episode": eps[order].astype(np.int64),
+        "state": pd.Categorical.from_codes(states[order], STATES),
+        "start": starts[order],
+        "end": ends[order],
+        "censored": order >= n_closed,
     })
-    df["censored"] = np.arange(len(df)) >= n_closed
-    return df.sort_values(["client_id", "start"], ignore_index=True)
 
 
 def _events_frame(columns: tuple[array, ...], details: list[str]) -> pd.DataFrame:
-    ids, eps, times, kinds, detail = columns
-    df = pd.DataFrame({
-        "client_id": _column(ids, np.int64),
-        "episode": _column(eps, np.int64),
-        "time": _column(times, float),
-        "kind": pd.Categorical.from_codes(_column(kinds, np.int64), categories=list(EVENT_KINDS)),
-        "detail": pd.Series(np.array(details, dtype=object)[_column(detail, np.int64)], dtype="string"),
+    ids, eps, times, kinds, detail = (_column(c) for c in columns)
+    order = np.lexsort((ids, times))  # by time, then client; stable, so a client's same-time events keep order
+    return pd.DataFrame({
+        "client_id": ids[order].astype(np.int64),
+        "episode": eps[order].astype(np.int64),
+        "time": times[order],
+        "kind": pd.Categorical.from_codes(kinds[order], categories=list(EVENT_KINDS)),
+        "detail": pd.Series(np.array(details, dtype=object)[detail[order]], dtype="string"),
     })
-    return df.sort_values(["time", "client_id"], ignore_index=True, kind="stable")
 
 
 _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
@@ -220,15 +236,22 @@ _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use",
 
 
 def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
-    if blocks:
+    if len(blocks) == 1:
+        cols = list(blocks[0])
+    elif blocks:
         cols = [np.concatenate([b[i] for b in blocks]) for i in range(len(_REVIEW_COLUMNS))]
     else:
         cols = [np.array([], dtype=t) for t in (np.int64, np.int64, float, np.int64, bool, np.int64, bool, bool,
                                                  bool, np.int64, np.int64)]
-    df = pd.DataFrame(dict(zip(_REVIEW_COLUMNS, cols)))
-    df["use"] = pd.Categorical.from_codes(df["use"].astype(np.int64), USE_AT_REVIEW)
-    df["stage"] = pd.Categorical.from_codes(df["stage"].astype(np.int64), REVIEW_STAGES)
-    return df.sort_values(["client_id", "episode", "number"], ignore_index=True)
+    col = dict(zip(_REVIEW_COLUMNS, cols))
+    order = np.lexsort((col["number"], col["episode"], col["client_id"]))
+    df = pd.DataFrame({name: (np.asarray(values)[order].astype(np.int64) if name in ("client_id", "episode", "number",
+                                                                                     "quality_of_life")
+                              else np.asarray(values)[order]) for name, values in col.items()
+                       if name not in ("use", "stage")})
+    df.insert(5, "use", pd.Categorical.from_codes(np.asarray(col["use"])[order].astype(np.int8), USE_AT_REVIEW))
+    df["stage"] = pd.Categorical.from_codes(np.asarray(col["stage"])[order].astype(np.int8), REVIEW_STAGES)
+    return df
 
 
 @dataclass

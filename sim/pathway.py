@@ -26,7 +26,7 @@ from .population import arrivals, group_and_source
 from .randomness import FIRST_EPISODE_LAYOUT, ClientRandom, Stream, first_episode_draws, root_seed
 from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from .services import Capacity
-from .vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES, USE_AT_REVIEW
+from .vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 
 INF = math.inf
 S = {name: i for i, name in enumerate(STATES)}
@@ -44,7 +44,8 @@ SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", 
                                                                          "prison_release"))
 CJ_SOURCES = {SOURCES.index(s) for s in ("arrest_referral", "court_order", "prison_release")}
 COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
-NEITHER = USE_AT_REVIEW.index("neither")
+STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
+                    "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
 
 
 class HorizonReached(Exception):
@@ -384,8 +385,7 @@ class TreatmentSystem:
             self.die(c)
         if ep.modality == OST or k.had_intensive:
             c.raised_until = now + DAYS_PER_WEEK * self.P().mortality.post_exit_weeks
-        return {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
-                "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}[reason]
+        return STATE_AFTER_EXIT[reason]
 
     def clocks(self, c: Client, sc: Scenario, start: float, u: np.ndarray) -> Clocks:
         """The competing exit times of a new treatment episode."""
@@ -679,7 +679,9 @@ class TreatmentSystem:
             columns[name] = columns[name].astype(np.int64)
         for name in ("planned", "injecting", "housing_problem"):
             columns[name] = columns[name].astype(bool)
+        self.treated = []
         table, events = reviews.generate(columns, self.epochs, self.rng)
+        del columns
         self.record.review_blocks.append(tuple(table[name] for name in reviews.REVIEW_COLUMNS))
         for row in events:
             self.record.add_event(*row)

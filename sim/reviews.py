@@ -31,9 +31,22 @@ def _ppf_each(dist, u: np.ndarray) -> np.ndarray:
     return np.array([dist.ppf(x) for x in u.tolist()], dtype=float)
 
 
-def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom):
+def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom,
+             chunk: int = 4096):
     """The reviews (a dict of columns) and the intervention events (a list of row tuples) of every treatment
-    episode in ``episodes`` (columns ``EPISODE_COLUMNS``; ``epoch`` indexes ``epochs``)."""
+    episode in ``episodes`` (columns ``EPISODE_COLUMNS``; ``epoch`` indexes ``epochs``), a chunk of episodes
+    at a time so that the working arrays stay small."""
+    n_ep = len(episodes["client_id"])
+    parts, events = [], []
+    for lo in range(0, max(n_ep, 1), chunk):
+        part, part_events = _generate({k: v[lo:lo + chunk] for k, v in episodes.items()}, epochs, rng)
+        parts.append(part)
+        events += part_events
+    reviews = {name: np.concatenate([p[name] for p in parts]) for name in REVIEW_COLUMNS}
+    return reviews, events
+
+
+def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom):
     n_ep = len(episodes["client_id"])
     cid, epi = episodes["client_id"], episodes["episode"]
     start, end = episodes["start"], episodes["end"]
