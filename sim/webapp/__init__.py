@@ -1,0 +1,93 @@
+"""The commissioners' web app (Streamlit): design a contract, see what it buys and risks, compare designs on
+the same simulated clients, download the files that reproduce it.
+
+``launch(port)`` starts ``python -m streamlit run app.py`` on 127.0.0.1 with telemetry off, headless, without
+a file watcher and with the viewer toolbar (the same settings as ``.streamlit/config.toml`` beside ``app.py``);
+``python -m sim.webapp [--port N]`` does the same from a shell. Needs the ``app`` extra:
+``pip install -e '.[app]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+APP = Path(__file__).with_name("app.py")
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8501
+
+# telemetry off, loopback only, no browser launch, no file watcher, no "Deploy" button
+SETTINGS = {
+    "browser.gatherUsageStats": "false",
+    "server.address": HOST,
+    "server.headless": "true",
+    "server.fileWatcherType": "none",
+    "client.toolbarMode": "viewer",
+}
+
+
+def free_port(start: int = DEFAULT_PORT, tries: int = 50) -> int:
+    """The first port from ``start`` that nothing listens on at 127.0.0.1."""
+    for port in range(start, start + tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + tries - 1} on {HOST}")
+
+
+def command(port: int) -> list[str]:
+    """The server command line."""
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    for key, value in SETTINGS.items():
+        cmd += [f"--{key}", value]
+    return cmd
+
+
+def environment(scenarios: str | os.PathLike | None = None) -> dict[str, str]:
+    """The server's environment: the same settings as variables, and the scenarios folder it offers."""
+    from .design import scenarios_folder
+
+    env = dict(os.environ)
+    for key, value in SETTINGS.items():
+        section, name = key.split(".")
+        snake = "".join(f"_{c}" if c.isupper() else c for c in name).upper()
+        env[f"STREAMLIT_{section.upper()}_{snake}"] = value
+    env["PBRSIM_SCENARIOS"] = str(Path(scenarios).resolve() if scenarios else scenarios_folder().resolve())
+    return env
+
+
+def launch(port: int | None = None, wait: bool = True, scenarios: str | os.PathLike | None = None,
+           log=None) -> int | subprocess.Popen:
+    """Start the app on http://127.0.0.1:PORT (default: the first free port from 8501).
+
+    With ``wait`` (the command line), block until the server ends and return its exit code; otherwise return
+    the running process (end it with ``terminate()``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("streamlit") is None:
+        raise SystemExit("the web app needs Streamlit: pip install -e '.[app]'")
+    port = free_port() if port is None else int(port)
+    env = environment(scenarios)
+    proc = subprocess.Popen(command(port), cwd=APP.parent, env=env, stdout=log, stderr=subprocess.STDOUT
+                            if log is not None else None)
+    if not wait:
+        return proc
+    print(f"pbrsim app: http://{HOST}:{port}  (Ctrl-C to stop)", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            return proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+
+__all__ = ["APP", "launch", "command", "free_port"]

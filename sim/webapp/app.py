@@ -1,0 +1,372 @@
+"""The commissioners' web app (Streamlit). Thin: widgets collect a design, the pbrsim API simulates and settles
+it (sim.webapp.design, sim.webapp.runs), and plain functions draw it (sim.webapp.views).
+
+Start it with ``pbrsim app`` or ``python -m sim.webapp``. The slow step (simulation) is cached on the scenario as
+written and the seeds, so a tariff change only re-settles; replications run in a pool of worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import streamlit as st
+
+from sim.scenario import load_scenario
+from sim.webapp import design as D
+from sim.webapp import runs as R
+from sim.webapp import views as V
+from sim.vocabulary import BANDS
+
+log = logging.getLogger("pbrsim.webapp")
+THIS_DESIGN = "this design"
+
+st.set_page_config(page_title="pbrsim: contract designer", layout="wide")
+
+
+# --- the slow step, cached ---------------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def pool():
+    """Worker processes for replications (spawn context), for the life of the server."""
+    return R.make_pool()
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def histories(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict):
+    # the progress bar is made here, inside the cached function, so a cache hit replays it cleanly
+    bar = st.progress(0.0, text=f"Simulating {len(seeds)} replication{'s' * (len(seeds) > 1)}…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / total, text=f"Simulating: {done} of {total} replications done")
+
+    out = R.simulate_replications(_scenario_raw, seeds, pool() if len(seeds) > 1 else None, progress)
+    bar.empty()
+    return out
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def activity(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict):
+    return R.activity(histories(scenario_key, seeds, _scenario_raw), _scenario_raw)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _scenario_raw: dict,
+            _contract_raw: dict):
+    return R.settle_replications(_contract_raw, histories(scenario_key, seeds, _scenario_raw), _scenario_raw)
+
+
+def settle(design: D.Design):
+    key, seeds = R.simulation_key(design)
+    raw = design.contract.raw()
+    return settled(key, seeds, R.canonical(raw), design.scenario.raw(), raw)
+
+
+def activity_of(design: D.Design):
+    key, seeds = R.simulation_key(design)
+    return activity(key, seeds, design.scenario.raw())
+
+
+def shown(render, what: str) -> None:
+    """Run a part of the page; a failure becomes a message (and a log entry), never a traceback."""
+    try:
+        render()
+    except Exception as e:  # the page must stay usable whatever happens in one part of it
+        log.exception("%s failed", what)
+        st.error(f"{what} failed: {e}")
+
+
+# --- Design a contract ---------------------------------------------------------------------------------------
+
+
+def fill(prefix_values: dict, force: bool) -> None:
+    for key, value in prefix_values.items():
+        if force or key not in st.session_state:
+            st.session_state[key] = value
+
+
+def form_defaults(form: D.ContractForm) -> dict:
+    values = {"annual_value": float(form.annual_value), "term_years": int(form.term_years),
+              "extension_years": int(form.extension_years), "share_mode": form.share_mode,
+              "linear_first": form.linear[0], "linear_last": form.linear[1], "step_first": form.step[0],
+              "step_rise": form.step[1], "step_max": form.step[2], "core_payment": form.core_payment,
+              "offending_on": form.offending, "offending_pot": float(form.offending_pot),
+              "offending_at_baseline": float(form.offending_paid_at_baseline),
+              "offending_full_at": float(form.offending_full_at_reduction),
+              "offending_below": form.offending_below_baseline,
+              "offending_price": float(form.offending_price_per_offence),
+              "offending_lag": float(form.offending_lag_days), "pbr_cap": float(form.pbr_cap or 0.0),
+              "income_floor": float(form.income_floor or 0.0), "income_cap": float(form.income_cap or 0.0),
+              "term_cap": float(form.term_cap or 0.0), "reconciliation_lag": float(form.reconciliation_lag_days)}
+    values.update({f"share_{k}": float(v) for k, v in enumerate(form.shares_by_year, 1)})
+    values.update({f"weight_{b}": float(w) for b, w in form.band_weights.items()})
+    for row in form.outcomes:
+        values.update({f"pay_{row.name}": row.paid, f"pricing_{row.name}": row.pricing,
+                       f"amount_{row.name}": float(row.amount), f"volume_{row.name}": str(row.expected_volume),
+                       f"window_{row.name}": float(row.window_days), f"once_{row.name}": row.once_per,
+                       f"lag_{row.name}": float(row.lag_days), f"payment_{row.name}": row.payment})
+    return values
+
+
+def collected_form(template: D.ContractForm, years: int) -> D.ContractForm:
+    s = st.session_state
+    shares = [s.get(f"share_{k}", template.shares_by_year[-1]) for k in range(1, years + 1)]
+    rows = [dataclasses.replace(row, paid=s[f"pay_{row.name}"], pricing=s[f"pricing_{row.name}"],
+                                amount=s[f"amount_{row.name}"], expected_volume=s[f"volume_{row.name}"],
+                                window_days=s[f"window_{row.name}"], once_per=s[f"once_{row.name}"],
+                                lag_days=s[f"lag_{row.name}"], payment=s[f"payment_{row.name}"])
+            for row in template.outcomes]
+    none_if_zero = lambda v: None if not v else v  # noqa: E731
+    return dataclasses.replace(
+        template, annual_value=s["annual_value"], term_years=s["term_years"], extension_years=s["extension_years"],
+        share_mode=s["share_mode"], shares_by_year=shares, linear=(s["linear_first"], s["linear_last"]),
+        step=(s["step_first"], s["step_rise"], s["step_max"]), core_payment=s["core_payment"],
+        band_weights={b: s[f"weight_{b}"] for b in BANDS}, outcomes=rows, offending=s["offending_on"],
+        offending_pot=s["offending_pot"], offending_paid_at_baseline=s["offending_at_baseline"],
+        offending_full_at_reduction=s["offending_full_at"], offending_below_baseline=s["offending_below"],
+        offending_price_per_offence=s["offending_price"], offending_lag_days=s["offending_lag"],
+        pbr_cap=none_if_zero(s["pbr_cap"]), income_floor=none_if_zero(s["income_floor"]),
+        income_cap=none_if_zero(s["income_cap"]), term_cap=none_if_zero(s["term_cap"]),
+        reconciliation_lag_days=s["reconciliation_lag"])
+
+
+def design_page() -> None:
+    sites, skipped = D.sites()
+    if not sites:
+        st.error(f"No scenario naming a contract in {D.scenarios_folder()}/.")
+        return
+    by_file = {s.file: s for s in sites}
+    top = st.columns([2, 2, 1, 1, 1.4])
+    site = by_file[top[0].selectbox("Site scenario", list(by_file), key="site",
+                                    format_func=lambda f: f"{by_file[f].name} ({f})",
+                                    help="the scenarios in scenarios/ that name a contract")]
+    if skipped:
+        top[0].caption("Not offered: " + "; ".join(skipped))
+    scenario = load_scenario(site.path)
+    own = D.site_contract(scenario)
+    templates = {own.name: own, **{k: v for k, v in D.shipped_contracts().items() if k != own.name}}
+    name = top[1].selectbox("Start from contract", list(templates), key="template",
+                            help="the site's own contract, then the shipped designs (scenarios/contracts/)")
+    template = D.form_from_contract(templates[name])
+    fresh = st.session_state.get("_form_of") != (site.file, name)
+    fill(form_defaults(template), force=fresh)
+    fill({"replications": 5, "seed": int(scenario.seed), "behaviour": "off"}, force=fresh)
+    st.session_state["_form_of"] = (site.file, name)
+    top[2].number_input("Term (years)", step=1, key="term_years")
+    top[3].number_input("Extension (years)", step=1, key="extension_years")
+    top[4].radio("PbR share given", D.SHARE_MODES, key="share_mode", horizontal=True,
+                 help="per contract year, a straight line from the first to the last year, or a step a year")
+    years = max(int(st.session_state["term_years"]) + int(st.session_state["extension_years"]), 1)
+    fill({f"share_{k}": template.shares_by_year[-1] for k in range(1, years + 1)}, force=False)
+
+    with st.form("contract_form"):
+        head = st.columns([1.2, 1.2, 1.2, 1, 1])
+        head[0].number_input("Annual value (£)", step=100_000.0, key="annual_value", format="%.0f")
+        head[1].selectbox("Core paid", D.CORE_PAYMENTS, key="core_payment")
+        head[2].number_input("Replications", min_value=1, max_value=200, step=1, key="replications",
+                             help="simulated histories; every design is settled on the same ones")
+        head[3].number_input("Seed", step=1, key="seed", help="replication r uses seed + r (as pbrsim run --seed)")
+        behaviour_ok = D.behaviour_available()
+        head[4].radio("Provider behaviour", D.BEHAVIOURS if behaviour_ok else ("off",), key="behaviour",
+                      horizontal=True, help="how the provider responds to the contract's incentives")
+        if not behaviour_ok:
+            head[4].caption("base and stress arrive with the provider-behaviour model (issue 7); until then the "
+                            "provider delivers the same service under every contract")
+
+        st.markdown("**Share of the annual value paid on outcomes (%)**")
+        mode = st.session_state["share_mode"]
+        if mode == "per year":
+            cols = st.columns(min(years, 8))
+            for k in range(1, years + 1):
+                cols[(k - 1) % len(cols)].number_input(f"Year {k} PbR share (%)", step=5.0, key=f"share_{k}")
+        elif mode == "linear":
+            c = st.columns(4)
+            c[0].number_input("First year PbR share (%)", step=5.0, key="linear_first")
+            c[1].number_input("Last year PbR share (%)", step=5.0, key="linear_last")
+        else:
+            c = st.columns(4)
+            c[0].number_input("First year PbR share (%)", step=5.0, key="step_first")
+            c[1].number_input("Rise a year (points)", step=5.0, key="step_rise")
+            c[2].number_input("Most (%)", step=5.0, key="step_max")
+
+        st.markdown("**Tariff weight by LASARS band** (an outcome's price × its band's weight)")
+        cols = st.columns(len(BANDS))
+        for c, b in zip(cols, BANDS):
+            c.number_input(f"{b.replace('_', ' ')} weight", step=0.05, key=f"weight_{b}")
+
+        st.markdown("**Outcome menu** — tariff: a share of the outcome pot (%) priced on the expected volume, "
+                    "or pounds per outcome; lags in days")
+        widths = [2.2, 1.1, 1.1, 1, 0.8, 0.9, 0.7, 1.4]
+        header = st.columns(widths)
+        for c, text in zip(header, ["pay for", "pricing", "tariff", "expected a year", "window", "once per",
+                                    "lag", "paid"]):
+            c.caption(text)
+        for row in template.outcomes:
+            c = st.columns(widths)
+            n = row.name
+            c[0].checkbox(f"{n}", key=f"pay_{n}", help=D.MEASURES[row.measure] + (
+                f" (kept from the template: {', '.join(row.kept)})" if row.kept else ""))
+            c[1].selectbox(f"Pricing for {n}", D.PRICINGS, key=f"pricing_{n}", label_visibility="collapsed")
+            c[2].number_input(f"Tariff for {n}", step=1.0, key=f"amount_{n}", label_visibility="collapsed")
+            c[3].text_input(f"Expected volume for {n}", key=f"volume_{n}", label_visibility="collapsed")
+            c[4].number_input(f"Window for {n} (days)", step=1.0, key=f"window_{n}", label_visibility="collapsed")
+            c[5].selectbox(f"Once per for {n}", D.ONCE_PER, key=f"once_{n}", label_visibility="collapsed")
+            c[6].number_input(f"Lag for {n} (days)", step=1.0, key=f"lag_{n}", label_visibility="collapsed")
+            c[7].selectbox(f"Payment for {n}", D.PAYMENTS, key=f"payment_{n}", label_visibility="collapsed")
+
+        st.markdown("**Offending pot** (Home Office cohort model: paid on recorded offences against the year "
+                    "before the contract)")
+        c = st.columns([0.8, 1, 1, 1, 1, 1, 1])
+        c[0].checkbox("Offending pot", key="offending_on")
+        c[1].number_input("Pot (£ a year)", step=10_000.0, key="offending_pot", format="%.0f")
+        c[2].number_input("Paid at baseline (%)", step=1.0, key="offending_at_baseline")
+        c[3].number_input("All paid at a reduction of (%)", step=0.1, key="offending_full_at")
+        c[4].selectbox("Above baseline", D.BELOW_BASELINE, key="offending_below")
+        c[5].number_input("£ per offence saved", step=100.0, key="offending_price", format="%.0f")
+        c[6].number_input("Offending lag (days)", step=1.0, key="offending_lag")
+
+        st.markdown("**Caps, collar and lags** (0 = none)")
+        c = st.columns(5)
+        c[0].number_input("PbR cap (× the year's pot)", step=0.05, key="pbr_cap")
+        c[1].number_input("Income floor (% of value)", step=5.0, key="income_floor")
+        c[2].number_input("Income cap (% of value)", step=5.0, key="income_cap")
+        c[3].number_input("Term cap (£)", step=100_000.0, key="term_cap", format="%.0f")
+        c[4].number_input("Year-end reconciliation lag (days)", step=1.0, key="reconciliation_lag")
+        submitted = st.form_submit_button("Run", type="primary")
+
+    if submitted:
+        try:
+            form = collected_form(template, years)
+            design = D.build_design(site, form, st.session_state["replications"], st.session_state["seed"],
+                                    st.session_state["behaviour"])
+        except D.DesignError as e:
+            st.error("This design cannot run. As the TOML validation words it:\n\n" +
+                     "\n".join(f"- `{line}`" for line in e.lines))
+            return
+        st.session_state["run_design"] = design
+    design = st.session_state.get("run_design")
+    if design is not None:
+        shown(lambda: _run(design), "The simulation")
+
+
+def _run(design: D.Design) -> None:
+    result = settle(design)
+    activity_of(design)
+    t = result.term
+    st.success(f"{design.contract.name} on {design.scenario.name}: {design.replications} replications, mean "
+               f"margin {V.money(t['margin'].mean())} over the term — see Results, Compare and Download.")
+
+
+# --- Results -------------------------------------------------------------------------------------------------
+
+
+def results_page(design: D.Design) -> None:
+    res, act = settle(design), activity_of(design)
+    st.subheader(f"Results — {design.contract.name} on {design.scenario.name}")
+    st.caption(f"{design.replications} replications (seeds {design.seeds[0]} to {design.seeds[-1]}); term totals "
+               f"over the observed contract years; mean and 95% confidence interval across replications.")
+    st.table(V.headline_table(res))
+    left, right = st.columns(2)
+    left.plotly_chart(V.outcomes_figure(act), key="fig_outcomes")
+    right.plotly_chart(V.offending_figure(act, res), key="fig_offending")
+    left.plotly_chart(V.income_figure(res), key="fig_income")
+    right.plotly_chart(V.cash_figure(res), key="fig_cash")
+    st.markdown("**Outcomes per financial year** (mean, 95% CI)")
+    st.dataframe(V.outcomes_table(act))
+    st.markdown("**Provider income by component per contract year** (mean)")
+    st.dataframe(V.income_table(res))
+    st.markdown("**What the commissioner spends and buys** (mean, 95% CI)")
+    st.dataframe(V.commissioner_table(res))
+    c = st.columns(2)
+    c[0].markdown("**Outcomes paid for per contract year** (mean number)")
+    c[0].dataframe(V.paid_outcomes_table(res))
+    c[1].markdown("**Tariff in effect by band** (£ paid per outcome, after caps)")
+    c[1].dataframe(V.tariffs_table(res))
+
+
+# --- Compare -------------------------------------------------------------------------------------------------
+
+
+def compare_page(design: D.Design) -> None:
+    shipped = D.shipped_contracts()
+    options = [THIS_DESIGN, *shipped]
+    chosen = st.multiselect("Designs to compare (the first is the reference for the differences)", options,
+                            default=[THIS_DESIGN, "block"] if "block" in shipped else [THIS_DESIGN],
+                            key="compare")
+    if not chosen:
+        st.info("Choose at least one design.")
+        return
+    results, refused = [], []
+    for name in chosen:
+        contract = design.contract if name == THIS_DESIGN else shipped[name]
+        label = f"{THIS_DESIGN} ({design.contract.name})" if name == THIS_DESIGN else name
+        try:
+            D.check(contract, design.scenario)
+        except D.ConfigError as e:
+            refused.append(f"{name}: {e.problems[0][3]}")
+            continue
+        results.append(dataclasses.replace(settle(D.for_compare(design, contract)), contract=label))
+    for line in refused:
+        st.warning(f"Not compared — {line}")
+    if not results:
+        return
+    comp = R.comparison(results)
+    st.session_state["comparison"] = comp
+    st.subheader(f"Comparison — {design.scenario.name}, {design.replications} replications")
+    st.caption("Every design is settled on the same simulated clients" + (
+        "" if design.behaviour == "off" else " (each simulated with the provider responding to it, on common "
+        "random numbers)") + "; term totals, mean (95% CI).")
+    st.table(V.comparison_table(comp))
+    if len(results) > 1:
+        st.markdown(f"**Paired differences** against {comp.contracts[0]}, replication by replication (95% CI)")
+        st.table(V.differences_table(comp))
+        c = st.columns(2)
+        c[0].plotly_chart(V.differences_figure(comp, "margin"), key="fig_diff_margin")
+        c[1].plotly_chart(V.spend_per_exit_figure(comp), key="fig_spend_exit")
+
+
+# --- Download ------------------------------------------------------------------------------------------------
+
+
+def download_page(design: D.Design) -> None:
+    res, act = settle(design), activity_of(design)
+    scenario_name, contract_name = D.scenario_file_name(design), D.contract_file_name(design.contract)
+    st.markdown(f"Save both files in one folder. `pbrsim run {scenario_name}` runs replication 1 of this page "
+                f"(seed {design.seed}); replication r is `pbrsim run {scenario_name} --seed {design.seed}+r-1`.")
+    c = st.columns(2)
+    c[0].download_button("Scenario (TOML)", D.scenario_toml(design), file_name=scenario_name,
+                         mime="application/toml", key="dl_scenario")
+    c[1].download_button("Contract (TOML)", D.contract_toml(design), file_name=contract_name,
+                         mime="application/toml", key="dl_contract")
+    st.markdown("**Result tables (CSV)**, one row per replication")
+    tables = {"by_contract_year": res.by_year, "term": res.term, "income_by_component": res.income,
+              "commissioner_by_year": res.commissioner, "cash_monthly": res.cash, "paid_outcomes": res.paid,
+              "offending_payment": res.offending, "measures_by_year": act.measures,
+              "offending_cohort": act.offending}
+    comp = st.session_state.get("comparison")
+    if comp is not None:
+        tables.update({"compare_summary": comp.summary().reset_index(),
+                       "compare_paired_differences": comp.paired_differences(), "compare_term": comp.term})
+    cols = st.columns(4)
+    for i, (name, frame) in enumerate(tables.items()):
+        cols[i % 4].download_button(f"{name}.csv", frame.to_csv(index=False), file_name=f"{name}.csv",
+                                    mime="text/csv", key=f"dl_{name}", disabled=frame.empty)
+
+
+# --- the page ------------------------------------------------------------------------------------------------
+
+st.title("Payment-by-results contract designer")
+st.caption("Simulated drug and alcohol treatment systems (pbrsim): what a contract design buys, what it costs, "
+           "and what it risks for the provider.")
+tabs = st.tabs(["Design a contract", "Results", "Compare", "Download"])
+with tabs[0]:
+    shown(design_page, "The design form")
+current = st.session_state.get("run_design")
+for tab, page, what in ((tabs[1], results_page, "Results"), (tabs[2], compare_page, "Comparison"),
+                        (tabs[3], download_page, "Downloads")):
+    with tab:
+        if current is None:
+            st.info("Design a contract and press Run: results appear here.")
+        else:
+            shown(lambda page=page: page(current), what)

@@ -1,0 +1,404 @@
+"""What a commissioner designs on the page, as data: the site scenario, the contract, replications, seed and
+provider behaviour — turned into the same plain dicts a scenario or contract TOML file holds, validated by the
+same code (so the page refuses bad input with the TOML validation's own messages), and written back as TOML
+files that ``pbrsim run`` accepts.
+
+No Streamlit here: the page collects form values into :class:`ContractForm` and calls these functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError
+from ..contract import MEASURES, Contract, contract_from_dict, load_contract
+from ..scenario import Scenario, load_scenario
+from ..settlement import check
+from ..vocabulary import BANDS
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONTRACTS = ROOT / "scenarios" / "contracts"
+
+SHARE_MODES = ("per year", "linear", "step")
+CORE_PAYMENTS = ("monthly_in_advance", "monthly_in_arrears", "quarterly_in_advance")
+PAYMENTS = ("monthly_in_arrears", "quarterly_in_arrears", "annually_in_arrears", "on_evidence")
+ONCE_PER = ("episode", "client", "window")
+BELOW_BASELINE = ("extend", "zero", "hold")
+PRICINGS = ("share of pot", "price")
+BEHAVIOURS = ("off", "base", "stress")
+
+
+def scenarios_folder() -> Path:
+    """Where the site scenarios are: ``$PBRSIM_SCENARIOS``, else ``./scenarios``, else the repository's."""
+    env = os.environ.get("PBRSIM_SCENARIOS")
+    if env:
+        return Path(env)
+    here = Path.cwd() / "scenarios"
+    return here if here.is_dir() else ROOT / "scenarios"
+
+
+@dataclass(frozen=True)
+class Site:
+    file: str            # the file name, e.g. west_kent.toml
+    path: Path
+    name: str
+    description: str
+
+
+def sites(folder: Path | None = None) -> tuple[list[Site], list[str]]:
+    """The scenarios in ``folder`` that name a contract, and a note for each file that could not be offered."""
+    folder = folder or scenarios_folder()
+    found, skipped = [], []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            sc = load_scenario(path)
+        except ConfigError as e:
+            skipped.append(f"{path.name}: invalid ({e.problems[0][3]})")
+            continue
+        if sc.contract is None:
+            continue  # a system without a contract has nothing to design
+        found.append(Site(path.name, path, sc.name, sc.description))
+    return found, skipped
+
+
+def shipped_contracts(folder: Path = SHIPPED_CONTRACTS) -> dict[str, Contract]:
+    """The shipped contract designs by name (``scenarios/contracts/*.toml``)."""
+    out = {}
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            c = load_contract(path)
+        except ConfigError:
+            continue
+        out[c.name] = c
+    return out
+
+
+def site_contract(scenario: Scenario) -> Contract:
+    return load_contract(scenario.contract_path())
+
+
+# --- provider behaviour (issue 7): wired in as a scenario change ---------------------------------------------
+
+
+def behaviour_available() -> bool:
+    """Whether the provider-behaviour model exists (``sim.behaviour`` with ``scenario_changes(level)``)."""
+    if importlib.util.find_spec("sim.behaviour") is None:
+        return False
+    return hasattr(importlib.import_module("sim.behaviour"), "scenario_changes")
+
+
+def behaviour_changes(level: str) -> dict:
+    """Scenario changes that switch the provider's behaviour to ``level`` (off, base, stress). Off changes
+    nothing: the contract-blind model. The behaviour model supplies the changes (``sim.behaviour.scenario_changes``),
+    so the page needs no knowledge of its parameters."""
+    if level not in BEHAVIOURS:
+        raise ValueError(f"provider behaviour must be one of {BEHAVIOURS}, got {level!r}")
+    if level == "off":
+        return {}
+    if not behaviour_available():
+        raise ValueError("provider behaviour is not available yet (sim.behaviour): only 'off' can be run")
+    return dict(importlib.import_module("sim.behaviour").scenario_changes(level))
+
+
+# --- the contract form ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class OutcomeRow:
+    """One line of the outcome menu."""
+
+    name: str
+    measure: str
+    paid: bool = False
+    pricing: str = "share of pot"        # or "price"
+    amount: float = 0.0                  # share of pot in percent, or pounds per outcome
+    expected_volume: str = "baseline"    # "baseline" or a number of outcomes a year
+    window_days: float = 365.0
+    once_per: str = "window"
+    lag_days: float = 0.0
+    payment: str = "quarterly_in_arrears"
+    kept: dict = field(default_factory=dict)  # the template's other keys (escalator, caps...), kept as they are
+
+
+@dataclass
+class ContractForm:
+    """Every value the contract form shows. Shares and weights as the commissioner types them (percent)."""
+
+    name: str
+    description: str
+    annual_value: float
+    term_years: int
+    extension_years: int
+    share_mode: str                      # per year, linear, step
+    shares_by_year: list[float]          # percent
+    linear: tuple[float, float]          # percent, first and last year
+    step: tuple[float, float, float]     # percent: first, rise a year, maximum
+    core_payment: str
+    band_weights: dict[str, float]
+    outcomes: list[OutcomeRow]
+    offending: bool
+    offending_pot: float = 0.0
+    offending_paid_at_baseline: float = 53.0   # percent
+    offending_full_at_reduction: float = 4.3   # percent
+    offending_below_baseline: str = "extend"
+    offending_price_per_offence: float = 3900.0
+    offending_lag_days: float = 274.0
+    pbr_cap: float | None = None               # a multiple of the year's pot
+    income_floor: float | None = None          # percent of the annual value
+    income_cap: float | None = None            # percent of the annual value
+    term_cap: float | None = None              # pounds
+    reconciliation_lag_days: float = 91.0
+    kept: dict = field(default_factory=dict)   # what the form does not show (subcontractors, investor, service
+    #                                            terms...), kept from the template as written
+
+    @property
+    def years(self) -> int:
+        return int(self.term_years) + int(self.extension_years)
+
+
+# the contract keys the form shows; any other key of the template is kept as written
+FORM_KEYS = ("name", "description", "annual_value", "term_years", "extension_years", "pbr_share", "core_payment",
+             "band_weights", "outcomes", "offending", "pbr_cap", "income_floor", "income_cap", "term_cap",
+             "reconciliation_lag_days")
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(100.0 * float(x), 6)
+
+
+def _frac(x: float | None) -> float | None:
+    return None if x is None else round(float(x) / 100.0, 10)
+
+
+def form_from_contract(contract: Contract, years: int | None = None) -> ContractForm:
+    """The form filled in from a contract (a shipped design or the site's own)."""
+    raw = contract.raw()
+    n = years or contract.years
+    share = contract.pbr_share
+    by_year = [_pct(contract.pbr_share.for_year(k, contract.years)) for k in range(1, contract.years + 1)]
+    by_year = (by_year + [by_year[-1]] * n)[:n]
+    linear = tuple(_pct(v) for v in share.linear) if share.linear else (by_year[0], by_year[-1])
+    step = tuple(_pct(v) for v in share.step) if share.step else (by_year[0], 0.0, by_year[-1])
+    mode = "linear" if share.linear else "step" if share.step else "per year"
+    rows = []
+    for name, o in contract.outcomes.items():
+        written = raw.get("outcomes", {}).get(name, {})
+        kept = {k: v for k, v in written.items() if k in ("escalator", "band_weights", "cap_per_year",
+                                                         "clawback_days")}
+        rows.append(OutcomeRow(
+            name=name, measure=o.measure, paid=True,
+            pricing="price" if o.price is not None else "share of pot",
+            amount=float(o.price) if o.price is not None else _pct(o.share_of_pot),
+            expected_volume=str(o.expected_volume) if o.expected_volume is not None else "baseline",
+            window_days=o.window_days, once_per=o.once_per, lag_days=o.lag_days, payment=o.payment, kept=kept))
+    used = {r.measure for r in rows} | {r.name for r in rows}
+    for measure in MEASURES:
+        if measure not in used:
+            rows.append(OutcomeRow(name=measure, measure=measure, paid=False))
+    off = contract.offending
+    return ContractForm(
+        name=contract.name, description=contract.description, annual_value=contract.annual_value,
+        term_years=contract.term_years if years is None else min(contract.term_years, n),
+        extension_years=contract.extension_years if years is None else n - min(contract.term_years, n),
+        share_mode=mode, shares_by_year=by_year, linear=linear, step=step, core_payment=contract.core_payment,
+        band_weights={b: float(contract.band_weights.get(b, 0.0)) for b in BANDS}, outcomes=rows,
+        offending=off is not None,
+        offending_pot=off.pot if off else 200_000.0,
+        offending_paid_at_baseline=_pct(off.paid_at_baseline) if off else 53.0,
+        offending_full_at_reduction=_pct(off.full_at_reduction) if off else 4.3,
+        offending_below_baseline=off.below_baseline if off else "extend",
+        offending_price_per_offence=off.price_per_offence if off else 3900.0,
+        offending_lag_days=off.lag_days if off else 274.0,
+        pbr_cap=contract.pbr_cap, income_floor=_pct(contract.income_floor), income_cap=_pct(contract.income_cap),
+        term_cap=contract.term_cap, reconciliation_lag_days=contract.reconciliation_lag_days,
+        kept={k: copy.deepcopy(v) for k, v in raw.items() if k not in FORM_KEYS})
+
+
+def _volume(text: str) -> str | float:
+    text = str(text).strip()
+    if text == "baseline":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        return text  # refused by validation, with its message
+
+
+def contract_raw(form: ContractForm) -> dict:
+    """The contract as a TOML file would hold it (fractions, days, pounds)."""
+    raw: dict = {"name": form.name, "description": form.description, "annual_value": float(form.annual_value),
+                 "term_years": int(form.term_years), "extension_years": int(form.extension_years)}
+    if form.share_mode == "per year":
+        raw["pbr_share"] = {"by_year": [_frac(x) for x in form.shares_by_year[:form.years]]}
+    elif form.share_mode == "linear":
+        raw["pbr_share"] = {"linear": [_frac(x) for x in form.linear]}
+    elif form.share_mode == "step":
+        raw["pbr_share"] = {"step": [_frac(x) for x in form.step]}
+    else:
+        raise ValueError(f"share mode must be one of {SHARE_MODES}, got {form.share_mode!r}")
+    raw["core_payment"] = form.core_payment
+    raw["band_weights"] = {b: float(w) for b, w in form.band_weights.items()}
+    for key, value in (("pbr_cap", form.pbr_cap), ("income_floor", _frac(form.income_floor)),
+                       ("income_cap", _frac(form.income_cap)), ("term_cap", form.term_cap)):
+        if value is not None:
+            raw[key] = float(value)
+    raw["reconciliation_lag_days"] = float(form.reconciliation_lag_days)
+    outcomes = {}
+    for row in form.outcomes:
+        if not row.paid:
+            continue
+        o = {"measure": row.measure}
+        if row.pricing == "price":
+            o["price"] = float(row.amount)
+        else:
+            o["share_of_pot"] = _frac(row.amount)
+            o["expected_volume"] = _volume(row.expected_volume)
+        o.update({"window_days": float(row.window_days), "once_per": row.once_per,
+                  "lag_days": float(row.lag_days), "payment": row.payment})
+        o.update(copy.deepcopy(row.kept))
+        outcomes[row.name] = o
+    if outcomes:
+        raw["outcomes"] = outcomes
+    if form.offending:
+        raw["offending"] = {
+            "pot": float(form.offending_pot), "paid_at_baseline": _frac(form.offending_paid_at_baseline),
+            "full_at_reduction": _frac(form.offending_full_at_reduction),
+            "below_baseline": form.offending_below_baseline,
+            "price_per_offence": float(form.offending_price_per_offence),
+            "lag_days": float(form.offending_lag_days)}
+    raw.update(copy.deepcopy(form.kept))
+    return raw
+
+
+# --- the whole design -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    """A validated design: what the simulation and settlement need, all as plain data."""
+
+    site: str                 # the scenario file it started from
+    scenario: Scenario        # with the horizon, seed and behaviour changes applied
+    contract: Contract
+    replications: int
+    behaviour: str
+
+    @property
+    def seed(self) -> int:
+        return self.scenario.seed
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Replication r is the run ``pbrsim run SCENARIO --seed (seed + r)`` gives."""
+        return tuple(self.seed + r for r in range(self.replications))
+
+
+class DesignError(ValueError):
+    """Problems with a design, each a line as the TOML validation words it (file, key path, value, message)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def _lines(e: ConfigError, source: str) -> list[str]:
+    return [f"{f if f else source}: {k} = {_short(v)}: {m}" if k else f"{f if f else source}: {m}"
+            for f, k, v, m in e.problems]
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def build_design(site: Site, form: ContractForm, replications: int, seed: int, behaviour: str) -> Design:
+    """Validate everything at once; raise :class:`DesignError` with every problem, worded as for a TOML file."""
+    problems: list[str] = []
+    contract = None
+    try:
+        contract = contract_from_dict(contract_raw(form), "the contract form")
+    except ConfigError as e:
+        problems += _lines(e, "the contract form")
+    except ValueError as e:
+        problems.append(f"the contract form: {e}")
+    scenario = None
+    try:
+        base = load_scenario(site.path)
+        changes = {"seed": seed, **_horizon_changes(base, form.years)}
+        changes.update(behaviour_changes(behaviour))
+        scenario = base.with_changes(changes)
+    except ConfigError as e:
+        problems += _lines(e, site.file)
+    except ValueError as e:
+        problems.append(f"{site.file}: {e}")
+    if not 1 <= int(replications) <= 200:
+        problems.append(f"the design form: replications = {replications!r}: must be between 1 and 200")
+    if contract is not None and scenario is not None:
+        try:
+            check(contract, scenario)
+        except ConfigError as e:
+            problems += _lines(e, "the contract form")
+    if problems:
+        raise DesignError(problems)
+    return Design(site.file, scenario, contract, int(replications), behaviour)
+
+
+def _horizon_changes(scenario: Scenario, years: int) -> dict:
+    """The reported period covers the contract years (term and extension)."""
+    h = scenario.horizon
+    if h.end is None and h.years == years:
+        return {}
+    return {"horizon.years": years, "horizon.end": None}
+
+
+def for_compare(design: Design, contract: Contract) -> Design:
+    """The same design under another contract (the same simulated clients when behaviour is off)."""
+    return Design(design.site, design.scenario, contract, design.replications, design.behaviour)
+
+
+# --- files ---------------------------------------------------------------------------------------------------
+
+
+def contract_file_name(contract: Contract) -> str:
+    return f"{contract.name}.toml"
+
+
+def scenario_toml(design: Design) -> str:
+    """The scenario as a TOML file that ``pbrsim run`` accepts, naming the contract file saved beside it."""
+    import tomli_w
+
+    raw = copy.deepcopy(design.scenario.raw())
+    raw["contract"] = contract_file_name(design.contract)
+    header = (f"# Written by the pbrsim web app from {design.site}: every number and its source are in that file\n"
+              f"# (scenarios/{design.site}); the horizon, seed and contract below were set on the page.\n"
+              f"# Run: pbrsim run {Path(design.site).stem}_app.toml   (the contract file beside it)\n"
+              f"# Replication r on the page: pbrsim run {Path(design.site).stem}_app.toml --seed "
+              f"{design.seed}+r\n\n")
+    return header + tomli_w.dumps(_plain(raw))
+
+
+def contract_toml(design: Design) -> str:
+    """The contract as a TOML file (validated again by ``pbrsim run``)."""
+    import tomli_w
+
+    header = ("# Written by the pbrsim web app: the contract designed on the page (values entered there are "
+              "estimates;\n# the shipped designs in scenarios/contracts/ give the source of theirs).\n\n")
+    return header + tomli_w.dumps(_plain(design.contract.raw()))
+
+
+def scenario_file_name(design: Design) -> str:
+    return f"{Path(design.site).stem}_app.toml"
+
+
+def _plain(x):
+    """Tuples as lists, for the TOML writer."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

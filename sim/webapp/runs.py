@@ -1,0 +1,207 @@
+"""The page's computations, without Streamlit: simulate a design's replications (the slow step, in a pool of
+processes), then settle them under one or more contracts (fast, pure) into tidy tables.
+
+Replication ``r`` of a design runs the scenario with seed ``seed + r`` — exactly what
+``pbrsim run SCENARIO --seed (seed + r)`` runs — so every figure on the page can be reproduced from the downloaded
+files. Every contract is settled on the same Histories, so differences between designs are paired. With the
+provider's behaviour on, the behaviour responds to the contract, so each contract needs its own simulation
+(:func:`simulation_key` then includes the contract).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .. import measures
+from ..compare import Comparison, fingerprint
+from ..contract import contract_from_dict
+from ..history import History
+from ..offending import cohort_offences
+from ..pathway import simulate
+from ..scenario import scenario_from_dict
+from ..settlement import commissioner_by_year, contract_year_metrics, monthly_cash, settle, term_metrics
+from .design import Design
+
+# yearly measures shown with uncertainty bands (columns of sim.measures.by_period)
+OUTCOME_MEASURES = ("in_treatment", "treatment_starts", "planned_exits", "successful_completions",
+                    "planned_share_of_exits", "re_presentations", "deaths")
+
+
+def canonical(raw: dict) -> str:
+    """A dict as canonical JSON: the cache key of what it holds (dates as ISO strings)."""
+    return json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def simulation_key(design: Design) -> tuple[str, tuple[int, ...]]:
+    """What the simulated Histories depend on: the scenario as written and the seeds — and the contract only when
+    the provider's behaviour responds to it. Tariffs are not in it: a tariff change only re-settles."""
+    scenario = design.scenario.raw()
+    if design.behaviour != "off":
+        scenario = {**scenario, "__contract__": design.contract.raw()}
+    return canonical(scenario), design.seeds
+
+
+# --- the slow step: simulation -------------------------------------------------------------------------------
+
+
+def simulate_replication(scenario_raw: dict, seed: int) -> History:
+    """One replication (a top-level function, so worker processes can run it)."""
+    return simulate(scenario_from_dict(scenario_raw, "<page design>"), seed)
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    """Worker processes started with ``spawn`` (never forked from a threaded web server)."""
+    return ProcessPoolExecutor(workers or available_cores(), mp_context=multiprocessing.get_context("spawn"))
+
+
+def simulate_replications(scenario_raw: dict, seeds: Sequence[int], pool: Executor | None = None,
+                          progress: Callable[[int, int], None] | None = None) -> list[History]:
+    """The Histories of every seed, in seed order; ``progress(done, total)`` after each. Without a pool (or for
+    one replication) they run here."""
+    total = len(seeds)
+    if pool is None or total == 1:
+        out = []
+        for i, seed in enumerate(seeds, 1):
+            out.append(simulate_replication(scenario_raw, seed))
+            if progress:
+                progress(i, total)
+        return out
+    futures = {pool.submit(simulate_replication, scenario_raw, seed): i for i, seed in enumerate(seeds)}
+    out: list[History | None] = [None] * total
+    for done, future in enumerate(as_completed(futures), 1):
+        out[futures[future]] = future.result()
+        if progress:
+            progress(done, total)
+    return out
+
+
+@dataclass
+class Activity:
+    """What the clients did, whatever the contract: yearly measures and the offending cohort, per replication."""
+
+    measures: pd.DataFrame    # replication, period (financial year), measure columns
+    offending: pd.DataFrame   # replication, period, start, end, contract, cohort, offences, offences_per_member
+
+
+def activity(histories: Sequence[History], scenario_raw: dict) -> Activity:
+    scenario = scenario_from_dict(scenario_raw, "<page design>")
+    yearly, cohorts = [], []
+    for r, h in enumerate(histories):
+        m = measures.by_period(h, "year")
+        m = m[m["category"] == "all"] if "category" in m.columns else m
+        yearly.append(m.assign(replication=r))
+        cohorts.append(cohort_offences(h, scenario, "year").assign(replication=r))
+    return Activity(pd.concat(yearly, ignore_index=True), pd.concat(cohorts, ignore_index=True))
+
+
+# --- the fast step: settlement -------------------------------------------------------------------------------
+
+
+@dataclass
+class Settled:
+    """One contract settled on every replication: tidy tables with a ``replication`` column (pounds, people)."""
+
+    contract: str
+    by_year: pd.DataFrame        # replication, contract_year, observed, METRICS (as pbrsim compare)
+    term: pd.DataFrame           # replication, METRICS totals over the observed contract years
+    income: pd.DataFrame         # replication, contract_year, component, amount
+    commissioner: pd.DataFrame   # replication, contract_year, commissioner_by_year columns
+    cash: pd.DataFrame           # replication, period, start, end, cost, income, net, cumulative_cash
+    offending: pd.DataFrame      # replication, the settlement's offending table (empty without a pot)
+    paid: pd.DataFrame           # replication, contract_year, component, band, outcomes (count), amount
+    fingerprints: list[str]
+
+
+def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict) -> Settled:
+    """Settle every History under one contract (validated again: the page's design or a shipped one)."""
+    contract = contract_from_dict(contract_raw, "<page contract>")
+    scenario = scenario_from_dict(scenario_raw, "<page design>")
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("by_year", "income", "commissioner", "cash",
+                                                             "offending", "paid")}
+    terms, prints = [], []
+    for r, h in enumerate(histories):
+        s = settle(contract, h, scenario)
+        by_year = contract_year_metrics(s)
+        parts["by_year"].append(by_year.reset_index().assign(replication=r))
+        terms.append(term_metrics(by_year).rename(r))
+        inc = s.income_by_year().drop(columns="total").reset_index().melt(
+            id_vars="contract_year", var_name="component", value_name="amount")
+        parts["income"].append(inc.assign(replication=r))
+        parts["commissioner"].append(commissioner_by_year(s).reset_index().assign(replication=r))
+        parts["cash"].append(monthly_cash(s).assign(replication=r))
+        if len(s.offending):
+            parts["offending"].append(s.offending.assign(replication=r))
+        pay = s.payments[s.payments["kind"].isin(["outcome", "clawback"])]
+        counts = pay.assign(outcomes=np.where(pay["kind"] == "outcome", 1, 0)).groupby(
+            ["contract_year", "component", "band"], as_index=False)[["outcomes", "amount"]].sum()
+        parts["paid"].append(counts.assign(replication=r))
+        prints.append(fingerprint(h))
+    frames = {k: _first_replication(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
+              for k, v in parts.items()}
+    term = pd.DataFrame(terms).rename_axis("replication").reset_index()
+    return Settled(contract.name, term=term, fingerprints=prints, **frames)
+
+
+def _first_replication(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["replication", *frame.columns.drop("replication")]]
+
+
+def comparison(settled: Sequence[Settled]) -> Comparison:
+    """Several contracts on the same replications, as :class:`sim.compare.Comparison` (the first is the
+    reference of the paired differences)."""
+    names = [s.contract for s in settled]
+    if len(set(names)) != len(names):
+        raise ValueError(f"contract names must differ, got {names}")
+    by_year = pd.concat([s.by_year.assign(contract=s.contract) for s in settled], ignore_index=True)
+    by_year = by_year[["replication", "contract", *by_year.columns.drop(["replication", "contract"])]]
+    term = pd.concat([s.term.assign(contract=s.contract) for s in settled], ignore_index=True)
+    term = term[["replication", "contract", *term.columns.drop(["replication", "contract"])]]
+    prints = pd.DataFrame([(r, s.contract, f) for s in settled for r, f in enumerate(s.fingerprints)],
+                          columns=["replication", "contract", "history"])
+    return Comparison(names, by_year, term, prints)
+
+
+# --- summaries over replications ------------------------------------------------------------------------------
+
+
+def mean_ci(values) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval (t) of the finite values; the interval is NaN for fewer than two."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan, math.nan
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+
+
+def summarise(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str]) -> pd.DataFrame:
+    """Long table: ``by``, metric, mean, ci_low, ci_high, replications — across the ``replication`` column."""
+    by = [by] if isinstance(by, str) else list(by)
+    rows = []
+    for key, d in frame.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        for c in columns:
+            if c not in d.columns:
+                continue
+            mean, lo, hi = mean_ci(pd.to_numeric(d[c], errors="coerce"))
+            rows.append((*key, c, mean, lo, hi, int(d["replication"].nunique())))
+    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "ci_low", "ci_high", "replications"])

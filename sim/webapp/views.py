@@ -1,0 +1,272 @@
+"""Figures (plotly) and tables for the page, from the tidy tables of :mod:`sim.webapp.runs`. Plain functions:
+no Streamlit, so ordinary tests cover them. Money in pounds; shares as fractions unless a name says percent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ..compare import Comparison
+from ..settlement import METRICS
+from .runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
+
+MEASURE_LABELS = {
+    "in_treatment": "people in treatment", "treatment_starts": "treatment starts", "planned_exits": "planned exits",
+    "successful_completions": "successful completions (share of those in treatment)",
+    "planned_share_of_exits": "planned share of exits", "re_presentations": "re-presentations", "deaths": "deaths",
+}
+METRIC_LABELS = {**METRICS, "probability_of_loss": "probability the provider makes a loss over the term"}
+COLOURS = ["#1f5f8b", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d96a3", "#6a4c93", "#ff924c", "#2e4057",
+           "#b5838d", "#52b788", "#7f5539", "#adb5bd"]
+
+
+def money(x: float) -> str:
+    """Pounds for people: £1.23m, £456k, £789."""
+    if x is None or not np.isfinite(x):
+        return "–"
+    sign = "−" if x <= -0.5 else ""
+    x = abs(x)
+    if x >= 1e6:
+        return f"{sign}£{x / 1e6:,.2f}m"
+    if x >= 1e4:
+        return f"{sign}£{x / 1e3:,.0f}k"
+    return f"{sign}£{x:,.0f}"
+
+
+def pounds_and_pence(x: float) -> str:
+    return f"{'−' if x <= -0.005 else ''}£{abs(x):,.2f}"
+
+
+def with_ci(mean: float, lo: float, hi: float, fmt=money) -> str:
+    if not np.isfinite(mean):
+        return "–"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return fmt(mean)
+    return f"{fmt(mean)} ({fmt(lo)} to {fmt(hi)})"
+
+
+def _band(fig: go.Figure, x, lo, hi, colour: str, name: str, showlegend: bool = False) -> None:
+    """A shaded 95% band between two lines."""
+    x = list(x)
+    fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo)[::-1], fill="toself", fillcolor=colour,
+                             opacity=0.2, line={"width": 0}, hoverinfo="skip", name=f"{name} (95% CI)",
+                             showlegend=showlegend))
+
+
+def _layout(fig: go.Figure, title: str, y: str, x: str = "") -> go.Figure:
+    fig.update_layout(title=title, yaxis_title=y, xaxis_title=x, template="plotly_white", height=380,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+# --- Results -------------------------------------------------------------------------------------------------
+
+
+def headline(settled: Settled) -> dict[str, str]:
+    """The page's headline figures over the term (mean and 95% CI across replications)."""
+    t = settled.term
+    c = settled.commissioner
+    observed = c[c["observed"].astype(bool)]
+    sums = observed.groupby("replication")[["spend", "sustained_recoveries"]].sum(min_count=1)
+    per_sustained = sums["spend"] / sums["sustained_recoveries"].where(sums["sustained_recoveries"] > 0)
+    out = {
+        "Provider income": with_ci(*mean_ci(t["income"])),
+        "Provider margin": with_ci(*mean_ci(t["margin"])),
+        "Probability of a loss": f"{(t['margin'] < 0).mean():.0%}",
+        "Working capital needed": with_ci(*mean_ci(t["working_capital_needed"])),
+        "Commissioner spend per planned exit": with_ci(*mean_ci(t["spend_per_planned_exit"])),
+        "Commissioner spend per sustained recovery": with_ci(*mean_ci(per_sustained)),
+    }
+    if "community_savings_per_pound" in c.columns:
+        saved = observed.groupby("replication")[["community_savings", "spend"]].sum(min_count=1)
+        per_pound = saved["community_savings"] / saved["spend"]
+        out["Community savings per £ spent"] = with_ci(*mean_ci(per_pound), fmt=pounds_and_pence)
+    return out
+
+
+def headline_table(settled: Settled) -> pd.DataFrame:
+    h = headline(settled)
+    return pd.DataFrame({"over the term": list(h.values())}, index=pd.Index(list(h), name="figure"))
+
+
+def outcomes_figure(act: Activity, metrics=("planned_exits", "treatment_starts", "in_treatment")) -> go.Figure:
+    """Yearly measures (financial years): the mean over replications with a 95% band."""
+    s = summarise(act.measures, "period", list(metrics))
+    fig = go.Figure()
+    for i, m in enumerate(metrics):
+        d = s[s["metric"] == m]
+        colour = COLOURS[i % len(COLOURS)]
+        if d["ci_low"].notna().any():
+            _band(fig, d["period"], d["ci_low"], d["ci_high"], colour, MEASURE_LABELS.get(m, m))
+        fig.add_trace(go.Scatter(x=d["period"], y=d["mean"], mode="lines+markers", name=MEASURE_LABELS.get(m, m),
+                                 line={"color": colour}))
+    return _layout(fig, "Outcomes per year (mean, 95% band over replications)", "people", "financial year")
+
+
+def outcomes_table(act: Activity, metrics=OUTCOME_MEASURES) -> pd.DataFrame:
+    """Per financial year: each measure's mean (95% CI)."""
+    s = summarise(act.measures, "period", list(metrics))
+    fmt = {m: (lambda v: f"{v:.1%}") if m in ("successful_completions", "planned_share_of_exits")
+           else (lambda v: f"{v:,.0f}") for m in metrics}
+    s["value"] = [with_ci(r.mean, r.ci_low, r.ci_high, fmt=fmt[r.metric]) for r in s.itertuples()]
+    table = s.pivot(index="period", columns="metric", values="value")
+    table = table[[m for m in metrics if m in table.columns]]
+    return table.rename(columns=MEASURE_LABELS).rename_axis(index="financial year", columns=None)
+
+
+def paid_outcomes_table(settled: Settled) -> pd.DataFrame:
+    """Outcomes paid for per contract year (mean number over replications) and the mean price paid by band."""
+    p = settled.paid
+    if p.empty:
+        return pd.DataFrame()
+    reps = settled.term["replication"].nunique()
+    counts = p.groupby(["component", "contract_year"])["outcomes"].sum().div(reps).unstack("contract_year")
+    counts.columns = [f"year {y}" for y in counts.columns]
+    return counts.round(1).rename_axis("outcome")
+
+
+def tariffs_table(settled: Settled) -> pd.DataFrame:
+    """Average pounds paid per outcome, by outcome and band (after caps): the tariff by band in effect."""
+    p = settled.paid
+    if p.empty:
+        return pd.DataFrame()
+    g = p.groupby(["component", "band"])[["amount", "outcomes"]].sum()
+    price = (g["amount"] / g["outcomes"].where(g["outcomes"] > 0)).unstack("band")
+    order = [b for b in ("critical", "substantial", "moderate", "low", "no_need") if b in price.columns]
+    return price[order].round(0).rename_axis("outcome")
+
+
+def offending_figure(act: Activity, settled: Settled | None = None) -> go.Figure:
+    """Recorded offences per cohort member per financial year against the baseline year (the year before the
+    contract), mean and 95% band; the contract's fixed baseline if it sets one."""
+    o = act.offending
+    start = o[~o["contract"].astype(bool)]["period"].iloc[-1] if (~o["contract"].astype(bool)).any() else None
+    shown = o[o["contract"].astype(bool) | (o["period"] == start)]
+    s = summarise(shown, "period", ["offences_per_member"])
+    fig = go.Figure()
+    if s["ci_low"].notna().any():
+        _band(fig, s["period"], s["ci_low"], s["ci_high"], COLOURS[1], "offences per member")
+    fig.add_trace(go.Scatter(x=s["period"], y=s["mean"], mode="lines+markers", name="recorded offences per "
+                             "cohort member", line={"color": COLOURS[1]}))
+    if start is not None:
+        base = s.loc[s["period"] == start, "mean"]
+        if len(base):
+            fig.add_hline(y=float(base.iloc[0]), line_dash="dash", line_color="#555",
+                          annotation_text=f"baseline ({start})", annotation_position="top left")
+    if settled is not None and not settled.offending.empty:
+        reductions = settled.offending.groupby("contract_year")["fraction_paid"].mean()
+        fig.update_layout(annotations=list(fig.layout.annotations) + [dict(
+            xref="paper", yref="paper", x=1, y=1.12, showarrow=False, xanchor="right",
+            text="share of the offending pot paid: " + ", ".join(
+                f"year {y} {reductions[y]:.0%}" for y in reductions.index if np.isfinite(reductions[y])))])
+    return _layout(fig, "Offending against baseline", "recorded offences per cohort member", "financial year")
+
+
+def income_figure(settled: Settled) -> go.Figure:
+    """Provider income by component per contract year (mean over replications, stacked) and delivery cost."""
+    inc = settled.income
+    reps = settled.term["replication"].nunique()
+    mean = inc.groupby(["contract_year", "component"], sort=False)["amount"].sum().div(reps).reset_index()
+    fig = go.Figure()
+    for i, comp in enumerate(mean["component"].unique()):
+        d = mean[mean["component"] == comp]
+        fig.add_trace(go.Bar(x=[f"year {y}" for y in d["contract_year"]], y=d["amount"], name=comp,
+                             marker_color=COLOURS[i % len(COLOURS)]))
+    cost = summarise(settled.by_year, "contract_year", ["cost"])
+    fig.add_trace(go.Scatter(x=[f"year {y}" for y in cost["contract_year"]], y=cost["mean"], mode="lines+markers",
+                             name="delivery cost", line={"color": "black", "dash": "dot"}))
+    fig.update_layout(barmode="relative")
+    return _layout(fig, "Provider income by component per contract year (mean)", "pounds", "contract year")
+
+
+def income_table(settled: Settled) -> pd.DataFrame:
+    """Mean income per component and contract year, with the cost and margin (pounds)."""
+    reps = settled.term["replication"].nunique()
+    table = settled.income.groupby(["component", "contract_year"], sort=False)["amount"].sum().div(reps).unstack()
+    prov = settled.by_year.groupby("contract_year")[["income", "cost", "margin"]].mean().T
+    table = pd.concat([table, prov])
+    table.columns = [f"year {y}" for y in table.columns]
+    return table.map(money).rename_axis("pounds (mean)")
+
+
+def cash_figure(settled: Settled) -> go.Figure:
+    """The provider's cumulative cash month by month: mean and the 5th to 95th percentile over replications."""
+    c = settled.cash
+    g = c.groupby("period")["cumulative_cash"]
+    q = pd.DataFrame({"mean": g.mean(), "p5": g.quantile(0.05), "p95": g.quantile(0.95)}).sort_index()
+    fig = go.Figure()
+    _band(fig, q.index, q["p5"], q["p95"], COLOURS[0], "cumulative cash")
+    fig.add_trace(go.Scatter(x=list(q.index), y=q["mean"], mode="lines", name="cumulative cash (mean)",
+                             line={"color": COLOURS[0]}))
+    fig.add_hline(y=0, line_color="#999")
+    p_loss = float((settled.term["margin"] < 0).mean())
+    return _layout(fig, f"Provider's cumulative cash (5th–95th percentile band); probability of a loss over the "
+                        f"term {p_loss:.0%}", "pounds", "month")
+
+
+def commissioner_table(settled: Settled) -> pd.DataFrame:
+    """Per contract year: spend, spend per planned exit and per sustained recovery, community savings per pound
+    (mean and 95% CI over replications)."""
+    cols = ["spend", "planned_exits", "sustained_recoveries", "spend_per_planned_exit",
+            "spend_per_sustained_recovery", "community_savings_per_pound"]
+    s = summarise(settled.commissioner, "contract_year", cols)
+    fmts = {"planned_exits": lambda v: f"{v:,.0f}", "sustained_recoveries": lambda v: f"{v:,.0f}",
+            "community_savings_per_pound": pounds_and_pence}
+    s["value"] = [with_ci(r.mean, r.ci_low, r.ci_high, fmt=fmts.get(r.metric, money)) for r in s.itertuples()]
+    table = s.pivot(index="contract_year", columns="metric", values="value")
+    table = table[[c for c in cols if c in table.columns]]
+    table.index = [f"year {y}" for y in table.index]
+    return table.rename(columns=lambda c: c.replace("_", " ")).rename_axis("contract year")
+
+
+# --- Compare -------------------------------------------------------------------------------------------------
+
+SHOWN = ("income", "margin", "working_capital_needed", "spend", "spend_per_planned_exit", "community_savings")
+
+
+def comparison_table(comp: Comparison) -> pd.DataFrame:
+    """Per design: term totals, mean (95% CI), and the probability of a loss — formatted for the page."""
+    s = comp.summary()
+    out = pd.DataFrame(index=s.index)
+    out["probability of a loss"] = s["probability_of_loss"].map(lambda v: f"{v:.0%}")
+    for m in SHOWN:
+        half = s[f"{m}_ci"]
+        out[m.replace("_", " ")] = [with_ci(v, v - h, v + h) if np.isfinite(h) else money(v)
+                                    for v, h in zip(s[m], half)]
+    return out.rename_axis("design")
+
+
+def differences_table(comp: Comparison) -> pd.DataFrame:
+    """Paired differences of each design minus the first, replication by replication: mean (95% CI)."""
+    d = comp.paired_differences()
+    if d.empty:
+        return pd.DataFrame()
+    d = d[d["metric"].isin(SHOWN)]
+    d["difference"] = [with_ci(r.mean_difference, r.ci_low, r.ci_high) for r in d.itertuples()]
+    table = d.pivot(index="contract", columns="metric", values="difference")
+    table = table[[m for m in SHOWN if m in table.columns]].rename(columns=lambda c: c.replace("_", " "))
+    ref = comp.contracts[0]
+    return table.reindex(comp.contracts[1:]).rename_axis(f"design minus {ref}")
+
+
+def differences_figure(comp: Comparison, metric: str = "margin") -> go.Figure:
+    """Paired differences of one term total against the first design, with 95% CIs."""
+    d = comp.paired_differences()
+    d = d[d["metric"] == metric]
+    fig = go.Figure(go.Bar(
+        x=d["contract"], y=d["mean_difference"], marker_color=COLOURS[0],
+        error_y={"type": "data", "symmetric": False, "array": (d["ci_high"] - d["mean_difference"]).fillna(0),
+                 "arrayminus": (d["mean_difference"] - d["ci_low"]).fillna(0)}))
+    return _layout(fig, f"{METRIC_LABELS.get(metric, metric)}: each design minus {comp.contracts[0]} "
+                        f"(paired, 95% CI)", "pounds", "")
+
+
+def spend_per_exit_figure(comp: Comparison) -> go.Figure:
+    """Commissioner spend per planned exit by design, mean and 95% CI."""
+    s = comp.summary()
+    half = s["spend_per_planned_exit_ci"].fillna(0)
+    fig = go.Figure(go.Bar(x=list(s.index), y=s["spend_per_planned_exit"], marker_color=COLOURS[3],
+                           error_y={"type": "data", "array": half}))
+    return _layout(fig, "Commissioner spend per planned exit over the term", "pounds", "")
