@@ -1,5 +1,5 @@
-"""The ``pbrsim`` command line: ``run``, ``compare``, ``replicate``, ``sweep``, ``summarise``, ``validate``,
-``list``."""
+"""The ``pbrsim`` command line: ``run``, ``compare``, ``replicate``, ``sweep``, ``summarise``, ``calibrate``,
+``report-validation``, ``validate``, ``list``."""
 
 from __future__ import annotations
 
@@ -213,6 +213,69 @@ def _wide():
     return pd.option_context("display.width", 220, "display.max_columns", 40, "display.max_rows", 200)
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate, check, write_calibrated
+    from .targets import load_targets
+
+    scenario = load_scenario(args.scenario)
+    targets = load_targets(args.targets)
+    name = args.name or scenario.name
+    table_path = Path(args.table) if args.table else Path("results") / "calibration" / name / "fit.csv"
+    if not args.params:
+        table = check(scenario, targets, args.seeds, args.seed, args.workers)
+        _print_fit(table, f"{scenario.name} against {args.targets} ({args.seeds} replications)")
+        _write_csv(table_path, table)
+        print(f"\nfit table written to {table_path}")
+        return 0 if table.loc[table["role"] == "calibration", "within"].all() else 1
+
+    def show(row: dict) -> None:
+        print(f"  evaluation {row['evaluation']:3d}: cost {row['cost']:10.4f}, {row['at_aim']}/{row['targets']} "
+              "targets at their aim", file=sys.stderr)
+
+    result = calibrate(scenario, targets, args.params, args.seeds, args.seed, args.workers, args.method,
+                       args.max_evaluations, args.check_seeds, progress=show)
+    out = Path(args.out) if args.out else Path("results") / "calibration" / name / f"{name}.toml"
+    command = "pbrsim " + " ".join(_quote_arg(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else ""
+    write_calibrated(result, out, args.scenario, name=name, command=command)
+    _print_fit(result.table, f"{name}: fit after {len(result.evaluations)} evaluations ({result.message})")
+    with _wide():
+        print("\n" + result.values().to_string(index=False))
+    _write_csv(table_path, result.table)
+    if result.check_table is not None:
+        _print_fit(result.check_table, f"on {args.check_seeds} fresh replications")
+        _write_csv(table_path.with_name(table_path.stem + "_check.csv"), result.check_table)
+    print(f"\ncalibrated scenario written to {out}; fit table to {table_path}")
+    return 0 if result.within else 1
+
+
+def _quote_arg(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def _print_fit(table, title: str) -> None:
+    shown = table.assign(within=table["within"].map({True: "yes", False: "NO"}))
+    with _wide():
+        print(f"{title}:\n")
+        print(shown[["target", "role", "figure", "tolerance", "simulated", "ci_low", "ci_high", "within"]]
+              .to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        sources = "\n".join(f"  {t}: {s}" for t, s in zip(table["target"], table["source"]))
+        print(f"\nsources:\n{sources}")
+
+
+def cmd_report_validation(args) -> int:
+    from .validation import validation_report
+
+    out = Path(args.out)
+    report = validation_report(args.scenarios or None, args.targets or None, replications=args.seeds,
+                               queue_replications=args.queue_seeds, workers=args.workers, out=out,
+                               progress=lambda text: print(text, file=sys.stderr))
+    print(report.summary_text())
+    print(f"\nreport written to {out}/ (validation.html, validation.md)")
+    return 0
+
+
 def cmd_validate(args) -> int:
     failed = 0
     for path in args.scenarios:
@@ -293,6 +356,34 @@ def main(argv: list[str] | None = None) -> int:
     smr = sub.add_parser("summarise", help="summarise the finished runs of a replicate or sweep folder")
     smr.add_argument("folder")
     smr.set_defaults(func=cmd_summarise)
+
+    cal = sub.add_parser("calibrate", help="fit scenario parameters to target figures (common random numbers)")
+    cal.add_argument("scenario", help="scenario file (TOML)")
+    cal.add_argument("targets", help="target file (TOML, scenarios/targets/)")
+    cal.add_argument("--params", nargs="+", default=[], metavar="PATH[+PATH][=LOW:HIGH]",
+                     help="key paths to fit ('+' joins paths moved by one factor); none: report the fit only")
+    cal.add_argument("--seeds", type=int, default=2, help="replications per evaluation (default 2)")
+    cal.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
+    cal.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    cal.add_argument("--method", choices=("least_squares", "nelder_mead"), default="least_squares")
+    cal.add_argument("--max-evaluations", type=int, default=60, help="evaluation budget (default 60)")
+    cal.add_argument("--check-seeds", type=int, default=0, help="also report the fit on this many fresh "
+                                                                 "replications")
+    cal.add_argument("--name", default=None, help="name of the calibrated scenario (default: the input's)")
+    cal.add_argument("--out", default=None, help="calibrated scenario file (default: "
+                                                 "results/calibration/<name>/<name>.toml)")
+    cal.add_argument("--table", default=None, help="fit table CSV (default: results/calibration/<name>/fit.csv)")
+    cal.set_defaults(func=cmd_calibrate)
+
+    rv = sub.add_parser("report-validation", help="every target against the simulation, and queueing checks")
+    rv.add_argument("scenarios", nargs="*", help="scenario files (default: every scenario a target file names)")
+    rv.add_argument("--targets", nargs="+", default=[], help="target files (default: scenarios/targets/*.toml "
+                                                             "naming each scenario)")
+    rv.add_argument("--seeds", type=int, default=4, help="replications per scenario (default 4)")
+    rv.add_argument("--queue-seeds", type=int, default=8, help="replications of the Erlang C check (default 8)")
+    rv.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    rv.add_argument("--out", default="results/validation", help="output directory (default results/validation)")
+    rv.set_defaults(func=cmd_report_validation)
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")
