@@ -89,6 +89,7 @@ class Recorder:
         self._details: dict[str, int] = {"": 0}
         self.review_blocks: list[tuple[np.ndarray, ...]] = []  # columns in _REVIEW_COLUMNS order
         self.capacity: list[tuple] = []
+        self._finished = False
 
     def new_client(self, c: Client) -> None:
         self.clients.append(c)
@@ -133,7 +134,11 @@ class Recorder:
         details.append(code)
 
     def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
-        """The History. The recorder's columns are released as each table is built (peak memory)."""
+        """The History. A recorder finishes once: its columns are released as each table is built, which keeps
+        a run's peak memory down."""
+        if self._finished:
+            raise RuntimeError("this Recorder has already built its History")
+        self._finished = True
         ids, eps, states, starts, ends = self._spells
         n_closed = len(ids)
         for c in self.clients:

@@ -215,11 +215,12 @@ def test_recorded_offences_are_pro_rated_across_periods(scenario):
     rec = Recorder()
     _journey(rec, _client(rec, 1, "opiate", 100, -80.0), [
         (-80, "referral"), (-80, "awaiting_treatment", "critical"), (-80, "in_treatment")])
-    one = cohort_offences(rec.finish(50.0, HORIZON, "one", h.seed), scenario).set_index("period")
-    alone = _spells_only(offences_by_spell(rec.finish(50.0, HORIZON, "one", h.seed), scenario))
+    lone = rec.finish(50.0, HORIZON, "one", h.seed)
+    one = cohort_offences(lone, scenario).set_index("period")
+    alone = _spells_only(offences_by_spell(lone, scenario))
     n = alone["recorded"].iloc[0]
     assert n == treat["recorded"]  # same client, episode and start: same draw
-    pre = offences_by_spell(rec.finish(50.0, HORIZON, "one", h.seed), scenario).iloc[0]
+    pre = offences_by_spell(lone, scenario).iloc[0]
     assert pre["state"] == "before_referral"
     assert one.loc["2019-20", "offences"] == pytest.approx(n * 80 / 130 + pre["recorded"] * 286 / 366)
     assert one.loc["2020-21", "offences"] == pytest.approx(n * 50 / 130)

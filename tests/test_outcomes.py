@@ -33,6 +33,7 @@ class Build:
 
     def __init__(self, contract_start: dt.date = CONTRACT_START):
         self.rec = Recorder()
+        self.history = None
         self.contract_start = contract_start
         self.rec.capacity += [("caseload", -1000.0, 100), ("assessors", -1000.0, 3)]
         self.by_id: dict[int, Client] = {}
@@ -85,8 +86,13 @@ class Build:
         self.rec.state(c, S["died"], float(t))
 
     def finish(self, years=2, warmup=2.0, seed=7):
-        horizon = Horizon(contract_start=self.contract_start, years=years, warmup_years=warmup)
-        return self.rec.finish(horizon.end_day, horizon, "hand", np.random.SeedSequence(seed))
+        """The History (built once: a Recorder finishes once)."""
+        if self.history is None:
+            horizon = Horizon(contract_start=self.contract_start, years=years, warmup_years=warmup)
+            self.history = (years, warmup, seed), self.rec.finish(horizon.end_day, horizon, "hand",
+                                                                   np.random.SeedSequence(seed))
+        assert self.history[0] == (years, warmup, seed), "finish once per Build, with one horizon"
+        return self.history[1]
 
 
 def times(history, measure, window_days=365.0, client=None):
