@@ -1,0 +1,120 @@
+"""The web app's pages, headless (Streamlit's AppTest): inputs change, results appear, and no run raises.
+
+Every test uses the fast West Kent variant over a two-year term with two replications."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from sim.cli import main  # noqa: E402
+from sim.webapp import APP  # noqa: E402
+from sim.webapp import design as D  # noqa: E402
+
+TIMEOUT = 120  # seconds per script run: a real simulation, on a shared machine
+
+
+def ok(at: AppTest) -> AppTest:
+    """No exception and no error block after a run."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def start(template: str | None = None) -> AppTest:
+    at = ok(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    if template is not None:
+        ok(at.selectbox(key="template").select(template).run())
+    ok(at.number_input(key="extension_years").set_value(0).run())  # a two-year term: a shorter simulation
+    at.number_input(key="term_years").set_value(2).run()
+    at.number_input(key="replications").set_value(2)
+    return ok(at)
+
+
+def run(at: AppTest) -> AppTest:
+    at.button(key="FormSubmitter:contract_form-Run").click()
+    return ok(at.run())
+
+
+def headline(at: AppTest) -> pd.Series:
+    return at.table[0].value["over the term"]
+
+
+def test_design_page_offers_sites_and_templates_and_refuses_bad_input(app_env):
+    at = ok(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
+    assert at.selectbox(key="site").options == ["west_kent_fast (west_kent_fast.toml)"]
+    assert any("broken.toml" in c.value for c in at.caption)
+    assert at.selectbox(key="template").value == "west_kent_pbr"  # the site's own contract first
+    assert [at.number_input(key=f"share_{k}").value for k in (1, 4)] == [25.0, 60.0]
+    assert at.radio(key="behaviour").options == (["off", "base", "stress"] if D.behaviour_available() else ["off"])
+    # another template fills the form again
+    ok(at.selectbox(key="template").select("national_pbr").run())
+    assert at.number_input(key="share_1").value == 30.0
+    assert at.checkbox(key="pay_hep_b").value and not at.checkbox(key="pay_engagement").value
+    # impossible values: the TOML validation's messages, no traceback, nothing run
+    at.number_input(key="share_2").set_value(150.0)
+    at.number_input(key="annual_value").set_value(-1.0)
+    at.button(key="FormSubmitter:contract_form-Run").click().run()
+    assert not at.exception
+    text = "\n".join(e.value for e in at.error)
+    assert "shares must be in [0, 1]" in text and "annual_value = -1.0" in text
+    assert "run_design" not in at.session_state
+    assert any("press Run" in i.value for i in at.info)
+
+
+def test_run_shows_results_and_a_tariff_change_moves_the_totals(app_env):
+    at = run(start("cohort_escalator"))  # a priced presentation tariff and no cap on payouts
+    assert any("2 replications" in s.value for s in at.success)
+    first = headline(at)
+    assert first.index[0] == "Provider income" and "Probability of a loss" in first.index
+    frames = [df.value for df in at.dataframe]
+    outcomes = next(f for f in frames if f.index.name == "financial year")  # outcomes per year
+    assert list(outcomes.index) == ["2012-13", "2013-14"]
+    assert any("presentation" in f.index for f in frames)                   # income by component
+    # a tariff change: only a re-settle, and the provider's income moves with it
+    at.number_input(key="amount_presentation").set_value(2_000.0)
+    run(at)
+    assert headline(at)["Provider income"] != first["Provider income"]
+    # on the same simulated clients: what they did is unchanged
+    again = next(df.value for df in at.dataframe if df.value.index.name == "financial year")
+    assert again.equals(outcomes)
+
+
+def test_compare_page_settles_designs_on_the_same_clients(app_env):
+    at = run(start())
+    names = list(at.table[1].value.index)
+    assert names == ["this design (west_kent_pbr)", "block"]
+    ok(at.multiselect(key="compare").select("national_pbr").run())
+    assert list(at.table[1].value.index) == ["this design (west_kent_pbr)", "block", "national_pbr"]
+    diffs = at.table[2].value
+    assert list(diffs.index) == ["block", "national_pbr"] and "margin" in diffs.columns
+    comp = at.session_state["comparison"]
+    assert (comp.fingerprints.groupby("replication")["history"].nunique() == 1).all()
+
+
+def test_download_round_trips_through_pbrsim_run(app_env, tmp_path):
+    at = run(start())
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Scenario (TOML)", "Contract (TOML)", "by_contract_year.csv", "compare_summary.csv"} <= set(labels)
+    design = at.session_state["run_design"]
+    # the files the Download page offers, saved side by side
+    scenario_file = tmp_path / D.scenario_file_name(design)
+    scenario_file.write_text(D.scenario_toml(design))
+    (tmp_path / D.contract_file_name(design.contract)).write_text(D.contract_toml(design))
+    out = tmp_path / "out"
+    assert main(["run", str(scenario_file), "--out", str(out), "--no-plots", "--formats", "csv"]) == 0
+    # replication 1 on the page is what pbrsim run gives
+    shown = at.session_state["comparison"].by_year
+    page = shown[(shown["replication"] == 0) & shown["contract"].str.startswith("this design")]
+    provider = pd.read_csv(out / "contract" / "provider_by_year.csv")
+    commissioner = pd.read_csv(out / "contract" / "commissioner_by_year.csv")
+    assert len(provider) == len(page) == 2
+    for column in ("income", "cost", "margin"):
+        assert np.allclose(provider[column], page[column]), column
+    assert np.allclose(commissioner["spend"], page["spend"])
+    assert np.allclose(commissioner["planned_exits"], page["planned_exits"])

@@ -1,0 +1,174 @@
+"""The web app's plain functions: the design form as contract data, validation messages, simulation keys, the
+settled tables and the figures and tables drawn from them (no Streamlit)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+
+import numpy as np
+import pytest
+
+from sim.contract import contract_from_dict
+from sim.scenario import load_scenario
+from sim.settlement import commissioner_by_year, contract_year_metrics, settle
+from sim.webapp import design as D
+from sim.webapp import runs as R
+
+pytest.importorskip("plotly")
+pytest.importorskip("tomli_w")
+from sim.webapp import views as V  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def site(fast_sites):
+    found, skipped = D.sites(fast_sites)
+    assert [s.file for s in found] == ["west_kent_fast.toml"]
+    assert len(skipped) == 1 and "broken.toml" in skipped[0] and "unknown key" in skipped[0]
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def design(site):
+    """West Kent's own contract over a two-year term, two replications."""
+    contract = D.site_contract(load_scenario(site.path))
+    form = dataclasses.replace(D.form_from_contract(contract, years=2), term_years=2, extension_years=0)
+    return D.build_design(site, form, replications=2, seed=11, behaviour="off")
+
+
+@pytest.fixture(scope="module")
+def histories(design):
+    return R.simulate_replications(design.scenario.raw(), design.seeds)
+
+
+@pytest.fixture(scope="module")
+def settled(design, histories):
+    return R.settle_replications(design.contract.raw(), histories, design.scenario.raw())
+
+
+@pytest.mark.parametrize("name", sorted(D.shipped_contracts()))
+def test_the_form_reproduces_every_shipped_contract(name):
+    contract = D.shipped_contracts()[name]
+    again = contract_from_dict(D.contract_raw(D.form_from_contract(contract)), "form")
+    assert again == contract
+
+
+def test_bad_input_is_refused_with_the_toml_messages(site):
+    contract = D.site_contract(load_scenario(site.path))
+    form = D.form_from_contract(contract)
+    bad = dataclasses.replace(form, shares_by_year=[25.0, 150.0, 48.0, 60.0], annual_value=-5.0)
+    with pytest.raises(D.DesignError) as e:
+        D.build_design(site, bad, replications=2, seed=-1, behaviour="off")
+    text = "\n".join(e.value.lines)
+    # the same words as a contract or scenario file with these values
+    with pytest.raises(D.ConfigError) as file_error:
+        contract_from_dict(D.contract_raw(bad), "the contract form")
+    for f, k, v, m in file_error.value.problems:
+        assert f"{k} = " in text and m in text
+    assert "annual_value = -5.0" in text
+    assert "seed = -1" in text  # the scenario's own validation
+
+
+def test_provider_behaviour_off_only_until_the_model_exists(site):
+    form = D.form_from_contract(D.site_contract(load_scenario(site.path)))
+    if D.behaviour_available():
+        pytest.skip("sim.behaviour exists: base and stress are offered")
+    with pytest.raises(D.DesignError) as e:
+        D.build_design(site, form, 2, 1, "stress")
+    assert "not available" in str(e.value)
+    assert D.behaviour_changes("off") == {}
+
+
+def test_tariffs_are_not_in_the_simulation_key(design):
+    cheaper = design.contract.with_changes({"outcomes.planned_exit.share_of_pot": 0.1})
+    other = D.for_compare(design, cheaper)
+    assert R.simulation_key(other) == R.simulation_key(design)
+    reseeded = dataclasses.replace(design, scenario=design.scenario.with_changes({"seed": 12}))
+    assert R.simulation_key(reseeded) != R.simulation_key(design)
+    # when the provider responds to the contract, the contract changes what is simulated
+    responsive = dataclasses.replace(other, behaviour="base")
+    assert R.simulation_key(responsive) != R.simulation_key(dataclasses.replace(design, behaviour="base"))
+
+
+def test_replication_r_is_pbrsim_run_with_seed_plus_r(design, histories):
+    from sim import simulate
+
+    assert design.seeds == (11, 12)
+    again = simulate(design.scenario, 12)
+    assert again.spells.equals(histories[1].spells)
+
+
+def test_settled_tables_match_the_settlement_api(design, histories, settled):
+    s = settle(design.contract, histories[1], design.scenario)
+    want = contract_year_metrics(s)
+    got = settled.by_year[settled.by_year["replication"] == 1].set_index("contract_year")
+    assert np.allclose(got["margin"], want["margin"]) and np.allclose(got["income"], want["income"])
+    comm = commissioner_by_year(s)
+    got_c = settled.commissioner[settled.commissioner["replication"] == 1].set_index("contract_year")
+    assert np.allclose(got_c["spend"], comm["spend"])
+    income = settled.income[settled.income["replication"] == 1].groupby("contract_year")["amount"].sum()
+    assert np.allclose(income, want["income"])
+    assert set(settled.term["replication"]) == {0, 1}
+
+
+def test_paired_comparison_sees_the_same_histories(design, histories, settled):
+    block = D.shipped_contracts()["block"]
+    other = R.settle_replications(block.raw(), histories, design.scenario.raw())
+    comp = R.comparison([settled, other])
+    assert (comp.fingerprints.groupby("replication")["history"].nunique() == 1).all()
+    diff = comp.paired_differences().set_index("metric")
+    margins = comp.term.pivot(index="replication", columns="contract", values="margin")
+    assert np.isclose(diff.loc["margin", "mean_difference"], (margins["block"] - margins[settled.contract]).mean())
+    # the block contract buys the same service: the commissioner's cost differences are the payment differences
+    assert np.isclose(diff.loc["cost", "mean_difference"], 0.0)
+    table = V.comparison_table(comp)
+    assert list(table.index) == [settled.contract, "block"]
+    assert list(V.differences_table(comp).index) == ["block"]
+    assert len(V.differences_figure(comp).data) == 1 and len(V.spend_per_exit_figure(comp).data) == 1
+
+
+def test_figures_and_tables(design, histories, settled):
+    act = R.activity(histories, design.scenario.raw())
+    fig = V.outcomes_figure(act)
+    names = {t.name for t in fig.data}
+    assert "planned exits" in names
+    line = next(t for t in fig.data if t.name == "planned exits")
+    assert list(line.x) == ["2012-13", "2013-14"]
+    planned = act.measures.groupby("period")["planned_exits"].mean()
+    assert np.allclose(line.y, planned.to_numpy())
+    income = V.income_figure(settled)
+    core = next(t for t in income.data if t.name == "core")
+    assert np.allclose(core.y, [design.contract.annual_value * (1 - design.contract.share(k)) for k in (1, 2)])
+    assert len(V.cash_figure(settled).data) == 2
+    assert len(V.offending_figure(act, settled).data) >= 1
+    head = V.headline(settled)
+    assert head["Probability of a loss"].endswith("%") and "Provider margin" in head
+    assert list(V.outcomes_table(act).index) == ["2012-13", "2013-14"]
+    assert list(V.commissioner_table(settled).index) == ["year 1", "year 2"]
+    assert set(V.paid_outcomes_table(settled).index) <= set(design.contract.outcomes)
+    tariffs = V.tariffs_table(settled)
+    # critical clients are paid more per outcome than low-need clients (band weights 1.8 vs 0.45)
+    row = tariffs.loc["planned_exit"]
+    assert row["critical"] > row["low"]
+
+
+def test_money_and_intervals():
+    assert V.money(1_234_567) == "£1.23m" and V.money(-45_600) == "−£46k" and V.money(-0.1) == "£0"
+    assert V.with_ci(10.0, 5.0, 15.0, fmt=lambda v: f"{v:.0f}") == "10 (5 to 15)"
+    assert R.mean_ci([1.0])[0] == 1.0 and np.isnan(R.mean_ci([1.0])[1])
+    lo, hi = R.mean_ci([1.0, 2.0, 3.0])[1:]
+    assert lo < 2.0 < hi
+
+
+def test_downloaded_files_are_valid_toml_that_load(design, tmp_path):
+    scenario_path = tmp_path / D.scenario_file_name(design)
+    contract_path = tmp_path / D.contract_file_name(design.contract)
+    scenario_path.write_text(D.scenario_toml(design))
+    contract_path.write_text(D.contract_toml(design))
+    tomllib.loads(scenario_path.read_text())
+    loaded = load_scenario(scenario_path)
+    assert loaded == design.scenario.with_changes({"contract": contract_path.name})
+    assert loaded.contract_path() == contract_path
+    from sim.contract import load_contract
+
+    assert load_contract(contract_path) == design.contract
