@@ -1197,7 +1197,10 @@ class ProviderModel:
     pbr_share: np.ndarray            # [year]
     share_at_risk: np.ndarray        # [year]
     outcomes: tuple[str, ...]
-    values: np.ndarray               # [year, outcome, band] present value (pounds)
+    measures: tuple[str, ...]        # [outcome]
+    evidence_days: np.ndarray        # [outcome] deciding event (a planned exit) to evidence
+    values: np.ndarray               # [year, outcome, band] present value at the deciding event (pounds)
+    at_evidence: np.ndarray          # [year, outcome, band] value at evidence (pounds)
     expected: np.ndarray             # [band, outcome] paid achievements per starter
     cost: np.ndarray                 # [band] delivery cost per starter (pounds)
     months: np.ndarray               # [band] months on the caseload per starter
@@ -1220,10 +1223,14 @@ class ProviderModel:
         names = tuple(contract.outcomes)
         years = contract.years
         values = np.zeros((years, len(names), len(BANDS)))
-        pv = schedule.set_index(["contract_year", "outcome", "band"])["present_value"]
+        at_evidence = np.zeros_like(values)
+        by_key = schedule.set_index(["contract_year", "outcome", "band"])
         for y in range(years):
             for k, name in enumerate(names):
-                values[y, k] = [pv[(y + 1, name, b)] for b in BANDS]
+                rows = by_key.loc[[(y + 1, name, b) for b in BANDS]]
+                values[y, k] = rows["present_value"].to_numpy()
+                at_evidence[y, k] = rows["value"].to_numpy()
+        first = schedule.drop_duplicates("outcome").set_index("outcome")
         expected = np.zeros((len(BANDS), len(names)))
         cost, months = np.zeros(len(BANDS)), np.zeros(len(BANDS))
         for i, b in enumerate(BANDS):
@@ -1237,7 +1244,10 @@ class ProviderModel:
         c = scenario.capacity
         return cls(behaviour=behaviour, terms=contract.terms, schedule=schedule, year_starts=year_starts,
                    pbr_share=np.array([contract.share(y) for y in range(1, years + 1)]),
-                   share_at_risk=share_at_risk(contract, schedule).to_numpy(), outcomes=names, values=values,
+                   share_at_risk=share_at_risk(contract, schedule).to_numpy(), outcomes=names,
+                   measures=tuple(first.loc[list(names), "measure"]) if names else (),
+                   evidence_days=first.loc[list(names), "evidence_days"].to_numpy(float) if names else np.zeros(0),
+                   values=values, at_evidence=at_evidence,
                    expected=expected, cost=cost, months=months, revenue_scale=scale,
                    keywork_cost_per_month=scenario.costs.recovery_worker_per_year / c.caseload_per_worker / 12.0,
                    cash=cash)
@@ -1306,6 +1316,8 @@ class ProviderModel:
         return parking_effects(self.behaviour.parking, self.terms.contact_floor_per_month)
 
     def band_drift_probability(self, distance, band, t) -> np.ndarray:
+        """M6: the chance the band (index) is recorded one more severe; ``distance`` from
+        :func:`threshold_distance` of the domain score that set the band."""
         m = self.behaviour.band_drift
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
         y = self.year(t)
@@ -1314,10 +1326,11 @@ class ProviderModel:
         rev = self.values.sum(axis=1)  # [year, band]: the band's prices at one of each outcome
         mean = rev[:, [BANDS.index(b) for b in STRUCTURED_BANDS]].mean(axis=1, keepdims=True)
         gap[:, 1:] = np.divide(rev[:, :-1] - rev[:, 1:], mean, out=np.zeros_like(rev[:, 1:]), where=mean > 0)
-        return band_drift_probability(distance, gap[y, np.asarray(band)], g,
-                                      independence=independence(self.terms, m), audit_share=self.terms.audit_share,
-                                      eligibility_margin=m.eligibility_margin, baseline_drift=m.baseline_drift,
-                                      price_response=m.price_response)
+        b = np.asarray(band)
+        p = band_drift_probability(distance, gap[y, b], g, independence=independence(self.terms, m),
+                                   audit_share=self.terms.audit_share, eligibility_margin=m.eligibility_margin,
+                                   baseline_drift=m.baseline_drift, price_response=m.price_response)
+        return np.where(b > 0, p, 0.0)  # the most severe band has nowhere to drift to
 
     def intake_throttle(self, band, t, utilisation, z=0.0) -> np.ndarray:
         m = self.behaviour.gatekeeping
@@ -1331,10 +1344,8 @@ class ProviderModel:
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
         y, b = self.year(t), np.asarray(band)
         per_measure: dict[str, np.ndarray] = {}
-        measures = self.schedule.drop_duplicates("outcome").set_index("outcome")["measure"]
-        for k, name in enumerate(self.outcomes):
-            per_measure[measures[name]] = per_measure.get(measures[name], 0.0) + \
-                self.values[y, k, b] * self.expected[b, k]
+        for k, measure in enumerate(self.measures):
+            per_measure[measure] = per_measure.get(measure, 0.0) + self.values[y, k, b] * self.expected[b, k]
         prices = np.stack([sum((per_measure.get(x, np.zeros(np.shape(y))) for x in EFFORT_GROUPS[grp]),
                                np.zeros(np.shape(y))) for grp in EFFORT_GROUPS], axis=-1)
         base = np.array([m.base_share_paid_reviews, m.base_share_exit_work, m.base_share_unpaid_care])
@@ -1342,5 +1353,60 @@ class ProviderModel:
         return shares, effort_multipliers(shares, base, m.outcome_elasticity)
 
     def reviews_paid(self) -> bool:
-        measures = set(self.schedule.loc[self.schedule["value"] > 0, "measure"])
-        return bool(measures & set(REVIEW_MEASURES))
+        """Whether any in-treatment TOP outcome is worth anything to the provider under this contract."""
+        return bool(((self.at_evidence.max(axis=(0, 2)) > 0) & self._by_measure(REVIEW_MEASURES)).any())
+
+    def review_effects(self, band, t) -> SimpleNamespace:
+        """M3 at TOP reviews (applied where :mod:`sim.reviews` writes them): the review-frequency multiplier,
+        the chances a review soon after recorded use is postponed and an unfavourable item misrecorded, and the
+        effort multipliers (paid reviews: odds of a good result; exit work: completion hazard; unpaid care: BBV
+        test and hepatitis B chances, and the inverse on the drop-out hazard)."""
+        m = self.behaviour.effort_shift
+        g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
+        paid, verified = self.reviews_paid(), self.terms.verified_reviews
+        _, multipliers = self.effort(band, t)
+        return SimpleNamespace(
+            frequency=review_frequency_multiplier(g, paid, max_review_frequency=m.max_review_frequency),
+            postpone=postpone_probability(g, paid, verified, max_postpone=m.max_postpone),
+            misrecord=misrecord_probability(g, paid, verified, self.terms.audit_share, max_misrecord=m.max_misrecord),
+            multipliers=multipliers)
+
+    def _by_measure(self, measures: tuple[str, ...]) -> np.ndarray:
+        return np.array([m in measures for m in self.measures], dtype=bool)
+
+    def discharge_signal(self, band, t, risk_now, risk_hold) -> np.ndarray:
+        """M4 for a clinically ready client of ``band`` at day ``t``: holding one step against discharging now,
+        from the contract's planned-exit and sustained-recovery values (the window of the heaviest sustained
+        outcome), the paid in-treatment review outcomes earned meanwhile, and the at-risk share of the cost of a
+        caseload month. ``risk_now`` / ``risk_hold``: re-presentation within the window if discharged now / after
+        the hold (:func:`representation_risk`)."""
+        y, b = self.year(t), np.asarray(band)
+        exit_ = self._by_measure(("planned_exit",))
+        sustained = self._by_measure(("sustained_recovery",))
+        reviews = self._by_measure(REVIEW_MEASURES)
+        window = float(self.evidence_days[sustained].max()) if sustained.any() else 365.0
+        pi_exit = (self.at_evidence[y, :, b] * exit_).sum(axis=-1)
+        pi_sustained = (self.at_evidence[y, :, b] * sustained).sum(axis=-1)
+        months = np.maximum(self.months[b], 1.0)
+        earning = (self.values[y, :, b] * self.expected[b] * reviews).sum(axis=-1) / months
+        holding = self.pbr_share[y] * self.cost[b] / months
+        return discharge_signal(pi_exit, pi_sustained, window, risk_now, risk_hold,
+                                hold_days=self.behaviour.discharge_timing.hold_step_days,
+                                revenue_scale=self.revenue_scale[y],
+                                discount_per_month=self.behaviour.profile.discount_per_month,
+                                in_treatment_revenue_per_month=earning, holding_cost_per_month=holding)
+
+    def discharge_shift_days(self, band, t, risk_now, risk_hold, u) -> np.ndarray:
+        """M4: days added to (held) or taken from (fast-tracked) a planned discharge; ``u`` one uniform."""
+        m = self.behaviour.discharge_timing
+        g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
+        s = self.discharge_signal(band, t, risk_now, risk_hold)
+        kappa = self.behaviour.profile.margin_sharpness
+        return hold_days(s, g, u, sharpness=kappa, hold_step_days=m.hold_step_days,
+                         max_hold_weeks=m.max_hold_weeks) - \
+            fast_track_days(s, g, sharpness=kappa, max_fast_track_weeks=m.max_fast_track_weeks)
+
+    def reserved_share(self, t) -> np.ndarray:
+        m = self.behaviour.gatekeeping
+        g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
+        return reserved_share(g, reserved_share=m.reserved_share)

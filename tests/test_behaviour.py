@@ -308,21 +308,72 @@ def test_pressure_is_exactly_zero_when_off_before_the_start_or_with_nothing_at_r
     assert (B.gaming_pressure(base, 0.0, t, stress=1.0) == 0).all()
 
 
-def test_block_contract_means_no_pressure(west_kent):
-    small = west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": 2})
-    h = simulate(small, 3)
+@pytest.fixture(scope="module")
+def small(west_kent):
+    """A small West Kent and its contract-blind History: two years of warm-up, three reported."""
+    scenario = west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": 3})
+    return scenario, simulate(scenario, 3)
+
+
+STRESS = B.BehaviourSpec(mode="stress").resolve()
+
+
+def test_block_contract_means_no_pressure(small):
+    scenario, h = small
     block = load_contract(SCENARIOS / "contracts" / "block.toml")
-    model = B.ProviderModel.build(small, block, h, behaviour=B.BehaviourSpec(mode="stress").resolve())
-    t = np.linspace(-100, 700, 9)
+    model = B.ProviderModel.build(scenario, block, h, behaviour=STRESS)
+    t = np.linspace(-100, 1000, 12)
     assert (model.pressure(t) == 0).all()
     bands = np.arange(len(BANDS))
     assert (model.accept_probability(bands, 400.0) == 1.0).all()
     assert (model.parking_probability(bands, 400.0) == 0.0).all()
     assert (model.intake_throttle(bands, 400.0, 0.99) == 1.0).all()
+    assert (model.band_drift_probability(np.zeros(5), bands, 400.0) == 0.0).all()
+    assert (model.discharge_shift_days(bands, 400.0, 0.3, 0.2, 1e-9) == 0.0).all()
+    effects = model.review_effects(0, 400.0)
+    assert (effects.frequency, effects.postpone, effects.misrecord) == (1.0, 0.0, 0.0)
+    assert (effects.multipliers == 1.0).all() and float(model.reserved_share(400.0)) == 0.0
     wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
-    on = B.ProviderModel.build(small, wk, h, behaviour=B.BehaviourSpec(mode="base").resolve())
-    assert (on.pressure(t[t > 0]) > 0).all()
-    assert (B.ProviderModel.build(small, wk, h).pressure(t) == 0).all()  # the scenario's default: off
+    on = B.ProviderModel.build(scenario, wk, h, behaviour=B.BehaviourSpec(mode="base").resolve())
+    assert (on.pressure(t[t > 0]) > 0).all() and (on.pressure(t[t <= 0]) == 0).all()
+    assert (B.ProviderModel.build(scenario, wk, h).pressure(t) == 0).all()  # the scenario's default: off
+
+
+def test_the_provider_model_reads_the_contract(small):
+    scenario, h = small
+    wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
+    provider_run = wk.with_changes({"service_terms": {"assessment": "provider"}})
+    model = B.ProviderModel.build(scenario, provider_run, h, behaviour=STRESS)
+    t = 600.0
+    bands = np.arange(4)
+    margin = model.margin(bands, t)
+    accept = model.accept_probability(bands, t)
+    assert (accept < 1).all() and np.argmin(accept) == np.argmin(margin)
+    # a client the provider believes will do well is worth more to it
+    assert float(model.margin(0, t, z=1.0)) > float(model.margin(0, t, z=0.0)) > float(model.margin(0, t, z=-1.0))
+    drift = model.band_drift_probability(np.full(4, 0.1), bands, t)
+    assert drift[0] == 0.0 and (drift[1:] > 0).all()  # Critical has no band above it
+    independent = B.ProviderModel.build(scenario, wk, h, behaviour=STRESS)
+    assert (independent.band_drift_probability(np.full(4, 0.1), bands, t) == 0.0).all()
+    assert (independent.accept_probability(bands, t) > accept).all()
+
+
+def test_completion_without_a_sustained_test_fast_tracks_and_a_heavy_sustained_outcome_holds(small):
+    scenario, h = small
+    weights = {"band_weights": {b: (0.0 if b == "no_need" else 1.0) for b in BANDS}}
+    completion = tiny({"planned": {**PLANNED, "price": 3000.0}}, **weights)
+    sustained = tiny({"planned": {**PLANNED, "price": 100.0},
+                      "sustained": {**SUSTAINED, "share_of_pot": None, "expected_volume": None, "price": 20000.0}},
+                     **weights)
+    bands, t = np.arange(4), 500.0
+    fast = B.ProviderModel.build(scenario, completion, h, behaviour=STRESS)
+    hold = B.ProviderModel.build(scenario, sustained, h, behaviour=STRESS)
+    assert (fast.discharge_signal(bands, t, 0.3, 0.25) < 0).all()
+    assert (fast.discharge_shift_days(bands, t, 0.3, 0.25, 0.5) < 0).all()
+    assert (hold.discharge_signal(bands, t, 0.3, 0.25) > 0).all()
+    assert (hold.discharge_shift_days(bands, t, 0.3, 0.25, 1e-6) > 0).all()
+    assert not fast.reviews_paid() and not hold.reviews_paid()
+    assert fast.review_effects(0, t).frequency == 1.0
 
 
 # --- M1 cream-skimming -----------------------------------------------------------------------------------------------
