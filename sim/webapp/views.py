@@ -51,11 +51,13 @@ def _band(fig: go.Figure, x, lo, hi, colour: str, name: str, showlegend: bool = 
     """A shaded 95% band between two lines."""
     x = list(x)
     fig.add_trace(go.Scatter(x=x + x[::-1], y=list(hi) + list(lo)[::-1], fill="toself", fillcolor=colour,
-                             opacity=0.2, line={"width": 0}, hoverinfo="skip", name=f"{name} (95% CI)",
+                             opacity=0.2, mode="lines", line={"width": 0}, hoverinfo="skip", name=f"{name} (95% CI)",
                              showlegend=showlegend))
 
 
-def _layout(fig: go.Figure, title: str, y: str, x: str = "") -> go.Figure:
+def _layout(fig: go.Figure, title: str, y: str, x: str = "", categories: bool = True) -> go.Figure:
+    if categories:  # "2012-13" is a financial year, not December 2012
+        fig.update_xaxes(type="category")
     fig.update_layout(title=title, yaxis_title=y, xaxis_title=x, template="plotly_white", height=380,
                       margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
@@ -203,7 +205,7 @@ def cash_figure(settled: Settled) -> go.Figure:
     fig.add_hline(y=0, line_color="#999")
     p_loss = float((settled.term["margin"] < 0).mean())
     return _layout(fig, f"Provider's cumulative cash (5th–95th percentile band); probability of a loss over the "
-                        f"term {p_loss:.0%}", "pounds", "month")
+                        f"term {p_loss:.0%}", "pounds", "month", categories=False)
 
 
 def commissioner_table(settled: Settled) -> pd.DataFrame:
@@ -254,7 +256,7 @@ def differences_table(comp: Comparison) -> pd.DataFrame:
 def differences_figure(comp: Comparison, metric: str = "margin") -> go.Figure:
     """Paired differences of one term total against the first design, with 95% CIs."""
     d = comp.paired_differences()
-    d = d[d["metric"] == metric]
+    d = d[d["metric"] == metric].round(2)  # whole pence: no floating-point dust on identical designs
     fig = go.Figure(go.Bar(
         x=d["contract"], y=d["mean_difference"], marker_color=COLOURS[0],
         error_y={"type": "data", "symmetric": False, "array": (d["ci_high"] - d["mean_difference"]).fillna(0),

@@ -1,0 +1,211 @@
+"""The web app in a real browser: Playwright driving Debian's chromium (never a downloaded browser) against
+``launch()``'s server on 127.0.0.1, with a network guard (no request may leave 127.0.0.1), no console errors
+and no exception block on the page.
+
+Skipped, with the reason, where chromium or playwright is not installed (``.ci/run`` installs both).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); "
+                                                ".ci/run installs it"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e "
+                                                              "'.[browser]')")
+pytest.importorskip("streamlit")
+
+from sim.webapp import free_port, launch  # noqa: E402
+from sim.webapp.views import money  # noqa: E402
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+                 "--disable-default-apps", "--disable-extensions"]
+LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
+RUN_TIMEOUT = 180_000  # ms: a real simulation on a shared machine
+
+
+@pytest.fixture(scope="module")
+def server(fast_sites, tmp_path_factory):
+    """The app as ``pbrsim app`` starts it, offering the fast site; ended by its own process id."""
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    port = free_port(8600)
+    with log_path.open("w") as log:
+        proc = launch(port, wait=False, scenarios=fast_sites, log=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the app did not start: {log_path.read_text()[-2000:]}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except Exception:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Guarded:
+    """A page whose requests may not leave 127.0.0.1, recording console errors and off-host sockets."""
+
+    def __init__(self, browser):
+        self.context = browser.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+        self.off_host: list[str] = []
+        self.errors: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("websocket", lambda ws: None if ws.url.startswith(LOCAL) else self.off_host.append(ws.url))
+
+    def _route(self, route):
+        if route.request.url.startswith(LOCAL):
+            route.continue_()
+        else:
+            self.off_host.append(route.request.url)
+            route.abort()
+
+    def check(self):
+        assert self.page.get_by_test_id("stException").count() == 0
+        assert self.off_host == [], self.off_host
+        assert self.errors == [], self.errors
+
+
+@pytest.fixture
+def guarded(browser):
+    g = Guarded(browser)
+    yield g
+    g.context.close()
+
+
+def spin(page, name: str, value) -> None:
+    """Type into a number input and commit it."""
+    box = page.get_by_role("spinbutton", name=name, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def settle_page(page) -> None:
+    """Wait until the script has finished running."""
+    page.wait_for_timeout(300)
+    page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=RUN_TIMEOUT)
+
+
+def open_design(page, url: str, template: str | None = None, replications: int = 2) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Run").wait_for(timeout=60_000)
+    if template:
+        page.get_by_role("combobox", name="Start from contract").click()
+        page.get_by_role("option", name=template, exact=True).click()
+        settle_page(page)
+    spin(page, "Extension (years)", 0)  # a two-year term: a short simulation
+    settle_page(page)
+    spin(page, "Term (years)", 2)
+    settle_page(page)
+    spin(page, "Replications", replications)
+
+
+def run(page) -> None:
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
+
+
+def headline(page, figure: str) -> str:
+    row = page.get_by_role("row").filter(has_text=figure).first
+    return row.get_by_role("cell").last.inner_text().strip()
+
+
+def test_design_run_see_charts_and_the_comparison(server, guarded):
+    page = guarded.page
+    open_design(page, server)
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("Simulating").first.wait_for(timeout=60_000)  # the progress bar
+    page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
+    page.get_by_role("tab", name="Results").click()
+    page.get_by_role("heading", name="Results — west_kent_pbr on west_kent_fast").wait_for()
+    charts = page.locator("[data-testid=stPlotlyChart]:visible .js-plotly-plot")
+    charts.nth(3).wait_for(timeout=60_000)
+    assert charts.count() == 4  # outcomes, offending, income by component, cumulative cash
+    assert headline(page, "Probability of a loss").endswith("%")
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("heading", name="Comparison — west_kent_fast, 2 replications").wait_for()
+    table = page.locator("[data-testid=stTable]:visible").first
+    assert table.get_by_role("row").filter(has_text="this design (west_kent_pbr)").count() == 1
+    assert table.get_by_role("row").filter(has_text="block").count() == 1
+    page.get_by_text("Paired differences").wait_for()
+    guarded.check()
+
+
+@pytest.mark.slow  # about 15 s: the fast tier keeps one browser test
+def test_changing_one_tariff_moves_the_totals(server, guarded):
+    page = guarded.page
+    open_design(page, server, template="cohort_escalator")  # a priced presentation tariff, no payout cap
+    run(page)
+    page.get_by_role("tab", name="Results").click()
+    page.get_by_role("heading", name="Results — cohort_escalator on west_kent_fast").wait_for()
+    before = headline(page, "Provider income")
+    page.get_by_role("tab", name="Design a contract").click()
+    spin(page, "Tariff for presentation", 2000)
+    run(page)
+    page.get_by_role("tab", name="Results").click()
+    page.wait_for_function("(before) => [...document.querySelectorAll('tr')].some(r => "
+                           "r.innerText.includes('Provider income') && !r.innerText.includes(before))",
+                           arg=before, timeout=RUN_TIMEOUT)
+    after = headline(page, "Provider income")
+    assert after != before
+    guarded.check()
+
+
+@pytest.mark.slow  # about 20 s; the fast tier round-trips the same files headless (test_app.py)
+def test_downloaded_files_run_with_pbrsim_to_the_page_figures(server, guarded, tmp_path):
+    page = guarded.page
+    open_design(page, server, replications=1)
+    run(page)
+    page.get_by_role("tab", name="Download").click()
+    for label in ("Scenario (TOML)", "Contract (TOML)"):
+        with page.expect_download() as info:
+            page.get_by_role("button", name=label).click()
+        info.value.save_as(tmp_path / info.value.suggested_filename)
+    page.get_by_role("tab", name="Compare").click()
+    table = page.locator("[data-testid=stTable]:visible").first
+    row = table.get_by_role("row").filter(has_text="this design")
+    row.wait_for()
+    cells = [c.inner_text().strip() for c in row.get_by_role("cell").all()]
+    header = [c.inner_text().strip() for c in table.get_by_role("row").first.get_by_role("columnheader").all()]
+    shown = dict(zip(header[-len(cells):], cells))
+    guarded.check()
+
+    from sim.cli import main
+
+    scenario = next(tmp_path.glob("*_app.toml"))
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--no-plots", "--formats", "csv"]) == 0
+    provider = pd.read_csv(tmp_path / "out" / "contract" / "provider_by_year.csv")
+    commissioner = pd.read_csv(tmp_path / "out" / "contract" / "commissioner_by_year.csv")
+    observed = provider["observed"].astype(bool)
+    assert shown["income"] == money(provider.loc[observed, "income"].sum())
+    assert shown["margin"] == money(provider.loc[observed, "margin"].sum())
+    assert shown["spend"] == money(commissioner.loc[commissioner["observed"].astype(bool), "spend"].sum())
