@@ -31,7 +31,7 @@ SMALL = {
     "04": {"samples": 2, "replications": 1, "warmup_years": 2},
 }
 PILOT_EVALUATION = ROOT / "notebooks" / "02_west_kent_pbr_pilot_evaluation.ipynb"
-OTHER_SITES = ("essex", "east_sussex_star", "herefordshire")  # site scenarios for notebook 02, where they exist
+OTHER_SITES = ("essex", "east_sussex_star", "herefordshire")  # sites for notebook 02, calibrated or not, if there
 
 
 def parameters_cell(path: Path) -> nbformat.NotebookNode | None:
@@ -82,8 +82,12 @@ def test_notebook_runs_and_writes_figures(path, tmp_path):
 
 
 def other_sites() -> list[Path]:
-    found = [ROOT / "scenarios" / f"{name}.toml" for name in OTHER_SITES]
-    return [p for p in found if p.is_file()] or [ROOT / "scenarios" / "west_kent_vacancies.toml"]
+    """Each other site's scenario: the calibrated one (scenarios/) before the uncalibrated (scenarios/sites/)."""
+    found = []
+    for name in OTHER_SITES:
+        files = [ROOT / "scenarios" / f"{name}.toml", ROOT / "scenarios" / "sites" / f"{name}.toml"]
+        found += [f for f in files if f.is_file()][:1]
+    return found or [ROOT / "scenarios" / "west_kent_vacancies.toml"]
 
 
 @pytest.mark.slow
