@@ -1,0 +1,84 @@
+"""Do two versions of the engine give the same results? Runs the West Kent scenario over many seeds with this
+checkout and with another git revision (checked out into a temporary worktree) and compares, seed by seed, the
+History fingerprints (spells and events), the TOP reviews and every yearly measure; where they differ it
+reports each key measure's mean over seeds with its 95% confidence interval, for both versions.
+
+    python benchmarks/equivalence.py --against 0f26d35            # 30 seeds (about 3 minutes)
+    python benchmarks/equivalence.py --against HEAD~3 --seeds 10
+
+Exit code 0 if identical draw for draw or every key measure's difference lies within its CIs; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_MEASURES = ("referrals", "re_presentations", "treatment_starts", "in_treatment", "planned_exits",
+                "dropped_out", "deaths", "mean_wait_days", "successful_completions", "re_presented_6m")
+
+_RUN = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sim import load_scenario, measures, simulate
+from sim.compare import fingerprint
+sc = load_scenario(sys.argv[1] + "/scenarios/west_kent.toml")
+out = {}
+for seed in range(1, int(sys.argv[3]) + 1):
+    h = simulate(sc, seed)
+    m = measures.by_period(h, "year")
+    out[seed] = {"fingerprint": fingerprint(h), "reviews": int(len(h.reviews)),
+                 "quality_of_life": int(h.reviews["quality_of_life"].sum()),
+                 "measures": {k: float(v) for k, v in m.select_dtypes("number").sum().items()}}
+json.dump(out, open(sys.argv[2], "w"))
+"""
+
+
+def _results(checkout: Path, seeds: int, out: Path) -> dict:
+    subprocess.run([sys.executable, "-c", _RUN, str(checkout), str(out), str(seeds)], check=True, cwd=out.parent)
+    return json.loads(out.read_text())
+
+
+def _mean_ci(x: np.ndarray) -> tuple[float, float]:
+    return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--against", required=True, help="git revision of the other engine")
+    ap.add_argument("--seeds", type=int, default=30)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        other = tmp / "other"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(other), args.against], check=True, cwd=ROOT)
+        try:
+            theirs = _results(other, args.seeds, tmp / "theirs.json")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(other)], check=True, cwd=ROOT)
+        ours = _results(ROOT, args.seeds, tmp / "ours.json")
+    same = [s for s in ours if ours[s] == theirs[s]]
+    print(f"{len(same)} of {len(ours)} seeds identical (History fingerprint, reviews, every yearly measure)")
+    if len(same) == len(ours):
+        return 0
+    ok = True
+    print(f"{'measure (sum over years)':28} {'this checkout':>22} {args.against:>22}")
+    for name in KEY_MEASURES:
+        a = np.array([ours[s]["measures"].get(name, np.nan) for s in ours])
+        b = np.array([theirs[s]["measures"].get(name, np.nan) for s in theirs])
+        (ma, ha), (mb, hb) = _mean_ci(a), _mean_ci(b)
+        within = abs(ma - mb) <= max(ha, hb)
+        ok &= within
+        print(f"{name:28} {ma:12.1f} ± {ha:7.1f} {mb:12.1f} ± {hb:7.1f}  {'within CI' if within else 'DIFFERENT'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
