@@ -994,6 +994,21 @@ def cash_response(monthly: pd.DataFrame, behaviour: Behaviour, active: bool = Tr
     return pd.DataFrame(rows, columns=CASH_COLUMNS)
 
 
+def cash_inputs(settlement) -> pd.DataFrame:
+    """The monthly inputs of :func:`cash_response` from a :class:`sim.settlement.Settlement`: ``start``,
+    ``income`` and ``cost`` of :func:`sim.settlement.monthly_cash`, and ``staff``, the recovery workers' pay
+    in each month (what a capacity cut saves)."""
+    from .costs import delivery_costs
+    from .settlement import monthly_cash
+
+    cash = monthly_cash(settlement)
+    rows = delivery_costs(settlement.history, settlement.scenario, "month")
+    staff = rows[rows["item"] == "staff"].set_index("start")["cost"]
+    out = cash[["start", "income", "cost"]].copy()
+    out["staff"] = staff.reindex(out["start"].to_numpy(), fill_value=0.0).to_numpy()
+    return out
+
+
 def capacity_changes(response: pd.DataFrame, scenario: Scenario) -> list[dict]:
     """M7: the capacity path of a :func:`cash_response` as ``[[schedule]]`` changes (``date``, ``note``, ``set``
     of ``capacity.recovery_workers``), each the workers in force that day times the multiplier, for

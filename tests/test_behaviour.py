@@ -14,6 +14,7 @@ import pytest
 from sim import behaviour as B
 from sim import simulate
 from sim.contract import Contract, ContractError, ServiceTerms, contract_from_dict, load_contract
+from sim.costs import delivery_costs
 from sim.settlement import settle
 from sim.vocabulary import BANDS
 
@@ -670,6 +671,22 @@ def test_capacity_changes_are_valid_schedule_entries(west_kent, base):
     cut = west_kent.with_changes({"schedule": changes})
     workers = [s.capacity.recovery_workers for _, s in cut.epochs()]
     assert workers[0] == west_kent.capacity.recovery_workers and workers[1] == pytest.approx(0.9 * workers[0])
+
+
+def test_cash_from_a_settled_run(small, base):
+    scenario, h = small
+    high = load_contract(SCENARIOS / "contracts" / "high_stretch.toml")
+    settlement = settle(high, h, scenario)
+    monthly = B.cash_inputs(settlement)
+    staff = monthly["staff"].sum()
+    assert staff == pytest.approx(scenario.capacity.recovery_workers * scenario.costs.recovery_worker_per_year
+                                  * h.end / 365.25)
+    assert monthly["cost"].sum() == pytest.approx(delivery_costs(h, scenario, "month")["cost"].sum())
+    assert monthly["income"].sum() == pytest.approx(settlement.payments["amount"].sum())
+    r = B.cash_response(monthly, base)
+    assert len(r) == len(monthly) and r["reserve"].iloc[0] == pytest.approx(2 * monthly["cost"].iloc[:12].mean())
+    assert (r["reserve"].diff().iloc[1:].to_numpy() == pytest.approx(
+        (r["income"] - r["cost"] - r["overdraft_cost"]).iloc[:-1].to_numpy()))
 
 
 # --- margin-neutral tariff check ---------------------------------------------------------------------------------------
