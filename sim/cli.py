@@ -236,7 +236,7 @@ def cmd_calibrate(args) -> int:
                        args.max_evaluations, args.check_seeds, progress=show)
     out = Path(args.out) if args.out else Path("results") / "calibration" / name / f"{name}.toml"
     command = "pbrsim " + " ".join(_quote_arg(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else ""
-    write_calibrated(result, out, args.scenario, name=name, command=command)
+    write_calibrated(result, out, args.scenario, name=name, description=args.description, command=command)
     _print_fit(result.table, f"{name}: fit after {len(result.evaluations)} evaluations ({result.message})")
     with _wide():
         print("\n" + result.values().to_string(index=False))
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--check-seeds", type=int, default=0, help="also report the fit on this many fresh "
                                                                  "replications")
     cal.add_argument("--name", default=None, help="name of the calibrated scenario (default: the input's)")
+    cal.add_argument("--description", default=None, help="its description (default: the input's + '(calibrated)')")
     cal.add_argument("--out", default=None, help="calibrated scenario file (default: "
                                                  "results/calibration/<name>/<name>.toml)")
     cal.add_argument("--table", default=None, help="fit table CSV (default: results/calibration/<name>/fit.csv)")
