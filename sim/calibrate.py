@@ -451,7 +451,8 @@ def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | 
     lines.append(f"description = {_quote(desc)}")
     lines.append("")
     for _, row in result.values().iterrows():
-        lines.append(f"{row['parameter']} = {_toml_value(row['fitted'])}   # [D] fitted (was {row['start']:.4g}; "
+        was = "unchanged: the start was at the aim" if row["fitted"] == row["start"] else f"was {row['start']:.4g}"
+        lines.append(f"{row['parameter']} = {_toml_value(row['fitted'])}   # [D] fitted ({was}; "
                      f"bounds {row['low']:.4g}-{row['high']:.4g})")
     text = "\n".join(lines) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
