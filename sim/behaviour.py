@@ -1425,3 +1425,28 @@ class ProviderModel:
         m = self.behaviour.gatekeeping
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
         return reserved_share(g, reserved_share=m.reserved_share)
+
+
+_PILOTS: dict[tuple[str, int], History] = {}
+
+
+def provider_model(scenario: Scenario, contract: Contract | None, seed: int | None = None,
+                   cash: pd.DataFrame | None = None) -> ProviderModel | None:
+    """The provider's view of ``contract`` for runs of ``scenario``, or None when its behaviour mode is off or
+    there is no contract. Beliefs are expectations, the same for every replication: they come from one
+    contract-blind pilot run of the scenario (behaviour off) on ``seed`` (default: the scenario's own), kept
+    in memory for further calls in this process."""
+    if contract is None or scenario.behaviour.mode == "off":
+        return None
+    from .pathway import simulate
+    from .store import digest
+
+    blind = scenario.with_changes({"behaviour.mode": "off"})
+    seed = scenario.seed if seed is None else int(seed)
+    key = (digest(blind.raw()), seed)
+    pilot = _PILOTS.get(key)
+    if pilot is None:
+        pilot = _PILOTS[key] = simulate(blind, seed)
+        while len(_PILOTS) > 4:  # a sweep changes the scenario at every point: keep only the latest few
+            _PILOTS.pop(next(iter(_PILOTS)))
+    return ProviderModel.build(scenario, contract, pilot, scenario.behaviour.resolve(), cash=cash)

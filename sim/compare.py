@@ -17,6 +17,7 @@ from scipy import stats
 from .contract import Contract
 from .pathway import simulate
 from .scenario import Scenario
+from .behaviour import provider_model
 from .settlement import METRICS, contract_year_metrics, settle, term_metrics
 
 @dataclass
@@ -24,7 +25,8 @@ class Comparison:
     contracts: list[str]
     by_year: pd.DataFrame      # replication, contract, contract_year, metric columns
     term: pd.DataFrame         # replication, contract, metric columns: totals over the observed contract years
-    fingerprints: pd.DataFrame  # replication, contract, history fingerprint (identical across contracts)
+    fingerprints: pd.DataFrame  # replication, contract, history fingerprint (identical across contracts unless
+                                # the provider responds to them)
 
     def summary(self) -> pd.DataFrame:
         """Per contract: mean, 95% CI of each term total, and the probability the provider makes a loss."""
@@ -70,7 +72,10 @@ def fingerprint(history) -> str:
 
 def compare(scenario: Scenario, contracts: list[Contract], replications: int, seed: int | None = None,
             progress=None) -> Comparison:
-    """Simulate ``replications`` Histories and settle each under every contract."""
+    """Simulate ``replications`` Histories and settle each under every contract. With provider behaviour on
+    (``scenario.behaviour.mode``), the provider responds to each contract, so each contract's clients are
+    simulated on their own, from the same seed: the same people arrive, and differ only where the provider's
+    responses make them differ."""
     if not contracts:
         raise ValueError("give at least one contract")
     names = [c.name for c in contracts]
@@ -78,13 +83,18 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
         raise ValueError(f"contract names must differ, got {names}")
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
     year_rows, prints = [], []
+    providers = [provider_model(scenario, contract) for contract in contracts]
     for r, child in enumerate(root.spawn(replications)):
-        history = simulate(scenario, child)
-        mark = fingerprint(history)
-        for contract in contracts:
+        blind = None
+        for contract, provider in zip(contracts, providers):
+            if provider is None:
+                blind = history = simulate(scenario, child) if blind is None else blind
+            else:
+                history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
+                                   provider=provider)
             by_year = contract_year_metrics(settle(contract, history, scenario))
             year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
-            prints.append((r, contract.name, mark))
+            prints.append((r, contract.name, fingerprint(history)))
         if progress is not None:
             progress(r + 1)
     by_year = pd.concat(year_rows, ignore_index=True)

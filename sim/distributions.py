@@ -213,6 +213,41 @@ class Dist(_Overridable):
             x = np.clip(x, self.min, self.max)
         return x if x.ndim else float(x)
 
+    def cdf(self, x: np.ndarray | float) -> np.ndarray | float:
+        """The cumulative probability of a value ``x`` (vectorised); the inverse of :meth:`ppf` (with ``min`` /
+        ``max``, the clamped distribution: all the mass below ``min`` sits at it)."""
+        x = np.asarray(x, dtype=float)
+        d = self.dist
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if d == "fixed":
+                p = (x >= self.value).astype(float)
+            elif d == "exponential":
+                p = -np.expm1(-np.maximum(x, 0) / self.mean)
+            elif d == "lognormal":
+                p = special.ndtr(np.log(np.maximum(x, 0) / self.median) / self.sigma) if self.sigma > 0 else \
+                    (x >= self.median).astype(float)
+            elif d == "gamma":
+                p = special.gammainc(self.shape, np.maximum(x, 0) * self.shape / self.mean)
+            elif d == "weibull":
+                p = -np.expm1(-(np.maximum(x, 0) / self.scale) ** self.shape)
+            elif d == "triangular":
+                a, c, b = self.low, self.mode, self.high
+                y = np.clip(x, a, b)
+                left = np.divide((y - a) ** 2, (b - a) * (c - a)) if c > a else np.ones_like(y)
+                right = 1 - np.divide((b - y) ** 2, (b - a) * (b - c)) if b > c else np.ones_like(y)
+                p = np.where(y < c, left, right)
+            elif d == "beta":
+                p = special.betainc(self.alpha, self.beta, np.clip(x, 0, 1))
+            else:  # categorical over numbers
+                values, weights = np.asarray(self.values), np.asarray(self.weights) / sum(self.weights)
+                p = (weights[None, :] * (values[None, :] <= x.reshape(-1, 1))).sum(axis=1).reshape(x.shape)
+        p = np.where(np.isnan(p), 0.0, p)
+        if self.min is not None:
+            p = np.where(x < self.min, 0.0, p)
+        if self.max is not None:
+            p = np.where(x >= self.max, 1.0, p)
+        return p if p.ndim else float(p)
+
     def _ppf_scalar(self, u: float) -> float:
         """``ppf`` for one probability without numpy's overhead (same values)."""
         d = self.dist

@@ -48,6 +48,7 @@ import pandas as pd
 from scipy import stats
 
 from . import measures
+from .behaviour import provider_model
 from .contract import Contract, contract_from_dict, load_contract
 from .history import History
 from .pathway import simulate
@@ -148,7 +149,7 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
             scenario, contract, values = drawn_scenario(scenario, spec.seed, draw, contract)
         parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
                                    "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
-    history = simulate(scenario, spec.seed_sequence())
+    history = simulate(scenario, spec.seed_sequence(), provider=provider_model(scenario, contract))
     parts.append(_measure_rows(history))
     if contract is not None:
         parts.append(_contract_rows(settle(contract, history, scenario)))

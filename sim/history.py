@@ -12,7 +12,10 @@ Tables (pandas DataFrames, one row per ...):
 ``episodes`` — referral (first or re-presentation): ``client_id``, ``episode`` (0 = first), ``referral``
     (day), ``source``, ``assessed`` (day), ``band``, ``dependency_domain``, ``wider_needs_domain``,
     ``treatment_start`` (day), ``modality``, ``mutual_aid``, ``exit`` (day), ``exit_reason`` (see
-    ``vocabulary.EXIT_REASONS``, plus ``signposted``, ``did_not_attend``, ``left_waiting_list``).
+    ``vocabulary.EXIT_REASONS``, plus ``signposted``, ``did_not_attend``, ``left_waiting_list`` and
+    ``deflected``); and what provider behaviour (``sim.behaviour``) did: ``assessed_band`` (the band the
+    assessment itself gave; ``band`` differs only after band drift), ``deflected`` (not accepted for a start),
+    ``parked`` (reduced keyworking), ``discharge_shift_days`` (a planned exit held, +, or brought forward, -).
     Missing values (NaN, empty) mean "did not happen before the end of the horizon".
 ``spells``   — time a client spent in one state: ``client_id``, ``episode``, ``state``, ``start``, ``end``
     (days), ``censored`` (True if still in the state at the end of the horizon). Spells of a client tile
@@ -21,7 +24,9 @@ Tables (pandas DataFrames, one row per ...):
     ``vocabulary.EVENT_KINDS``, which says what each means), ``detail``.
 ``reviews``  — TOP reviews due: ``client_id``, ``episode``, ``time``, ``number`` (0 = at start),
     ``completed``, ``use`` (abstinent / improved / neither), ``injecting``, ``offending`` (any offence in the
-    previous 28 days), ``housing_problem``, ``quality_of_life`` (0-20). Only completed reviews are evidence.
+    previous 28 days), ``housing_problem``, ``quality_of_life`` (0-20), ``stage`` (start, review, exit),
+    ``misrecorded`` (an unfavourable answer recorded favourably by a provider gaming the measure). Only
+    completed reviews are evidence.
 ``capacity`` — capacity in force: ``resource``, ``time`` (day from which it holds), ``capacity`` (places).
 """
 
@@ -65,14 +70,16 @@ class Client:
 
 class Episode:
     __slots__ = ("client_id", "episode", "referral", "source", "assessed", "band", "dependency", "wider_needs",
-                 "treatment_start", "modality", "mutual_aid", "exit", "exit_reason")
+                 "treatment_start", "modality", "mutual_aid", "exit", "exit_reason", "assessed_band", "deflected",
+                 "parked", "discharge_shift_days")
 
     def __init__(self, client_id: int, episode: int, referral: float, source: int):
         self.client_id, self.episode, self.referral, self.source = client_id, episode, referral, source
         self.assessed = self.treatment_start = self.exit = np.nan
-        self.band = self.dependency = self.wider_needs = self.modality = -1
-        self.mutual_aid = False
+        self.band = self.dependency = self.wider_needs = self.modality = self.assessed_band = -1
+        self.mutual_aid = self.deflected = self.parked = False
         self.exit_reason = ""
+        self.discharge_shift_days = 0.0
 
 
 class Recorder:
@@ -202,6 +209,10 @@ class Recorder:
             "mutual_aid": np.array(col("mutual_aid"), dtype=bool),
             "exit": np.array(col("exit"), dtype=float),
             "exit_reason": pd.Series(col("exit_reason"), dtype="string"),
+            "assessed_band": pd.Categorical.from_codes(col("assessed_band"), BANDS),
+            "deflected": np.array(col("deflected"), dtype=bool),
+            "parked": np.array(col("parked"), dtype=bool),
+            "discharge_shift_days": np.array(col("discharge_shift_days"), dtype=float),
         })
         return df.sort_values(["client_id", "episode"], ignore_index=True)
 
@@ -237,7 +248,7 @@ def _events_frame(columns: tuple[array, ...], details: list[str]) -> pd.DataFram
 
 
 _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
-                   "housing_problem", "quality_of_life", "stage")
+                   "housing_problem", "quality_of_life", "stage", "misrecorded")
 
 
 def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
@@ -247,7 +258,7 @@ def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
         cols = [np.concatenate([b[i] for b in blocks]) for i in range(len(_REVIEW_COLUMNS))]
     else:
         cols = [np.array([], dtype=t) for t in (np.int64, np.int64, float, np.int64, bool, np.int64, bool, bool,
-                                                 bool, np.int64, np.int64)]
+                                                 bool, np.int64, np.int64, bool)]
     col = dict(zip(_REVIEW_COLUMNS, cols))
     order = np.lexsort((col["number"], col["episode"], col["client_id"]))
     df = pd.DataFrame({name: (np.asarray(values)[order].astype(np.int64) if name in ("client_id", "episode", "number",
@@ -255,7 +266,7 @@ def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
                               else np.asarray(values)[order]) for name, values in col.items()
                        if name not in ("use", "stage")})
     df.insert(5, "use", pd.Categorical.from_codes(np.asarray(col["use"])[order].astype(np.int8), USE_AT_REVIEW))
-    df["stage"] = pd.Categorical.from_codes(np.asarray(col["stage"])[order].astype(np.int8), REVIEW_STAGES)
+    df.insert(10, "stage", pd.Categorical.from_codes(np.asarray(col["stage"])[order].astype(np.int8), REVIEW_STAGES))
     return df
 
 

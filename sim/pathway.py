@@ -18,9 +18,11 @@ import math
 
 import numpy as np
 import simpy
+from scipy import special
 from simpy.events import PENDING
 
 from . import reviews
+from .behaviour import deflection_fate, representation_risk, threshold_distance, throttled_delay
 from .history import Client, History, Recorder
 from .population import arrivals, group_and_source
 from .randomness import FIRST_EPISODE_LAYOUT, ClientRandom, Stream, first_episode_draws, root_seed
@@ -123,8 +125,10 @@ class Clocks:
 class TreatmentSystem:
     """One simulated run of a scenario: the environment, the capacities, the recorder and the processes."""
 
-    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence | None = None):
+    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence | None = None, provider=None):
         self.scenario = scenario
+        # the provider's responses to the contract (sim.behaviour.ProviderModel); None: contract-blind
+        self.provider = provider if provider is not None and provider.behaviour.active else None
         self.seed = root_seed(scenario.seed if seed is None else seed)
         self.rng = ClientRandom(self.seed)
         h = scenario.horizon
@@ -264,6 +268,8 @@ class TreatmentSystem:
                     rec.event(c, self.env.now, "did_not_attend")
                     c.ep.exit, c.ep.exit_reason = self.env.now, "did_not_attend"
                     after = DISENGAGED
+                elif self.provider is not None and not (yield from self.intake(c)):
+                    after = DISENGAGED
                 else:
                     after = yield from self.structured_treatment(c)
                 if after == IN_CUSTODY:
@@ -305,7 +311,11 @@ class TreatmentSystem:
         c.band = min(dependency, wider)  # bands run from most to least severe
         ep = c.ep
         ep.assessed, ep.band, ep.dependency, ep.wider_needs = env.now, c.band, dependency, wider
+        ep.assessed_band = c.band
         rec.event(c, env.now, "assessed", BANDS[c.band])
+        if self.provider is not None:
+            deciding = P.dependency_domain if dependency <= wider else P.wider_needs_domain
+            self.drift_band(c, deciding.resolve(group), u[2] if dependency <= wider else u[3])
         return bool(u[4] < P.attends_treatment.at(c.g, c.band).value)
 
     def signpost(self, c: Client) -> int:
@@ -334,7 +344,10 @@ class TreatmentSystem:
         g, b = c.g, c.band
         u = self.draws(c, Stream.TREATMENT, 12)
         rec.state(c, AWAITING_TREATMENT, env.now)
-        yield self.hold(env.now + tr.start_delay_days.at(g, b).ppf(u[0]))
+        delay = tr.start_delay_days.at(g, b).ppf(u[0])
+        if self.provider is not None:
+            delay = self.throttled_delay(c, delay)
+        yield self.hold(env.now + delay)
         req = self.caseload.request()
         if not req.triggered:
             patience = tr.waiting_list_patience_days
@@ -360,12 +373,18 @@ class TreatmentSystem:
             rec.event(c, start, "mutual_aid_engaged")
         rec.state(c, IN_TREATMENT, start)
 
-        k = self.clocks(c, sc, start, u)
+        completion, drop_out = (1.0, 1.0) if self.provider is None else self.effort_at_start(c, start)
+        k = self.clocks(c, sc, start, u, completion, drop_out)
         plan = self.plan_interventions(c, sc, start)
         epoch = self.epoch()
         self.open_treatment[c.id] = (c, (start, epoch, k))
+        timed = self.provider is None  # a planned discharge's timing is decided once, when it comes due
         while True:
             t_exit, reason = k.next_exit()
+            if not timed and reason == "planned" and not (plan and plan[0][0] < t_exit):
+                timed = True
+                self.time_discharge(c, k, t_exit)
+                continue
             if plan and plan[0][0] < t_exit:
                 when, stage = plan.pop(0)
                 if when < env.now:
@@ -387,17 +406,19 @@ class TreatmentSystem:
             c.raised_until = now + DAYS_PER_WEEK * self.P().mortality.post_exit_weeks
         return STATE_AFTER_EXIT[reason]
 
-    def clocks(self, c: Client, sc: Scenario, start: float, u: np.ndarray) -> Clocks:
-        """The competing exit times of a new treatment episode."""
+    def clocks(self, c: Client, sc: Scenario, start: float, u: np.ndarray, completion_ratio: float = 1.0,
+               drop_out_ratio: float = 1.0) -> Clocks:
+        """The competing exit times of a new treatment episode. The ratios (provider effort; 1 without provider
+        behaviour) multiply the completion and drop-out hazards."""
         tr, g, b = sc.treatment, c.g, c.band
         day = 1.0 / DAYS_PER_YEAR
         k = Clocks()
-        completion = start + DAYS_PER_WEEK * tr.completion_weeks.at(g, b).ppf(u[3])
+        completion = start + DAYS_PER_WEEK * tr.completion_weeks.at(g, b).ppf(u[3]) / completion_ratio
         abstinent = DAYS_PER_WEEK * tr.abstinent_before_completion_weeks.at(g, b).ppf(u[4])
         k.abstinent_from = max(start, completion - abstinent)
         k.planned = max(completion, k.abstinent_from + DAYS_PER_WEEK * tr.planned_exit_min_abstinence_weeks)
         ratio = sc.mutual_aid.drop_out_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
-        k.drop_hazard = tr.drop_out_rate_per_year.at(g, b).value * day * ratio
+        k.drop_hazard = tr.drop_out_rate_per_year.at(g, b).value * day * ratio * drop_out_ratio
         k.drop_out = start + exp_time(u[5], k.drop_hazard)
         k.declined = bool(u[6] < tr.declined_share.at(g, b).value)
         k.transfer = start + exp_time(u[7], tr.transfer_rate_per_year.at(g, b).value * day)
@@ -662,6 +683,109 @@ class TreatmentSystem:
             return c.raised_until + (e - early) / h
         return now + e / h
 
+    # --- provider behaviour (sim.behaviour): only with a ProviderModel whose mode is not off -----------------
+
+    def belief(self, c: Client) -> float:
+        """The provider's belief shock about this client's prospects (standard normal), one per episode."""
+        return float(special.ndtri(self.rng.draws(Stream.BELIEF, c.id, c.episode, 1)[0]))
+
+    def drift_band(self, c: Client, domain, u: float) -> None:
+        """M6 band drift: where the provider assesses, a score near the next more severe band may be recorded
+        in it. ``ep.assessed_band`` keeps the assessment's own band."""
+        if c.band == 0:
+            return
+        now = self.env.now
+        distance = threshold_distance(u, np.cumsum(domain.probabilities()))
+        p = float(self.provider.band_drift_probability(distance, c.band, now))
+        if p > 0 and self.rng.draws(Stream.BAND_DRIFT, c.id, c.episode, 1)[0] < p:
+            self.record.event(c, now, "band_drift", BANDS[c.band - 1])
+            c.band -= 1
+            c.ep.band = c.band
+
+    def intake(self, c: Client):
+        """M1 cream-skimming: the provider accepts an assessed referral for a start, or deflects it.
+
+        Enters after an assessment into a structured-need band. A deflected referral is either signposted out
+        (an exit, ``deflected``; True is not returned) or delayed before the start. Leaves True to go on to
+        structured treatment, False if turned away."""
+        now = self.env.now
+        p = float(self.provider.accept_probability(c.band, now, self.belief(c)))
+        if p >= 1.0:
+            return True
+        u = self.rng.draws(Stream.INTAKE, c.id, c.episode, 3)
+        if u[0] < p:
+            return True
+        m = self.provider.behaviour.cream_skimming
+        signposted, delay = deflection_fate(u[1], u[2], signposted_share=m.signposted_share,
+                                            delay_mean_days=m.delay_mean_days)
+        c.ep.deflected = True
+        self.record.event(c, now, "deflected", "signposted" if signposted else "delayed")
+        if signposted:
+            c.ep.exit, c.ep.exit_reason = now, "deflected"
+            return False
+        yield self.hold(now + float(delay))
+        return True
+
+    def throttled_delay(self, c: Client, delay: float) -> float:
+        """M5 gatekeeping: a low-margin referral's start is slowed while the caseload is nearly full (no longer
+        than a wait standard allows), and waits out any intake freeze (M7)."""
+        now = self.env.now
+        p = self.provider
+        use = self.caseload.in_use / self.caseload.capacity if self.caseload.capacity else 1.0
+        m = float(p.intake_throttle(c.band, now, use, self.belief(c)))
+        if m != 1.0:
+            delay = float(throttled_delay(delay, m, p.terms.wait_standard_days))
+        if p.cash is not None and bool(p.intake_frozen(now)):
+            frozen = p.cash[p.cash["start"] > now]
+            thaw = frozen.loc[~frozen["intake_frozen"].astype(bool), "start"]
+            delay = max(delay, (float(thaw.iloc[0]) if len(thaw) else INF) - now)
+        return delay
+
+    def effort_at_start(self, c: Client, start: float) -> tuple[float, float]:
+        """M2 parking and M3 effort shift at the start of an episode: the multipliers on the completion and
+        drop-out hazards. Parking (decided once for the episode) cuts contacts and positive outcomes and raises
+        drop-out; effort shifted to exit work speeds completion, away from unpaid care loosens retention."""
+        p = self.provider
+        _, multipliers = p.effort(c.band, start)
+        completion = float(multipliers[1])
+        drop_out = 1.0 / float(multipliers[2])
+        parked = float(p.parking_probability(c.band, start, self.belief(c)))
+        if parked > 0 and self.rng.draws(Stream.PARKING, c.id, c.episode, 1)[0] < parked:
+            effects = p.parking_effects()
+            completion *= effects.outcome_multiplier
+            drop_out *= effects.drop_out_multiplier
+            c.ep.parked = True
+            self.record.event(c, start, "parked")
+        return completion, drop_out
+
+    def time_discharge(self, c: Client, k: Clocks, due: float) -> None:
+        """M4 discharge timing, when a planned exit comes due: hold a clinically ready client while the
+        sustained non-re-presentation outcome pays for it, or bring the discharge forward when only completion
+        pays (never before the abstinence a planned exit needs)."""
+        p = self.provider
+        sc = self.P()
+        g, b = c.g, c.band
+        relapse = sc.after_exit.relapse_years.at(g, b)
+        step = p.behaviour.discharge_timing.hold_step_days
+        represent = sc.after_exit.represent_after_relapse.at(g, b).value
+
+        def survival(days):
+            return 1.0 - relapse.cdf(np.asarray(days) / DAYS_PER_YEAR)
+
+        abstinent = max(due - k.abstinent_from, 0.0)
+        window = 365.0
+        risk_now = representation_risk(survival, abstinent, window, represent)
+        risk_hold = representation_risk(survival, abstinent + step, window, represent)
+        u = self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1)[0]
+        shift = float(p.discharge_shift_days(b, due, risk_now, risk_hold, u))
+        if shift == 0.0:
+            return
+        earliest = max(self.env.now, k.abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
+        k.planned = max(due + shift, earliest)
+        c.ep.discharge_shift_days = k.planned - due
+        kind = "discharge_held" if k.planned > due else "discharge_fast_tracked"
+        self.record.event(c, self.env.now, kind, f"{abs(k.planned - due):.0f}")
+
     # --- TOP reviews and harm reduction: facts now, tables after the run --------------------------------------
 
     def _treatment_ended(self, c: Client, start: float, epoch: int, k: Clocks, end: float, planned: bool) -> None:
@@ -680,13 +804,16 @@ class TreatmentSystem:
         for name in ("planned", "injecting", "housing_problem"):
             columns[name] = columns[name].astype(bool)
         self.treated = []
-        table, events = reviews.generate(columns, self.epochs, self.rng)
+        table, events = reviews.generate(columns, self.epochs, self.rng, self.provider)
         del columns
         self.record.review_blocks.append(tuple(table[name] for name in reviews.REVIEW_COLUMNS))
         for row in events:
             self.record.add_event(*row)
 
 
-def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = None, progress=None) -> History:
-    """Simulate one replication of a scenario; ``seed`` defaults to the scenario's own."""
-    return TreatmentSystem(scenario, seed).run(progress)
+def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = None, progress=None,
+             provider=None) -> History:
+    """Simulate one replication of a scenario; ``seed`` defaults to the scenario's own. ``provider``: a
+    :class:`sim.behaviour.ProviderModel` (see :func:`sim.behaviour.provider_model`) for a provider responding
+    to its contract; None, or a behaviour mode of off, is the contract-blind model."""
+    return TreatmentSystem(scenario, seed, provider).run(progress)

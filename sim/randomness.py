@@ -37,6 +37,12 @@ class Stream(IntEnum):
     CUSTODY = 11       # sentence length and release route
     ARRIVALS = 12      # spawn-key prefix of the arrival sequences (not client-keyed)
     OFFENDING = 13     # recorded offences by spell (sim.offending)
+    BELIEF = 14        # the provider's belief about a client's prospects (provider behaviour, sim.behaviour)
+    INTAKE = 15        # acceptance for a start and the fate of a deflected referral (M1)
+    PARKING = 16       # parking for the episode (M2)
+    REVIEW_GAMING = 17 # misrecorded TOP items (M3)
+    DISCHARGE = 18     # holding a ready client (M4)
+    BAND_DRIFT = 19    # band recorded more severe than assessed (M6)
 
 
 def _mix_int(z: int) -> int:

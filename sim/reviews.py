@@ -21,7 +21,7 @@ NEITHER = USE_AT_REVIEW.index("neither")
 EPISODE_COLUMNS = ("client_id", "episode", "g", "b", "epoch", "start", "end", "planned", "abstinent_from",
                    "injecting", "housing_problem", "offending_rate")
 REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
-                  "housing_problem", "quality_of_life", "stage")
+                  "housing_problem", "quality_of_life", "stage", "misrecorded")
 _PER_EPISODE = 6   # uniforms per episode (indices 1-6); reviews use 4 each from index 17
 _FIRST_REVIEW_INDEX = 17
 
@@ -32,21 +32,23 @@ def _ppf_each(dist, u: np.ndarray) -> np.ndarray:
 
 
 def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom,
-             chunk: int = 4096):
+             provider=None, chunk: int = 4096):
     """The reviews (a dict of columns) and the intervention events (a list of row tuples) of every treatment
     episode in ``episodes`` (columns ``EPISODE_COLUMNS``; ``epoch`` indexes ``epochs``), a chunk of episodes
-    at a time so that the working arrays stay small."""
+    at a time so that the working arrays stay small. ``provider``: a :class:`sim.behaviour.ProviderModel`
+    whose effort shift (M3) changes review frequency, results, recording and unpaid care; None, or zero
+    pressure, changes nothing."""
     n_ep = len(episodes["client_id"])
     parts, events = [], []
     for lo in range(0, max(n_ep, 1), chunk):
-        part, part_events = _generate({k: v[lo:lo + chunk] for k, v in episodes.items()}, epochs, rng)
+        part, part_events = _generate({k: v[lo:lo + chunk] for k, v in episodes.items()}, epochs, rng, provider)
         parts.append(part)
         events += part_events
     reviews = {name: np.concatenate([p[name] for p in parts]) for name in REVIEW_COLUMNS}
     return reviews, events
 
 
-def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom):
+def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom, provider):
     n_ep = len(episodes["client_id"])
     cid, epi = episodes["client_id"], episodes["episode"]
     start, end = episodes["start"], episodes["end"]
@@ -84,6 +86,26 @@ def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenari
         p_hep[rows] = rv.hep_b_course.at(g, b).value
         hep_days[rows] = rv.hep_b_course_days
 
+    misrecord = np.zeros(n_ep)
+    if provider is not None and n_ep:
+        effects = provider.review_effects(episodes["b"], start)
+        misrecord = np.broadcast_to(effects.misrecord, (n_ep,)).astype(float)
+        often = np.broadcast_to(effects.frequency, (n_ep,)) != 1.0
+        step[often] = step[often] / np.broadcast_to(effects.frequency, (n_ep,))[often]
+        good, unpaid = effects.multipliers[..., 0], effects.multipliers[..., 2]
+        better = good != 1.0
+        if better.any():  # odds of a good result (abstinent or improved) times the multiplier
+            shares = np.diff(cum_use[better], prepend=0.0, axis=1)
+            p_good = shares[:, :NEITHER].sum(axis=1)
+            odds = p_good / np.maximum(1.0 - p_good, 1e-12) * good[better]
+            scale = np.divide(odds / (1.0 + odds), p_good, out=np.ones_like(p_good), where=p_good > 0)
+            shares[:, :NEITHER] *= scale[:, None]
+            shares[:, NEITHER] = 1.0 - shares[:, :NEITHER].sum(axis=1)
+            cum_use[better] = np.cumsum(shares, axis=1)
+        care = unpaid != 1.0
+        p_bbv[care] = np.minimum(p_bbv[care] * unpaid[care], 1.0)
+        p_hep[care] = np.minimum(p_hep[care] * unpaid[care], 1.0)
+
     # per review: reviews at start and every interval to the end, plus a discharge review on a planned exit
     grid = np.floor((end - start) / step).astype(np.int64) + 1
     n = grid + planned
@@ -108,10 +130,18 @@ def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenari
     housing = times < housed[row]
     ratio = np.where(stage == 0, ratio_before[row], ratio_in[row])
     offending = u[:, 2] < -np.expm1(-episodes["offending_rate"][row] * ratio * 28.0 / DAYS_PER_YEAR)
+    misrecorded = np.zeros(len(row), dtype=bool)
+    gaming = (misrecord[row] > 0) & (stage > 0) & ((use != 0) | injecting)
+    if gaming.any():  # an unfavourable answer recorded one step better, and injecting recorded as stopped
+        u_mis = rng.keyed(Stream.REVIEW_GAMING, rid[gaming], rep[gaming], number[gaming].astype(np.uint64) + 1)
+        hit = np.flatnonzero(gaming)[u_mis < misrecord[row][gaming]]
+        misrecorded[hit] = True
+        use[hit] = np.maximum(use[hit] - 1, 0)
+        injecting[hit] = False
     means = qol_means[row, use]
     qol = np.clip(np.rint(means + qol_sd[row] * special.ndtri(u[:, 3])), 0, 20).astype(np.int64)
     reviews = dict(zip(REVIEW_COLUMNS, (rid, rep, times, number, completed, use.astype(np.int64), injecting,
-                                        offending, housing, qol, stage)))
+                                        offending, housing, qol, stage, misrecorded)))
 
     events = []
     bbv = (u0[:, 0] < p_bbv) & (start + bbv_day <= end)

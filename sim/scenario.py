@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
+from .behaviour import BehaviourSpec
 from .config import ConfigError, problems, read_with_extends, set_path, source_of
 from .config import Section as _Section
 from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
@@ -327,6 +328,9 @@ class Scenario(_Section):
                                          "a distribution for the number at each dotted key path, drawn once per "
                                          "replication (see sim.uncertainty)")
     schedule: list[Change] = Field(default_factory=list)
+    behaviour: BehaviourSpec = Field(default_factory=BehaviourSpec, description="how the provider responds to "
+                                     "the contract's incentives (sim.behaviour); mode 'off', the default, is the "
+                                     "contract-blind model")
 
     _epochs: list[tuple[float, Scenario]] | None = PrivateAttr(default=None)
     _source: str = PrivateAttr(default="<scenario>")
@@ -429,10 +433,11 @@ def _build_epochs(base: Scenario) -> list[tuple[float, Scenario]]:
         for kind, items in (("set", change.set), ("scale", change.scale)):
             for path, value in items.items():
                 parts = path.split(".")
-                if parts[0] in ("horizon", "schedule", "name", "description", "seed", "contract"):
+                if parts[0] in ("horizon", "schedule", "name", "description", "seed", "contract", "behaviour"):
                     found.append((source_of(("schedule",), base._provenance, base._source),
                                      f"schedule[{i}].{kind}.{path}", value,
-                                     "the horizon, seed and schedule cannot change over time"))
+                                     "the horizon, seed, contract, behaviour and schedule cannot change over "
+                                     "time"))
                     continue
                 try:
                     set_path(raw, parts, value, must_exist=kind == "scale", scale=kind == "scale")

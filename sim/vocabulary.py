@@ -91,4 +91,10 @@ EVENT_KINDS: dict[str, str] = {
     "relapse": "relapses after a planned exit",
     "entered_training": "enters education, training or employment after a planned exit",
     "death": "dies; detail = the state the client was in",
+    # provider behaviour (sim.behaviour; none of these happen with behaviour off)
+    "band_drift": "the provider records a more severe band than the independent assessment; detail = that band",
+    "deflected": "the provider does not accept an assessed referral for a start; detail = signposted or delayed",
+    "parked": "the provider gives the client reduced keyworking for the episode",
+    "discharge_held": "a clinically ready client is kept on the caseload; detail = days",
+    "discharge_fast_tracked": "a planned discharge is brought forward; detail = days",
 }

@@ -76,7 +76,7 @@ class Build:
             one(c.id, np.int64), one(c.episode if episode is None else episode, np.int64), one(float(t), float),
             one(0 if stage == "start" else number, np.int64), one(completed, bool),
             one(USE_AT_REVIEW.index(use), np.int64), one(injecting, bool), one(False, bool), one(housing, bool),
-            one(qol, np.int64), one(REVIEW_STAGES.index(stage), np.int64)))
+            one(qol, np.int64), one(REVIEW_STAGES.index(stage), np.int64), one(False, bool)))
 
     def event(self, c: Client, t, kind, detail=""):
         self.rec.event(c, float(t), kind, detail)

@@ -793,7 +793,7 @@ def test_the_run_is_the_comparisons_first_replication(run, comparison):
 
 
 def test_every_shipped_contract_settles(settled):
-    assert set(settled) == {"block", "cohort_escalator", "high_stretch", "national_pbr", "social_impact_bond",
+    assert set(settled) >= {"block", "cohort_escalator", "high_stretch", "national_pbr", "social_impact_bond",
                             "west_kent_pbr"}
     for name, s in settled.items():
         p = s.payments

@@ -1,0 +1,110 @@
+"""Provider behaviour inside the engine (issue 7): zero pressure is the contract-blind run draw for draw; each
+engine mechanism fires only where the contract lets it, and moves its own outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import simulate
+from sim.behaviour import provider_model
+from sim.contract import load_contract
+from sim.history import TABLES
+from tests.conftest import SCENARIOS
+
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def wk_pbr():
+    return load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
+
+
+@pytest.fixture(scope="module")
+def blind(small):
+    return simulate(small, SEED)
+
+
+def _tables_equal(a, b):
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name), check_exact=True, obj=name)
+
+
+def test_behaviour_off_builds_no_provider(small, wk_pbr):
+    assert small.behaviour.mode == "off"
+    assert provider_model(small, wk_pbr) is None
+    assert provider_model(small.with_changes({"behaviour.mode": "base"}), None) is None
+
+
+def test_zero_pressure_reproduces_the_contract_blind_run(small, blind):
+    """A block contract puts nothing at risk: with behaviour on, every table is the contract-blind run's."""
+    block = load_contract(SCENARIOS / "contracts" / "block.toml")
+    on = small.with_changes({"behaviour.mode": "stress"})
+    provider = provider_model(on, block)
+    assert provider is not None and provider.behaviour.active
+    assert float(np.max(provider.pressure(provider.year_starts + 30.0))) == 0.0
+    _tables_equal(simulate(on, SEED, provider=provider), blind)
+
+
+def test_the_provider_view_of_an_outcome_contract_has_pressure(small, wk_pbr):
+    provider = provider_model(small.with_changes({"behaviour.mode": "stress"}), wk_pbr)
+    assert float(np.max(provider.pressure(provider.year_starts + 300.0))) > 0.0
+
+
+def _run(scenario, contract, mode="stress", **terms):
+    """A run with a provider that weighs margin fully (profit orientation 1: the strongest response the
+    contract invites), under ``contract`` with the given service terms."""
+    if terms:
+        contract = contract.with_changes({f"service_terms.{k}": v for k, v in terms.items()})
+    on = scenario.with_changes({"behaviour.mode": mode, "behaviour.provider.profit_orientation": 1.0})
+    return simulate(on, SEED, provider=provider_model(on, contract))
+
+
+def _in_contract(h, frame):
+    return frame[frame["referral"] >= 0] if "referral" in frame else frame[frame["time"] >= 0]
+
+
+def test_band_drift_only_where_the_provider_assesses(small, wk_pbr, blind):
+    independent = _run(small, wk_pbr, assessment="independent")
+    own = _run(small, wk_pbr, assessment="provider")
+    assert (independent.events["kind"] == "band_drift").sum() == 0
+    codes = lambda h, c: h.episodes[c].cat.codes  # noqa: E731
+    assert (codes(independent, "band") == codes(independent, "assessed_band")).all()
+    drifted = own.episodes[codes(own, "band") != codes(own, "assessed_band")]
+    assert len(drifted) > 0
+    # always towards more severe need, one band
+    assert ((drifted["assessed_band"].cat.codes - drifted["band"].cat.codes) == 1).all()
+    # the drift is the provider's record only: the assessment itself is what the blind run assessed
+    keys = ["client_id", "episode"]
+    first = own.episodes[own.episodes["episode"] == 0].set_index(keys)["assessed_band"]
+    base = blind.episodes[blind.episodes["episode"] == 0].set_index(keys)["band"]
+    assert (first.cat.codes == base.reindex(first.index).cat.codes).all()
+
+
+def test_cream_skimming_needs_provider_discretion(small, wk_pbr):
+    allocated = _run(small, wk_pbr, intake="assessor")
+    own = _run(small, wk_pbr, assessment="provider", intake="provider")
+    assert not allocated.episodes["deflected"].any()
+    assert own.episodes["deflected"].sum() > 0
+    out = own.episodes[own.episodes["exit_reason"] == "deflected"]
+    assert out["treatment_start"].isna().all()
+
+
+def test_parking_raises_drop_out_among_parked_clients(small, wk_pbr):
+    h = _run(small, wk_pbr)
+    treated = h.episodes[h.episodes["treatment_start"].notna() & h.episodes["exit"].notna()]
+    parked, not_parked = treated[treated["parked"]], treated[~treated["parked"]]
+    assert len(parked) > 20
+    unplanned = lambda d: d["exit_reason"].isin(["dropped_out", "declined"]).mean()  # noqa: E731
+    assert unplanned(parked) > unplanned(not_parked)
+
+
+def test_a_contact_floor_bounds_parking(small, wk_pbr):
+    floored = _run(small, wk_pbr, contact_floor_per_month=4.0)  # weekly contacts: nothing left to cut
+    assert not floored.episodes["parked"].any()
+
+
+def test_verified_reviews_remove_misrecording(small, wk_pbr):
+    verified = _run(small, wk_pbr, verified_reviews=True)
+    assert not verified.reviews["misrecorded"].any()
