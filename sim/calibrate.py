@@ -424,7 +424,10 @@ def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | 
     from . import __version__
 
     out = Path(out)
-    extends = os.path.relpath(Path(scenario_path).resolve(), out.resolve().parent)
+    source, folder = Path(scenario_path).resolve(), out.resolve().parent
+    # relative where the two share a folder below the root (a repository); absolute otherwise
+    extends = (os.path.relpath(source, folder) if os.path.commonpath([source, folder]) != source.anchor
+               else source.as_posix())
     targets_path = result.targets.path or result.targets.name
     cal = result.table
     lines = [
