@@ -29,6 +29,7 @@ tables and probabilities.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import dataclasses
 import math
@@ -1271,6 +1272,8 @@ class ProviderModel:
 
     def year(self, t) -> np.ndarray:
         """0-based contract year of day(s) ``t`` (the first year before the start, the last after the term)."""
+        if type(t) is float or type(t) is int:  # the engine asks about one day at a time
+            return min(max(bisect.bisect_right(self.year_starts.tolist(), t) - 1, 0), len(self.year_starts) - 1)
         return np.clip(np.searchsorted(self.year_starts, np.asarray(t, dtype=float), side="right") - 1, 0,
                        len(self.year_starts) - 1)
 
@@ -1289,7 +1292,16 @@ class ProviderModel:
         return self._cash_at(t, "intake_frozen", False).astype(bool)
 
     def pressure(self, t) -> np.ndarray:
-        """G at day(s) ``t``: zero before the contract, after a hand-back, and whenever behaviour is off."""
+        """G at day(s) ``t``: zero before the contract, after a hand-back, and whenever behaviour is off. The
+        engine asks about one day at a time: a single day's value is computed at the start of that day and kept
+        (G moves over months: the learning ramp, the monthly cash path)."""
+        if type(t) is float or type(t) is int:
+            day = math.floor(t)
+            memo = self.__dict__.setdefault("_pressure_by_day", {})
+            g = memo.get(day)
+            if g is None:
+                g = memo[day] = float(self.pressure(np.array([float(day)]))[0])
+            return np.float64(g)
         handed = self._cash_at(t, "handed_back", False).astype(bool)
         g = gaming_pressure(self.behaviour, self.share_at_risk[self.year(t)], t, self.stress(t))
         return np.where(handed, 0.0, g)

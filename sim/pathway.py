@@ -129,6 +129,8 @@ class TreatmentSystem:
         self.scenario = scenario
         # the provider's responses to the contract (sim.behaviour.ProviderModel); None: contract-blind
         self.provider = provider if provider is not None and provider.behaviour.active else None
+        if self.provider is not None and not self._pressure_anywhere(scenario):
+            self.provider = None  # nothing at risk (a block contract): the contract-blind model, at its speed
         self.seed = root_seed(scenario.seed if seed is None else seed)
         self.rng = ClientRandom(self.seed)
         h = scenario.horizon
@@ -268,7 +270,7 @@ class TreatmentSystem:
                     rec.event(c, self.env.now, "did_not_attend")
                     c.ep.exit, c.ep.exit_reason = self.env.now, "did_not_attend"
                     after = DISENGAGED
-                elif self.provider is not None and not (yield from self.intake(c)):
+                elif self.responds() and not (yield from self.intake(c)):
                     after = DISENGAGED
                 else:
                     after = yield from self.structured_treatment(c)
@@ -313,7 +315,7 @@ class TreatmentSystem:
         ep.assessed, ep.band, ep.dependency, ep.wider_needs = env.now, c.band, dependency, wider
         ep.assessed_band = c.band
         rec.event(c, env.now, "assessed", BANDS[c.band])
-        if self.provider is not None:
+        if self.responds():
             deciding = P.dependency_domain if dependency <= wider else P.wider_needs_domain
             self.drift_band(c, deciding.resolve(group), u[2] if dependency <= wider else u[3])
         return bool(u[4] < P.attends_treatment.at(c.g, c.band).value)
@@ -345,7 +347,7 @@ class TreatmentSystem:
         u = self.draws(c, Stream.TREATMENT, 12)
         rec.state(c, AWAITING_TREATMENT, env.now)
         delay = tr.start_delay_days.at(g, b).ppf(u[0])
-        if self.provider is not None:
+        if self.responds():
             delay = self.throttled_delay(c, delay)
         yield self.hold(env.now + delay)
         req = self.caseload.request()
@@ -373,7 +375,7 @@ class TreatmentSystem:
             rec.event(c, start, "mutual_aid_engaged")
         rec.state(c, IN_TREATMENT, start)
 
-        completion, drop_out = (1.0, 1.0) if self.provider is None else self.effort_at_start(c, start)
+        completion, drop_out = self.effort_at_start(c, start) if self.responds() else (1.0, 1.0)
         k = self.clocks(c, sc, start, u, completion, drop_out)
         plan = self.plan_interventions(c, sc, start)
         epoch = self.epoch()
@@ -383,7 +385,8 @@ class TreatmentSystem:
             t_exit, reason = k.next_exit()
             if not timed and reason == "planned" and not (plan and plan[0][0] < t_exit):
                 timed = True
-                self.time_discharge(c, k, t_exit)
+                if self.responds(t_exit):
+                    self.time_discharge(c, k, t_exit)
                 continue
             if plan and plan[0][0] < t_exit:
                 when, stage = plan.pop(0)
@@ -631,6 +634,13 @@ class TreatmentSystem:
                 hr = sc.mutual_aid.relapse_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
                 q = 1.0 - (1.0 - u[0]) ** (1.0 / hr) if hr > 0 else 0.0
                 nxt = env.now + DAYS_PER_YEAR * ae.relapse_years.at(g, b).ppf(q) if hr > 0 else INF
+                held = c.ep.discharge_shift_days
+                if held > 0 and hr > 0 and step == 1:
+                    # a client held past readiness has already come through the held weeks abstinent: the
+                    # relapse clock runs from readiness, given no relapse during the hold (M4)
+                    relapse = ae.relapse_years.at(g, b)
+                    survived = relapse.cdf(held / DAYS_PER_YEAR)
+                    nxt = env.now - held + DAYS_PER_YEAR * relapse.ppf(survived + q * (1.0 - survived))
             elif state == RELAPSED:
                 returns = u[1] < ae.represent_after_relapse.at(g, b).value
                 nxt = env.now + DAYS_PER_WEEK * ae.represent_delay_weeks.at(g, b).ppf(u[2]) if returns else INF
@@ -684,6 +694,16 @@ class TreatmentSystem:
         return now + e / h
 
     # --- provider behaviour (sim.behaviour): only with a ProviderModel whose mode is not off -----------------
+
+    def _pressure_anywhere(self, scenario: Scenario) -> bool:
+        """Whether the provider feels any gaming pressure in the contract years (checked monthly)."""
+        days = np.arange(0.0, scenario.horizon.end_day + 31.0, 30.0)
+        return bool(np.any(self.provider.pressure(days) > 0))
+
+    def responds(self, t: float | None = None) -> bool:
+        """Whether the provider may respond at day ``t`` (default now): gaming pressure is zero before the
+        contract starts, so the warm-up runs at the contract-blind model's speed."""
+        return self.provider is not None and (self.env.now if t is None else t) >= 0
 
     def belief(self, c: Client) -> float:
         """The provider's belief shock about this client's prospects (standard normal), one per episode."""
