@@ -417,11 +417,13 @@ def _sections(report: ValidationReport) -> list[tuple[str, str, pd.DataFrame | N
             out.append((f"{name}: {f}", f"{within} of {len(t)} targets within tolerance.", t[FIT_COLUMNS],
                         f"figures/{name}__{Path(f).stem}.png"))
     out.append(("Queueing checks",
-                "Erlang C: the assessment stage configured as an M/M/c queue (assessors busy 83% of the time) must "
-                "give the Erlang C mean wait (the 95% CI covers it, or the mean is within 5%). Little's law on each scenario's own output: over the whole run, "
-                "L / (lambda W) must be 1 to 0.1% (the spells and episodes record the same journeys); in a "
-                "steady-state window, for groups with short stays, the CI must cover 1 or the mean be within 5%. tests/test_queueing.py checks the "
-                "same laws on small variants.", report.queueing[QUEUE_COLUMNS], None))
+                "Erlang C: the assessment stage configured as an M/M/c queue (assessors busy 83% of the time) "
+                "must give the Erlang C mean wait (the 95% CI covers it, or the mean is within 5%). Little's law "
+                "on each scenario's own output: over the whole run, L / (lambda W) must be 1 to 0.1% (the spells "
+                "and episodes record the same journeys); in a steady-state window, for groups with short stays, "
+                "the CI must cover 1 or the mean be within 5% (a ratio a little below 1 means the caseload is "
+                "still growing as re-presentations accumulate: README, Limitations). tests/test_queueing.py "
+                "checks the same laws on small variants.", report.queueing[QUEUE_COLUMNS], None))
     outside = report.fit[~report.fit["within"]]
     lines = [f"- {r['scenario']}: {r['target']} ({r['role']}): simulated {_fmt(r['simulated'])} against "
              f"{r['figure']} +/- {_fmt(r['tolerance'])}" for _, r in outside.iterrows()]
