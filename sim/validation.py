@@ -285,8 +285,9 @@ def validation_report(scenarios: Sequence[str | Path] | None = None,
                 "detail": f"L / (lambda W) for {groups}, {window}: L = {d['L'].mean():.1f} people, lambda = "
                           f"{d['lambda_per_year'].mean():.1f} starts a year, W = {d['W_years'].mean():.3f} years, "
                           f"{d['exited_share'].mean():.1%} of starts exited by the end; tolerance {tol:.1%}"})
-    say(f"Erlang C: {queue_replications} replications")
-    queue_rows.insert(0, erlang_c_check(first, queue_replications, seed=first.seed, workers=workers))
+    reference = next((load_scenario(p) for p, _ in pairs if p.stem == "west_kent"), first)
+    say(f"Erlang C on {reference.name}: {queue_replications} replications")
+    queue_rows.insert(0, erlang_c_check(reference, queue_replications, seed=reference.seed, workers=workers))
     report = ValidationReport(pd.concat(fits, ignore_index=True), pd.DataFrame(queue_rows), names, replications)
     if out is not None:
         write_report(report, Path(out))
