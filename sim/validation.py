@@ -317,7 +317,7 @@ def plot_fit(table: pd.DataFrame, title: str, path: str | Path | None = None):
         lo, hi, tol = _bounds(r)
         rows.append((r["target"], _z(r["simulated"], lo, hi, tol), _z(r["ci_low"], lo, hi, tol),
                      _z(r["ci_high"], lo, hi, tol), r["role"]))
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.4 * len(rows) + 1.4))
     y = np.arange(len(rows))[::-1]
     ax.axvspan(-1, 1, color="0.9", label="within tolerance")
     ax.axvline(0, color="0.6", lw=0.8)
@@ -327,7 +327,7 @@ def plot_fit(table: pd.DataFrame, title: str, path: str | Path | None = None):
             ax.plot([zl, zh], [yi, yi], color=colour, lw=2)
         ax.plot([z], [yi], "o", color=colour)
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
-    ax.set_xlabel("simulated - target, in tolerances (0 = on the figure or inside its range)")
+    ax.set_xlabel("distance from the figure in tolerances (0: on it or inside its range)")
     ax.plot([], [], "o", color="tab:blue", label="calibration target")
     ax.plot([], [], "o", color="tab:orange", label="validation (held out)")
     ax.legend(fontsize=7, loc="lower right")
