@@ -394,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     lst.add_argument("folder", nargs="?", default="scenarios")
     lst.set_defaults(func=cmd_list)
 
+    from .incentives import add_commands  # audit-contract and behaviour-sweep (provider behaviour, issue 7)
+
+    add_commands(sub)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -1263,3 +1263,346 @@ def write_audit(audit: Audit, out: str | Path, with_plots: bool = True) -> Path:
 
     replace_directory(out, build)
     return out
+
+
+# --- 5. sweeps over contract features with behaviour on ------------------------------------------------------------
+
+STEEPNESS_PATH = "contract.band_weight_steepness"
+PBR_SHARE_PATH = "contract.pbr_share_every_year"
+# derived sweep keys: one number that sets several contract keys (see apply_derived)
+DERIVED_PATHS = {
+    STEEPNESS_PATH: "log(w_critical / w_low) of a log-linear band-weight ladder (0 = flat, negative = inverted), "
+                    "the structured bands' mean weight kept at the design's",
+    PBR_SHARE_PATH: "the same PbR share in every contract year",
+}
+# the positions of the structured bands on the ladder: Low 0 ... Critical 1
+_LADDER = {"critical": 1.0, "substantial": 2 / 3, "moderate": 1 / 3, "low": 0.0}
+BEHAVIOUR_CATEGORY = "behaviour"  # the mechanism strengths, term; outputs: "behaviour.<band>"
+CHANGE_PREFIX = "behaviour_change"  # outputs on minus off, same seed: "behaviour_change.<band>"
+SWEEP_ITERATIONS = 2  # M7 passes per sweep run
+
+
+def steep_weights(weights: Mapping[str, float], steepness: float) -> dict[str, float]:
+    """Band weights on a log-linear ladder: w_b proportional to exp(steepness x x_b), x_b from 0 (Low) to 1
+    (Critical), so w_critical / w_low = exp(steepness) (0 = flat; negative = inverted, Low paid more than
+    Critical, which no design does but which shows what weights flatter than a nearly flat margin-neutral tariff
+    invite); scaled so the structured bands' mean weight is the mean of ``weights``. ``no_need`` keeps its weight.
+    West Kent's 1.8 / 0.45 is a steepness of log 4 = 1.39."""
+    if not math.isfinite(steepness):
+        raise ValueError(f"band-weight steepness must be a number, got {steepness}")
+    raw = {b: math.exp(steepness * x) for b, x in _LADDER.items()}
+    mean = float(np.mean([weights.get(b, 1.0) for b in _LADDER]))
+    scale = mean / float(np.mean(list(raw.values())))
+    return {**{b: raw[b] * scale for b in _LADDER}, "no_need": weights.get("no_need", 0.0)}
+
+
+def apply_derived(contract: Contract, values: Mapping[str, Any]) -> Contract:
+    """``contract`` with the derived sweep keys of :data:`DERIVED_PATHS` applied (validated again)."""
+    changes: dict[str, Any] = {}
+    for path, value in values.items():
+        if path == STEEPNESS_PATH:
+            changes["band_weights"] = steep_weights(contract.band_weights, float(value))
+        elif path == PBR_SHARE_PATH:
+            changes["pbr_share"] = {"by_year": [float(value)] * contract.years}
+        else:
+            raise KeyError(f"{path!r} is not a derived sweep key; known: {', '.join(DERIVED_PATHS)}")
+    return contract.with_changes(changes) if changes else contract
+
+
+def behaviour_run(spec) -> pd.DataFrame:
+    """One run of a behaviour sweep (a :class:`sim.experiment.RunSpec`, module level for worker processes): the
+    rows :func:`sim.experiment.run_one` gives (yearly measures; contract figures per contract year and over the
+    term) for the run with the provider responding (:func:`simulate_with_provider`, M7 included), plus the
+    mechanism strengths (category ``behaviour``, period ``term``), the :func:`behaviour_outputs` (category
+    ``behaviour.<band>``) and their change against the behaviour-off run of the same seed (category
+    ``behaviour_change.<band>``)."""
+    from .experiment import PARAMETER_CATEGORY, PARAMETER_PERIOD, _contract_rows, _measure_rows
+    from .store import tidy
+    from .uncertainty import drawn_scenario
+
+    scenario, contract = spec.build()
+    if contract is None:
+        raise ValueError(f"point {spec.point}: a behaviour sweep needs a contract")
+    parts = []
+    if scenario.uncertainty:
+        draw = spec.replication // max(spec.runs_per_draw, 1)
+        scenario, contract, values = drawn_scenario(scenario, spec.seed, draw, contract)
+        parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
+                                   "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
+    seed = spec.seed_sequence()
+    off = simulate_with_provider(scenario.with_changes({"behaviour.mode": "off"}), contract, seed)
+    run = simulate_with_provider(scenario, contract, seed, SWEEP_ITERATIONS)
+    parts += [_measure_rows(run.history), _contract_rows(run.settlement)]
+    strength = mechanism_strength(run.history, run.provider, run.cash, end=run.settlement.years["end"].max())
+    parts.append(pd.DataFrame({"period": TERM, "category": BEHAVIOUR_CATEGORY, "metric": list(strength),
+                               "value": [float(v) for v in strength.values()]}))
+    on = run.outputs(blind=off.settlement)
+    base = off.outputs(blind=off.settlement)
+    change = on.merge(base, on=["period", "contract_year", "band", "metric"], suffixes=("", "_off"), how="left")
+    change["value"] = change["value"] - change["value_off"]
+    for frame, prefix in ((on, BEHAVIOUR_CATEGORY), (change, CHANGE_PREFIX)):
+        parts.append(pd.DataFrame({"period": frame["period"], "category": prefix + "." + frame["band"],
+                                   "metric": frame["metric"], "value": frame["value"].astype(float)}))
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(0, "point", spec.point)
+    table.insert(1, "replication", spec.replication)
+    return tidy(table)
+
+
+def _split_spec(spec):
+    """The spec without its derived parameters (for :func:`sim.sweep.check_sweep`), and those parameters."""
+    derived = [p for p in spec.parameters if p.path in DERIVED_PATHS]
+    plain = spec.model_copy(update={"parameters": [p for p in spec.parameters if p.path not in DERIVED_PATHS]})
+    return plain, derived
+
+
+def check_behaviour_sweep(spec) -> None:
+    """Refuse, before anything runs, a behaviour sweep that cannot run: everything :func:`sim.sweep.check_sweep`
+    checks for the ordinary key paths, a contract, a behaviour mode other than off, and each derived key at its
+    low and high value (or each value)."""
+    from .config import source_of
+    from .contract import ContractError
+    from .sweep import SweepError, check_sweep
+
+    plain, derived = _split_spec(spec)
+    check_sweep(plain)
+    spec._base = plain._base
+    scenario, contract = plain.base()
+    found = []
+    where = source_of(("parameters",), spec._provenance, spec._source)
+    if contract is None:
+        found.append((spec._source, "contract", None, "a behaviour sweep needs a contract (give `contract`, or a "
+                                                      "scenario that names one)"))
+    if scenario.behaviour.mode == "off" and not any(p.path == "behaviour.mode" for p in plain.parameters):
+        found.append((source_of(("changes",), spec._provenance, spec._source), "changes.behaviour.mode", "off",
+                      "the provider does not respond with behaviour off: set behaviour.mode to base or stress"))
+    for i, p in enumerate(spec.parameters):
+        if p.path not in DERIVED_PATHS or contract is None:
+            continue
+        tried = p.values if p.values is not None else [p.low, p.high]
+        for value in tried:
+            try:
+                apply_derived(contract, {p.path: value})
+            except (ContractError, ValueError, TypeError) as e:
+                message = e.problems[0][3] if isinstance(e, ContractError) else str(e)
+                found.append((where, f"parameters[{i}].path", p.path, f"{message} (with value {value!r})"))
+    if found:
+        raise SweepError(found)
+
+
+def load_behaviour_sweep(path: str | Path):
+    """Read and validate a sweep spec that may sweep the derived keys of :data:`DERIVED_PATHS`, its scenario and
+    contract, and every key path (:func:`check_behaviour_sweep`)."""
+    from pydantic import ValidationError
+
+    from .config import problems, read_with_extends
+    from .sweep import SweepError, SweepSpec
+
+    path = Path(path)
+    raw, provenance = read_with_extends(path, SweepError)
+    raw.pop("extends", None)
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as e:
+        raise SweepError(problems(e, SweepSpec, str(path), provenance)) from None
+    spec._source = str(path)
+    spec._provenance = provenance
+    check_behaviour_sweep(spec)
+    return spec
+
+
+def behaviour_sweep_specs(spec, points: pd.DataFrame | None = None) -> list:
+    """The runs of a behaviour sweep as data (:class:`sim.experiment.RunSpec`), the derived keys applied; the
+    same seeds at every point (common random numbers)."""
+    from .experiment import RunSpec, contract_raw
+    from .sweep import design_points, point_scenario
+
+    plain, derived = _split_spec(spec)
+    points = design_points(spec) if points is None else points
+    scenario, contract = spec.base() if spec._base is not None else plain.base()
+    specs = []
+    for point, row in points.iterrows():
+        sc, co = point_scenario(scenario, contract, plain, row)
+        co = apply_derived(co, {p.path: row[p.path] for p in derived})
+        raw, craw = sc.raw(), contract_raw(co)
+        specs += [RunSpec(int(point), r, raw, craw, spec.seed) for r in range(spec.replications)]
+    return specs
+
+
+def run_behaviour_sweep(spec, executor=None, store=None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run every point of a sweep spec with the provider responding (:func:`behaviour_run`) through the
+    experiment machinery (:func:`sim.experiment.run_specs`: any executor; with a ``store`` finished runs are kept
+    and a rerun resumes); returns ``(points, table)``. The spec may sweep the derived keys of
+    :data:`DERIVED_PATHS` beside ordinary scenario and ``contract.`` key paths."""
+    from .experiment import run_specs
+    from .sweep import design_points
+
+    check_behaviour_sweep(spec)
+    points = design_points(spec)
+    specs = behaviour_sweep_specs(spec, points)
+    experiment = {"kind": "behaviour_sweep", "spec": spec.model_dump(mode="json"), "points": len(points)}
+    table = run_specs(specs, executor, store, progress, function=behaviour_run, experiment=experiment)
+    return points, table
+
+
+SWEEP_MECHANISMS = ("deflected_share", "parked_share", "misrecorded_share", "band_drift_share", "held_share",
+                    "fast_tracked_share")
+
+
+def behaviour_sweep_summary(spec, points: pd.DataFrame, table: pd.DataFrame,
+                            metrics: Iterable[tuple[str, str]] = (("share_of_starters", "behaviour.critical"),
+                                                                  ("spend_per_true_outcome", "behaviour.all"),
+                                                                  ("completions_per_referral",
+                                                                   "behaviour_change.critical_minus_low"))
+                            ) -> pd.DataFrame:
+    """One row per point: the swept values (as applied), the mean over replications of each mechanism strength
+    and of the total distortion (term), and the term value of each (metric, category) in ``metrics``."""
+    from .sweep import applied_points
+
+    out = applied_points(spec, points).copy()
+    term = table[table["period"].astype(str) == TERM]
+    strength = term[term["category"] == BEHAVIOUR_CATEGORY].groupby(["point", "metric"])["value"].mean().unstack()
+    for m in (*SWEEP_MECHANISMS, "capacity_cut", "mean_pressure", "distortion"):
+        if m in strength:
+            out[m] = strength[m].reindex(out.index)
+    for metric, category in metrics:
+        rows = term[(term["metric"] == metric) & (term["category"] == category)]
+        out[f"{metric} ({category})"] = rows.groupby("point")["value"].mean().reindex(out.index)
+    return out
+
+
+def plot_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, parameter: str | None = None,
+                         title: str = ""):
+    """The mechanism strengths and the total distortion (term, mean over replications, with 95% CIs) against
+    one swept ``parameter`` (default the first): the U-shape of total distortion as band weights go from flat to
+    steep shows here. Points of other parameters are averaged within each value."""
+    from .sweep import applied_points
+
+    plt = _plt()
+    parameter = parameter or spec.parameters[0].path
+    x = applied_points(spec, points)[parameter].astype(float)
+    term = table[(table["period"].astype(str) == TERM) & (table["category"] == BEHAVIOUR_CATEGORY)]
+    term = term.assign(x=term["point"].map(x))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for metric in (*SWEEP_MECHANISMS, "distortion"):
+        d = term[term["metric"] == metric]
+        if d.empty:
+            continue
+        g = d.groupby("x")["value"]
+        stats_ = pd.DataFrame([(v, *_mean_ci(grp)[:3]) for v, grp in g], columns=["x", "mean", "lo", "hi"])
+        style = {"color": "black", "lw": 2.2} if metric == "distortion" else {"lw": 1.2}
+        ax.plot(stats_["x"], 100 * stats_["mean"], marker="o", label=metric.replace("_", " "), **style)
+        if stats_["lo"].notna().any():
+            ax.fill_between(stats_["x"], 100 * stats_["lo"], 100 * stats_["hi"], alpha=0.15,
+                            color=style.get("color"))
+    hint = {STEEPNESS_PATH: " (log of the Critical / Low weight; 0 = flat)", PBR_SHARE_PATH: " (every year)"}
+    ax.set_xlabel(parameter + hint.get(parameter, ""))
+    ax.set_ylabel("% of the clients, reviews or exits concerned")
+    ax.set_title(title or f"{spec.name}: provider responses against {parameter}")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def write_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, out: str | Path,
+                          with_plots: bool = True) -> pd.DataFrame:
+    """A behaviour sweep's design (``points.csv``), results (``results.parquet``), per-point summary
+    (``summary.csv``) and a plot per swept parameter (``distortion_<parameter>.png``). The run store
+    (``runs/``) is left as it is."""
+    from .history import write_atomic
+    from .sweep import applied_points
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = behaviour_sweep_summary(spec, points, table)
+    write_atomic(out / "points.csv", lambda p: applied_points(spec, points).to_csv(p))
+    write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
+    write_atomic(out / "summary.csv", lambda p: summary.to_csv(p))
+    if with_plots:
+        plt = _plt()
+        for p in spec.parameters:
+            fig = plot_behaviour_sweep(spec, points, table, p.path)
+            name = p.path.replace("contract.", "").replace(".", "_")
+            write_atomic(out / f"distortion_{name}.png", lambda f, fig=fig: fig.savefig(f, dpi=110, format="png"))
+            plt.close(fig)
+    return summary
+
+
+# --- 6. the command line (registered by sim.cli) ---------------------------------------------------------------------
+
+
+def cmd_audit_contract(args) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from .cli import _scenario
+    from .contract import load_contract
+
+    scenario = _scenario(args)
+    path = args.contract or scenario.contract_path()
+    if path is None:
+        print(f"scenario {scenario.name} names no contract: give one (pbrsim audit-contract SCENARIO CONTRACT)",
+              file=sys.stderr)
+        return 2
+    contract = load_contract(path)
+    out = Path(args.out) if args.out else Path("results") / scenario.name / f"audit_{contract.name}"
+    bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
+               disable=not sys.stderr.isatty())
+    with bar:
+        audit = audit_contract(scenario, contract, args.replications, args.seed, iterations=args.iterations,
+                               workers=args.workers, progress=lambda n: bar.update(n - bar.n))
+    write_audit(audit, out, with_plots=not args.no_plots)
+    report = audit.report()
+    brief = report.split("## In brief", 1)[1].split("\n## ", 1)[0].strip()
+    print(f"{contract.name} on {scenario.name}: {args.replications} replication(s), behaviour off, base and stress "
+          f"on common random numbers\n\n{brief}\n")
+    summary = audit.mechanism_summary()
+    table = summary.pivot_table(index="measure", columns="mode", values="mean", sort=False)
+    print(table.reindex(columns=list(audit.modes)).round(4).to_string())
+    print(f"\nreport, tables and plots written to {out}/ (report.md)")
+    return 0
+
+
+def cmd_behaviour_sweep(args) -> int:
+    from .cli import _executor, _wide
+    from .experiment import progress_bar
+    from .sweep import design_points
+
+    spec = load_behaviour_sweep(args.spec)
+    total = len(design_points(spec)) * spec.replications
+    out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
+    with _executor(args) as executor, progress_bar(total, spec.name) as bar:
+        points, table = run_behaviour_sweep(spec, executor, store=out / "runs", progress=bar)
+    summary = write_behaviour_sweep(spec, points, table, out, with_plots=not args.no_plots)
+    print(f"{spec.name}: {len(points)} points x {spec.replications} replications, behaviour on\n")
+    with _wide():
+        print(summary.round(4).to_string())
+    print(f"\nresults written to {out}/ (finished runs are kept in {out / 'runs'}: a rerun resumes)")
+    return 0
+
+
+def add_commands(sub) -> None:
+    """Register ``audit-contract`` and ``behaviour-sweep`` on the ``pbrsim`` sub-command parser."""
+    from .cli import _add_executor_options
+
+    audit = sub.add_parser("audit-contract", help="what a contract design invites: behaviour off, base and stress "
+                                                  "on common random numbers, with a Markdown report")
+    audit.add_argument("scenario", help="scenario file (TOML); its [behaviour] block sets the provider")
+    audit.add_argument("contract", nargs="?", default=None, help="contract file (default: the scenario's)")
+    audit.add_argument("-n", "--replications", type=int, default=5, help="replications (default 5)")
+    audit.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
+    audit.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    audit.add_argument("--iterations", type=int, default=3, help="most runs of the M7 cash fixed point (default 3)")
+    audit.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    audit.add_argument("--out", default=None, help="output directory (default: results/<scenario>/audit_<contract>)")
+    audit.add_argument("--no-plots", action="store_true", help="skip the plots")
+    audit.set_defaults(func=cmd_audit_contract)
+
+    sweep = sub.add_parser("behaviour-sweep", help="a sweep spec run with the provider responding (contract "
+                                                   "features, derived band-weight steepness)")
+    sweep.add_argument("spec", help="sweep spec file (TOML)")
+    sweep.add_argument("--out", default=None, help="output directory (default: results/sweeps/<name>)")
+    sweep.add_argument("--no-plots", action="store_true", help="skip the plots")
+    _add_executor_options(sweep)
+    sweep.set_defaults(func=cmd_behaviour_sweep)
