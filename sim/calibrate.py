@@ -39,8 +39,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .config import ConfigError
-from .history import History
-from .pathway import TreatmentSystem, simulate
+from .pathway import simulate
 from .scenario import Scenario, ScenarioError, scenario_from_dict
 from .targets import Target, TargetFile, evaluate
 
@@ -186,28 +185,10 @@ def seed_sequences(seed: int, replications: int, first: int = 0) -> list[np.rand
     return [np.random.SeedSequence(seed, spawn_key=(r,)) for r in range(first, first + replications)]
 
 
-def _simulate(scenario: Scenario, seed) -> History:
-    """``simulate``, tolerating one engine fault: a timeout to a time a rounding error (~1e-14 days) before now
-    raises ``Negative delay`` in SimPy. The run is repeated with such holds clamped to now, which is what the
-    engine would do without the fault; other runs are untouched. (Reported to the engine's owner; remove this
-    when ``TreatmentSystem.hold`` clamps.)"""
-    try:
-        return simulate(scenario, seed)
-    except ValueError as e:
-        if "Negative delay" not in str(e) or not hasattr(TreatmentSystem, "hold"):
-            raise
-
-    class _Clamped(TreatmentSystem):
-        def hold(self, until):
-            return super().hold(max(until, self.env.now))
-
-    return _Clamped(scenario, seed).run(None)
-
-
 def _one_run(args) -> list[float]:
     raw, seed, targets = args
     scenario = raw if isinstance(raw, Scenario) else scenario_from_dict(raw, "<calibration>")
-    return evaluate(_simulate(scenario, seed), targets)
+    return evaluate(simulate(scenario, seed), targets)
 
 
 class Evaluator:

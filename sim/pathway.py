@@ -179,10 +179,16 @@ class TreatmentSystem:
         return 0 if len(self.epochs) == 1 else bisect.bisect_right(self._epoch_starts, self.env.now) - 1
 
     def hold(self, until: float) -> simpy.Event:
-        """A timeout to absolute day ``until``; past the horizon the client's process stops instead."""
+        """A timeout to absolute day ``until``; past the horizon the client's process stops instead. A time a
+        rounding error before now (e.g. a death time reached as admission + stay) is now."""
         if until > self.end:
             raise HorizonReached
-        return self.env.timeout(until - self.env.now)
+        delay = until - self.env.now
+        if delay < 0.0:
+            if delay < -1e-6:
+                raise RuntimeError(f"a hold to day {until} from day {self.env.now}: the past")
+            delay = 0.0
+        return self.env.timeout(delay)
 
     def capacity_changes(self):
         """Dated changes to capacities (vacancies, recruitment, a new hub) take effect on their day."""

@@ -167,3 +167,15 @@ def test_treatment_states_hold_a_caseload_place(history, small):
     times = np.linspace(history.start + 30, history.end - 1, 25)
     for t in times:
         assert ((sp["start"] <= t) & (sp["end"] > t)).sum() <= small.capacity.caseload
+
+
+def test_a_hold_a_rounding_error_in_the_past_is_now(small):
+    """A death time reached as admission + stay can differ from the death time by a rounding error: waiting
+    until it must not ask SimPy for a negative delay. Anything further in the past is a bug and says so."""
+    from sim.pathway import TreatmentSystem
+
+    ts = TreatmentSystem(small, 1)
+    ts.env.run(until=10.0)
+    assert ts.hold(10.0 - 1e-13)._delay == 0.0
+    with pytest.raises(RuntimeError, match="the past"):
+        ts.hold(9.0)
