@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import streamlit as st
 
@@ -20,9 +21,6 @@ from sim.vocabulary import BANDS
 
 log = logging.getLogger("pbrsim.webapp")
 THIS_DESIGN = "this design"
-
-st.set_page_config(page_title="pbrsim: contract designer", layout="wide")
-
 
 # --- the slow step, cached ---------------------------------------------------------------------------------
 
@@ -54,7 +52,8 @@ def activity(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict):
 @st.cache_data(max_entries=32, show_spinner=False)
 def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _scenario_raw: dict,
             _contract_raw: dict):
-    return R.settle_replications(_contract_raw, histories(scenario_key, seeds, _scenario_raw), _scenario_raw)
+    runs = histories(scenario_key, seeds, _scenario_raw)
+    return R.settle_replications(_contract_raw, runs, _scenario_raw, pool() if len(runs) > 1 else None)
 
 
 def settle(design: D.Design):
@@ -137,6 +136,8 @@ def design_page() -> None:
         st.error(f"No scenario naming a contract in {D.scenarios_folder()}/.")
         return
     by_file = {s.file: s for s in sites}
+    if st.session_state.get("site") not in by_file:  # West Kent first: the calibrated, documented system
+        st.session_state["site"] = "west_kent.toml" if "west_kent.toml" in by_file else sites[0].file
     top = st.columns([2, 2, 1, 1, 1.4])
     site = by_file[top[0].selectbox("Site scenario", list(by_file), key="site",
                                     format_func=lambda f: f"{by_file[f].name} ({f})",
@@ -251,11 +252,16 @@ def design_page() -> None:
 
 
 def _run(design: D.Design) -> None:
-    result = settle(design)
+    start = time.perf_counter()
     activity_of(design)
+    simulated = time.perf_counter()
+    result = settle(design)
+    done = time.perf_counter()
     t = result.term
     st.success(f"{design.contract.name} on {design.scenario.name}: {design.replications} replications, mean "
                f"margin {V.money(t['margin'].mean())} over the term — see Results, Compare and Download.")
+    st.caption(f"Simulation {simulated - start:.1f} s (cached: a tariff change does not repeat it), "
+               f"settlement {done - simulated:.2f} s.")
 
 
 # --- Results -------------------------------------------------------------------------------------------------
@@ -356,17 +362,25 @@ def download_page(design: D.Design) -> None:
 
 # --- the page ------------------------------------------------------------------------------------------------
 
-st.title("Payment-by-results contract designer")
-st.caption("Simulated drug and alcohol treatment systems (pbrsim): what a contract design buys, what it costs, "
-           "and what it risks for the provider.")
-tabs = st.tabs(["Design a contract", "Results", "Compare", "Download"])
-with tabs[0]:
-    shown(design_page, "The design form")
-current = st.session_state.get("run_design")
-for tab, page, what in ((tabs[1], results_page, "Results"), (tabs[2], compare_page, "Comparison"),
-                        (tabs[3], download_page, "Downloads")):
-    with tab:
-        if current is None:
-            st.info("Design a contract and press Run: results appear here.")
-        else:
-            shown(lambda page=page: page(current), what)
+
+def main() -> None:
+    st.set_page_config(page_title="pbrsim: contract designer", layout="wide")
+    st.title("Payment-by-results contract designer")
+    st.caption("Simulated drug and alcohol treatment systems (pbrsim): what a contract design buys, what it costs, "
+               "and what it risks for the provider.")
+    tabs = st.tabs(["Design a contract", "Results", "Compare", "Download"])
+    with tabs[0]:
+        shown(design_page, "The design form")
+    current = st.session_state.get("run_design")
+    for tab, page, what in ((tabs[1], results_page, "Results"), (tabs[2], compare_page, "Comparison"),
+                            (tabs[3], download_page, "Downloads")):
+        with tab:
+            if current is None:
+                st.info("Design a contract and press Run: results appear here.")
+            else:
+                shown(lambda page=page: page(current), what)
+
+
+# Streamlit runs this file as __main__; worker processes (spawn) import it as __mp_main__ and must not draw.
+if __name__ == "__main__":
+    main()

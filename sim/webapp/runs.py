@@ -129,34 +129,49 @@ class Settled:
     fingerprints: list[str]
 
 
-def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict) -> Settled:
-    """Settle every History under one contract (validated again: the page's design or a shipped one)."""
+PARTS = ("by_year", "income", "commissioner", "cash", "offending", "paid")
+
+
+def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replication: int) -> dict:
+    """One History under one contract: the page's tables for that replication (a top-level function, so worker
+    processes can run it)."""
     contract = contract_from_dict(contract_raw, "<page contract>")
     scenario = scenario_from_dict(scenario_raw, "<page design>")
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in ("by_year", "income", "commissioner", "cash",
-                                                             "offending", "paid")}
-    terms, prints = [], []
-    for r, h in enumerate(histories):
-        s = settle(contract, h, scenario)
-        by_year = contract_year_metrics(s)
-        parts["by_year"].append(by_year.reset_index().assign(replication=r))
-        terms.append(term_metrics(by_year).rename(r))
-        inc = s.income_by_year().drop(columns="total").reset_index().melt(
-            id_vars="contract_year", var_name="component", value_name="amount")
-        parts["income"].append(inc.assign(replication=r))
-        parts["commissioner"].append(commissioner_by_year(s).reset_index().assign(replication=r))
-        parts["cash"].append(monthly_cash(s).assign(replication=r))
-        if len(s.offending):
-            parts["offending"].append(s.offending.assign(replication=r))
-        pay = s.payments[s.payments["kind"].isin(["outcome", "clawback"])]
-        counts = pay.assign(outcomes=np.where(pay["kind"] == "outcome", 1, 0)).groupby(
-            ["contract_year", "component", "band"], as_index=False)[["outcomes", "amount"]].sum()
-        parts["paid"].append(counts.assign(replication=r))
-        prints.append(fingerprint(h))
-    frames = {k: _first_replication(pd.concat(v, ignore_index=True)) if v else pd.DataFrame()
-              for k, v in parts.items()}
-    term = pd.DataFrame(terms).rename_axis("replication").reset_index()
-    return Settled(contract.name, term=term, fingerprints=prints, **frames)
+    r = replication
+    s = settle(contract, history, scenario)
+    by_year = contract_year_metrics(s)
+    inc = s.income_by_year().drop(columns="total").reset_index().melt(
+        id_vars="contract_year", var_name="component", value_name="amount")
+    pay = s.payments[s.payments["kind"].isin(["outcome", "clawback"])]
+    paid = pay.assign(outcomes=np.where(pay["kind"] == "outcome", 1, 0)).groupby(
+        ["contract_year", "component", "band"], as_index=False)[["outcomes", "amount"]].sum()
+    return {
+        "name": contract.name, "term": term_metrics(by_year).rename(r), "fingerprint": fingerprint(history),
+        "by_year": by_year.reset_index().assign(replication=r), "income": inc.assign(replication=r),
+        "commissioner": commissioner_by_year(s).reset_index().assign(replication=r),
+        "cash": monthly_cash(s).assign(replication=r),
+        "offending": s.offending.assign(replication=r) if len(s.offending) else None,
+        "paid": paid.assign(replication=r),
+    }
+
+
+def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict,
+                        pool: Executor | None = None) -> Settled:
+    """Settle every History under one contract (validated again: the page's design or a shipped one); with a
+    pool, the replications are settled in its worker processes."""
+    contract_from_dict(contract_raw, "<page contract>")  # refuse a bad contract here, before any work
+    if pool is None or len(histories) < 2:
+        done = [settle_one(contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
+    else:
+        futures = [pool.submit(settle_one, contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
+        done = [f.result() for f in futures]
+    frames = {}
+    for k in PARTS:
+        found = [d[k] for d in done if d[k] is not None]
+        frames[k] = _first_replication(pd.concat(found, ignore_index=True)) if found else pd.DataFrame()
+    term = pd.DataFrame([d["term"] for d in done]).rename_axis("replication").reset_index()
+    return Settled(done[0]["name"] if done else contract_raw.get("name", ""), term=term,
+                   fingerprints=[d["fingerprint"] for d in done], **frames)
 
 
 def _first_replication(frame: pd.DataFrame) -> pd.DataFrame:
