@@ -111,7 +111,7 @@ def spin(page, name: str, value) -> None:
 
 def settle_page(page) -> None:
     """Wait until the script has finished running."""
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(500)
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=RUN_TIMEOUT)
 
 
@@ -130,7 +130,9 @@ def open_design(page, url: str, template: str | None = None, replications: int =
 
 
 def run(page) -> None:
+    """Press Run and wait for the script to finish (the last run's message stays on the page meanwhile)."""
     page.get_by_role("button", name="Run").click()
+    settle_page(page)
     page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
 
 
