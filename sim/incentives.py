@@ -116,8 +116,8 @@ METRICS: dict[str, str] = {
     "spend": "commissioner spend, payments and assessments (pounds)",
     "provider_margin": "provider income less delivery cost (pounds)",
     "paid_outcomes": "paid outcomes earned in the period",
-    "true_outcomes": "paid outcomes that are real: not evidenced by a misrecorded review, and (sustained "
-                     "outcomes) not bought by holding a client past the re-presentation they would have made",
+    "true_outcomes": "paid outcomes that are real (not evidenced by a misrecorded TOP review)",
+    "held_outcomes": "paid sustained outcomes after a discharge held past clinical readiness",
     "spend_per_true_outcome": "commissioner spend / true outcomes (pounds)",
     "outcomes_anyway": "true outcomes the same client also achieved with behaviour off (same seed)",
     "additional_outcomes": "true outcomes the same client did not achieve with behaviour off",
@@ -425,9 +425,10 @@ def paid_outcomes(settlement: Settlement, window_days: float | None = None) -> p
     """Every outcome payment (kind ``outcome``) with the episode it rewarded and whether the outcome is *true*:
     ``client_id``, ``episode``, ``component``, ``measure``, ``band`` (recorded), ``need`` (assessed),
     ``earned``, ``contract_year``, ``amount``, ``misrecorded`` (evidenced while a misrecorded review of the
-    episode stood within the measure's window), ``held`` (a sustained outcome the client would have lost had
-    they been discharged when clinically ready: re-presented within the window of that day), ``overpaid``
-    (pounds above the assessed band's weight after band drift), ``true`` (neither misrecorded nor held)."""
+    episode stood within the measure's window), ``held`` (a sustained outcome after a discharge held past
+    clinical readiness: whether it would have happened anyway is for :func:`pair_outcomes` to say, against the
+    behaviour-off run), ``overpaid`` (pounds above the assessed band's weight after band drift) and ``true``
+    (not misrecorded: the client really had the outcome)."""
     from .outcomes import achievements
 
     h, c = settlement.history, settlement.contract
@@ -455,8 +456,7 @@ def paid_outcomes(settlement: Settlement, window_days: float | None = None) -> p
             misrecorded[m["index"].unique()] = True
         held = np.zeros(len(rows), dtype=bool)
         if o.measure == "sustained_recovery":
-            ready = rows["exit"] - rows["discharge_shift_days"].clip(lower=0)
-            held = ((rows["discharge_shift_days"] > 0) & (rows["next_referral"] - ready < o.window_days)).to_numpy()
+            held = (rows["discharge_shift_days"] >= SHIFT_MIN_DAYS).to_numpy()
         w_need = rows["need"].map(lambda b: c.weight(o, b) if isinstance(b, str) else math.nan).astype(float)
         w_rec = rows["band"].map(lambda b: c.weight(o, b) if isinstance(b, str) and b else math.nan).astype(float)
         drifted = (rows["need"] != rows["recorded"]) & rows["need"].notna() & (w_rec > 0)
@@ -468,7 +468,7 @@ def paid_outcomes(settlement: Settlement, window_days: float | None = None) -> p
     if not frames:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)
-    out["true"] = ~out["misrecorded"] & ~out["held"]
+    out["true"] = ~out["misrecorded"]
     return out[columns].sort_values(["earned", "client_id", "component"], kind="stable", ignore_index=True)
 
 
@@ -514,6 +514,7 @@ class _Money:
         out["paid_outcomes"] = _per_band(np.ones(len(o)), o["need"], "sum")
         true = _per_band(o["true"], o["need"], "sum")
         out["true_outcomes"] = true
+        out["held_outcomes"] = _per_band(o["held"], o["need"], "sum")
         years = self.spend.index if year == 0 else [year]
         spend = float(self.spend.reindex(years).sum())
         out["spend"] = {ALL: spend}
@@ -1116,10 +1117,10 @@ def audit_report(audit: Audit) -> str:
                   f"{audit.tariff.margin_spread:.2f} R-bar; steepness {audit.tariff.steepness:.2f}.", ""]
     not_converged = audit.strengths[(audit.strengths["mode"] != "off") & (audit.strengths["converged"] < 1)]
     lines += ["## Notes", "",
-              "* True outcomes leave out outcomes evidenced by a misrecorded TOP review and sustained outcomes bought "
-              "by holding a client past the re-presentation they would have made; band drift counts as overpayment "
-              "(`drift_overpayment`). `additional_outcomes` / `lost_outcomes` pair each client's true paid outcomes "
-              "with the same client's in the behaviour-off run.",
+              "* True outcomes leave out outcomes evidenced by a misrecorded TOP review; band drift counts as "
+              "overpayment (`drift_overpayment`). Whether an outcome would have happened anyway is answered client "
+              "by client against the behaviour-off run of the same seed: `outcomes_anyway`, `additional_outcomes`, "
+              "`lost_outcomes` (held discharges: `held_outcomes`).",
               "* M5 gatekeeping acts through start delays (waits) and reserved places; the History records its "
               "effect, not each decision.",
               "* M7 runs as a fixed point outside the simulation: run, settle, cash response, capacity cuts and "
