@@ -31,40 +31,44 @@ def pool():
     return R.make_pool()
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def histories(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict):
-    # the progress bar is made here, inside the cached function, so a cache hit replays it cleanly
+@st.cache_data(max_entries=8, show_spinner=False)
+def histories(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict, _responds_to: dict | None):
+    # the progress bar is made here, inside the cached function, so a cache hit replays it cleanly;
+    # the key (scenario as written, seeds, and the contract only when the provider responds to it) names the rest
     bar = st.progress(0.0, text=f"Simulating {len(seeds)} replication{'s' * (len(seeds) > 1)}…")
 
     def progress(done: int, total: int) -> None:
         bar.progress(done / total, text=f"Simulating: {done} of {total} replications done")
 
-    out = R.simulate_replications(_scenario_raw, seeds, pool() if len(seeds) > 1 else None, progress)
+    out = R.simulate_replications(_scenario_raw, seeds, pool() if len(seeds) > 1 else None, progress,
+                                  _responds_to)
     bar.empty()
     return out
 
 
+def histories_of(design: D.Design):
+    key, seeds = R.simulation_key(design)
+    return histories(key, seeds, design.scenario.raw(), R.responds_to(design))
+
+
 @st.cache_data(max_entries=4, show_spinner=False)
-def activity(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict):
-    return R.activity(histories(scenario_key, seeds, _scenario_raw), _scenario_raw)
+def activity(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
+    return R.activity(histories_of(_design), _design.scenario.raw())
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _scenario_raw: dict,
-            _contract_raw: dict):
-    runs = histories(scenario_key, seeds, _scenario_raw)
-    return R.settle_replications(_contract_raw, runs, _scenario_raw, pool() if len(runs) > 1 else None)
+def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _design: D.Design):
+    runs = histories_of(_design)
+    return R.settle_replications(_design.contract.raw(), runs, _design.scenario.raw(),
+                                 pool() if len(runs) > 1 else None)
 
 
 def settle(design: D.Design):
-    key, seeds = R.simulation_key(design)
-    raw = design.contract.raw()
-    return settled(key, seeds, R.canonical(raw), design.scenario.raw(), raw)
+    return settled(*R.simulation_key(design), R.canonical(design.contract.raw()), design)
 
 
 def activity_of(design: D.Design):
-    key, seeds = R.simulation_key(design)
-    return activity(key, seeds, design.scenario.raw())
+    return activity(*R.simulation_key(design), design)
 
 
 def shown(render, what: str) -> None:
@@ -174,6 +178,9 @@ def design_page() -> None:
         if not behaviour_ok:
             head[4].caption("base and stress arrive with the provider-behaviour model (issue 7); until then the "
                             "provider delivers the same service under every contract")
+        else:
+            head[4].caption("base, stress: the provider responds to this contract (sim.behaviour), so a tariff "
+                            "change simulates again")
 
         st.markdown("**Share of the annual value paid on outcomes (%)**")
         mode = st.session_state["share_mode"]

@@ -86,23 +86,22 @@ def site_contract(scenario: Scenario) -> Contract:
 
 
 def behaviour_available() -> bool:
-    """Whether the provider-behaviour model exists (``sim.behaviour`` with ``scenario_changes(level)``)."""
+    """Whether the provider-behaviour model is there (``sim.behaviour.provider_model``, issue 7)."""
     if importlib.util.find_spec("sim.behaviour") is None:
         return False
-    return hasattr(importlib.import_module("sim.behaviour"), "scenario_changes")
+    return hasattr(importlib.import_module("sim.behaviour"), "provider_model")
 
 
 def behaviour_changes(level: str) -> dict:
-    """Scenario changes that switch the provider's behaviour to ``level`` (off, base, stress). Off changes
-    nothing: the contract-blind model. The behaviour model supplies the changes (``sim.behaviour.scenario_changes``),
-    so the page needs no knowledge of its parameters."""
+    """Scenario changes that set the provider's behaviour to ``level``: off (the scenario as written: the
+    shipped sites are contract-blind), base or stress (``behaviour.mode``; the behaviour model's own defaults)."""
     if level not in BEHAVIOURS:
         raise ValueError(f"provider behaviour must be one of {BEHAVIOURS}, got {level!r}")
     if level == "off":
         return {}
     if not behaviour_available():
         raise ValueError("provider behaviour is not available yet (sim.behaviour): only 'off' can be run")
-    return dict(importlib.import_module("sim.behaviour").scenario_changes(level))
+    return {"behaviour.mode": level}
 
 
 # --- the contract form ---------------------------------------------------------------------------------------

@@ -42,6 +42,12 @@ def canonical(raw: dict) -> str:
     return json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
 
 
+def responds_to(design: Design) -> dict | None:
+    """The contract the simulated provider responds to: None when its behaviour is off (the contract-blind
+    model, whose Histories every contract shares)."""
+    return design.contract.raw() if design.behaviour != "off" else None
+
+
 def simulation_key(design: Design) -> tuple[str, tuple[int, ...]]:
     """What the simulated Histories depend on: the scenario as written and the seeds — and the contract only when
     the provider's behaviour responds to it. Tariffs are not in it: a tariff change only re-settles."""
@@ -54,9 +60,17 @@ def simulation_key(design: Design) -> tuple[str, tuple[int, ...]]:
 # --- the slow step: simulation -------------------------------------------------------------------------------
 
 
-def simulate_replication(scenario_raw: dict, seed: int) -> History:
-    """One replication (a top-level function, so worker processes can run it)."""
-    return simulate(scenario_from_dict(scenario_raw, "<page design>"), seed)
+def simulate_replication(scenario_raw: dict, seed: int, contract_raw: dict | None = None) -> History:
+    """One replication (a top-level function, so worker processes can run it). With the provider's behaviour on
+    (``behaviour.mode``) the provider responds to ``contract_raw``, as in ``pbrsim compare``: its beliefs come
+    from one contract-blind pilot run on the scenario's own seed."""
+    scenario = scenario_from_dict(scenario_raw, "<page design>")
+    provider = None
+    if contract_raw is not None and scenario.behaviour.mode != "off":
+        from ..behaviour import provider_model
+
+        provider = provider_model(scenario, contract_from_dict(contract_raw, "<page contract>"))
+    return simulate(scenario, seed, provider=provider) if provider is not None else simulate(scenario, seed)
 
 
 def available_cores() -> int:
@@ -72,18 +86,20 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
 
 
 def simulate_replications(scenario_raw: dict, seeds: Sequence[int], pool: Executor | None = None,
-                          progress: Callable[[int, int], None] | None = None) -> list[History]:
+                          progress: Callable[[int, int], None] | None = None,
+                          contract_raw: dict | None = None) -> list[History]:
     """The Histories of every seed, in seed order; ``progress(done, total)`` after each. Without a pool (or for
-    one replication) they run here."""
+    one replication) they run here. ``contract_raw``: the contract the provider responds to (behaviour on)."""
     total = len(seeds)
     if pool is None or total == 1:
         out = []
         for i, seed in enumerate(seeds, 1):
-            out.append(simulate_replication(scenario_raw, seed))
+            out.append(simulate_replication(scenario_raw, seed, contract_raw))
             if progress:
                 progress(i, total)
         return out
-    futures = {pool.submit(simulate_replication, scenario_raw, seed): i for i, seed in enumerate(seeds)}
+    futures = {pool.submit(simulate_replication, scenario_raw, seed, contract_raw): i
+               for i, seed in enumerate(seeds)}
     out: list[History | None] = [None] * total
     for done, future in enumerate(as_completed(futures), 1):
         out[futures[future]] = future.result()

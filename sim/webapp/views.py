@@ -204,8 +204,8 @@ def cash_figure(settled: Settled) -> go.Figure:
                              line={"color": COLOURS[0]}))
     fig.add_hline(y=0, line_color="#999")
     p_loss = float((settled.term["margin"] < 0).mean())
-    return _layout(fig, f"Provider's cumulative cash (5th–95th percentile band); probability of a loss over the "
-                        f"term {p_loss:.0%}", "pounds", "month", categories=False)
+    return _layout(fig, f"Provider's cumulative cash (5–95% band); chance of a loss over the term {p_loss:.0%}",
+                   "pounds", "month", categories=False)
 
 
 def commissioner_table(settled: Settled) -> pd.DataFrame:

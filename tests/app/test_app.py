@@ -118,3 +118,16 @@ def test_download_round_trips_through_pbrsim_run(app_env, tmp_path):
         assert np.allclose(provider[column], page[column]), column
     assert np.allclose(commissioner["spend"], page["spend"])
     assert np.allclose(commissioner["planned_exits"], page["planned_exits"])
+
+
+def test_provider_behaviour_runs_each_design_with_the_provider_responding(app_env):
+    at = start()
+    if "stress" not in at.radio(key="behaviour").options:
+        pytest.skip("the provider-behaviour model (sim.behaviour) is not there")
+    at.number_input(key="replications").set_value(1)
+    at.radio(key="behaviour").set_value("stress")
+    run(at)
+    design = at.session_state["run_design"]
+    assert design.scenario.behaviour.mode == "stress"
+    assert list(at.table[1].value.index) == ["this design (west_kent_pbr)", "block"]
+    assert "behaviour" in D.scenario_toml(design)  # the downloaded scenario says how the provider behaves

@@ -69,14 +69,24 @@ def test_bad_input_is_refused_with_the_toml_messages(site):
     assert "seed = -1" in text  # the scenario's own validation
 
 
-def test_provider_behaviour_off_only_until_the_model_exists(site):
-    form = D.form_from_contract(D.site_contract(load_scenario(site.path)))
-    if D.behaviour_available():
-        pytest.skip("sim.behaviour exists: base and stress are offered")
-    with pytest.raises(D.DesignError) as e:
-        D.build_design(site, form, 2, 1, "stress")
-    assert "not available" in str(e.value)
+def test_provider_behaviour_is_a_scenario_change_and_responds_to_the_contract(site):
+    form = dataclasses.replace(D.form_from_contract(D.site_contract(load_scenario(site.path)), years=2),
+                               term_years=2, extension_years=0)
     assert D.behaviour_changes("off") == {}
+    if not D.behaviour_available():
+        with pytest.raises(D.DesignError) as e:
+            D.build_design(site, form, 1, 1, "stress")
+        assert "not available" in str(e.value)
+        return
+    from sim import simulate
+    from sim.behaviour import provider_model
+
+    design = D.build_design(site, form, 1, 5, "stress")
+    assert design.scenario.behaviour.mode == "stress"
+    assert R.responds_to(design) == design.contract.raw()
+    history = R.simulate_replications(design.scenario.raw(), design.seeds, contract_raw=R.responds_to(design))[0]
+    engine = simulate(design.scenario, 5, provider=provider_model(design.scenario, design.contract))
+    assert history.spells.equals(engine.spells)  # as pbrsim compare runs a responding provider
 
 
 def test_tariffs_are_not_in_the_simulation_key(design):
