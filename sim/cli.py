@@ -276,6 +276,12 @@ def cmd_report_validation(args) -> int:
     return 0
 
 
+def cmd_app(args) -> int:
+    from .webapp import launch  # Streamlit is an extra: imported only for this command
+
+    return launch(port=args.port, scenarios=args.scenarios)
+
+
 def cmd_validate(args) -> int:
     failed = 0
     for path in args.scenarios:
@@ -385,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     rv.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
     rv.add_argument("--out", default="results/validation", help="output directory (default results/validation)")
     rv.set_defaults(func=cmd_report_validation)
+
+    app = sub.add_parser("app", help="the commissioners' web app on http://127.0.0.1 (needs: pip install -e '.[app]')")
+    app.add_argument("--port", type=int, help="port (default: the first free one from 8501)")
+    app.add_argument("--scenarios", help="folder of site scenarios to offer (default: the shipped ones)")
+    app.set_defaults(func=cmd_app)
 
     val = sub.add_parser("validate", help="check scenario files without running them")
     val.add_argument("scenarios", nargs="+")

@@ -213,3 +213,12 @@ def test_the_readme_python_example_runs(monkeypatch):
     exec(compile(code[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
     assert {"history", "yearly", "settlement"} <= set(namespace)
     assert len(namespace["yearly"]) > 0 and len(namespace["settlement"].payments) > 0
+
+
+def test_the_app_command_is_offered(capsys):
+    from sim.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["app", "--help"])
+    assert e.value.code == 0
+    assert "127.0.0.1" in capsys.readouterr().out
