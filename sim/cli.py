@@ -392,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     rv.add_argument("--out", default="results/validation", help="output directory (default results/validation)")
     rv.set_defaults(func=cmd_report_validation)
 
-    app = sub.add_parser("app", help="the commissioners' web app on http://127.0.0.1 (needs: pip install -e '.[app]')")
+    app = sub.add_parser("app", help="the commissioners' web app on http://127.0.0.1 (needs: pip install -e '.[app]')",
+                         description="Start the commissioners' web app on http://127.0.0.1 (loopback only, no "
+                                     "telemetry). Needs the app extra: pip install -e '.[app]'.")
     app.add_argument("--port", type=int, help="port (default: the first free one from 8501)")
     app.add_argument("--scenarios", help="folder of site scenarios to offer (default: the shipped ones)")
     app.set_defaults(func=cmd_app)
