@@ -478,17 +478,22 @@ def pair_outcomes(on: pd.DataFrame, off: pd.DataFrame) -> pd.DataFrame:
     with behaviour off) or ``additional``; each off-run outcome the client lost is ``lost``. Earliest first:
     the first k outcomes of a client and component are matched, k the smaller count. Columns: ``earned``,
     ``need``, ``status``."""
-    a = on[on["true"]].sort_values("earned", kind="stable")
-    b = off[off["true"]].sort_values("earned", kind="stable")
-    a = a.assign(k=a.groupby(["client_id", "component"]).cumcount())
-    b = b.assign(k=b.groupby(["client_id", "component"]).cumcount())
-    n_off = b.groupby(["client_id", "component"]).size().rename("n_other")
-    n_on = a.groupby(["client_id", "component"]).size().rename("n_other")
-    a = a.join(n_off, on=["client_id", "component"]).fillna({"n_other": 0})
-    b = b.join(n_on, on=["client_id", "component"]).fillna({"n_other": 0})
-    a["status"] = np.where(a["k"] < a["n_other"], "anyway", "additional")
-    lost = b[b["k"] >= b["n_other"]].assign(status="lost")
-    return pd.concat([a[["earned", "need", "status"]], lost[["earned", "need", "status"]]], ignore_index=True)
+    keys = ["client_id", "component", "k"]
+    columns = ["earned", "need", "status"]
+
+    def numbered(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame[frame["true"].astype(bool)].sort_values("earned", kind="stable")
+        return frame.assign(k=frame.groupby(["client_id", "component"]).cumcount())
+
+    a, b = numbered(on), numbered(off)
+    matched_a = pd.MultiIndex.from_frame(a[keys]).isin(pd.MultiIndex.from_frame(b[keys])) if len(b) else \
+        np.zeros(len(a), dtype=bool)
+    matched_b = pd.MultiIndex.from_frame(b[keys]).isin(pd.MultiIndex.from_frame(a[keys])) if len(a) else \
+        np.zeros(len(b), dtype=bool)
+    a = a.assign(status=np.where(matched_a, "anyway", "additional"))
+    lost = b[~matched_b].assign(status="lost")
+    parts = [f[columns] for f in (a, lost) if len(f)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 class _Money:
