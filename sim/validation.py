@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .calibrate import _simulate, fit_table, seed_sequences
+from .calibrate import fit_table, seed_sequences
 from .history import replace_directory
+from .pathway import simulate
 from .scenario import Scenario, load_scenario, scenario_from_dict
 from .targets import DAYS_PER_YEAR, TargetFile, evaluate, load_targets
 from .vocabulary import TREATMENT_STATES
@@ -97,7 +98,7 @@ def mmc_scenario(base: Scenario, assessors: int = 2, utilisation: float = 0.83) 
 
 def _assessment_wait(args) -> float:
     raw, seed = args
-    h = _simulate(scenario_from_dict(raw, "<M/M/c>"), seed)
+    h = simulate(scenario_from_dict(raw, "<M/M/c>"), seed)
     ev = h.events
     start = ev[ev["kind"] == "assessment_start"].set_index(["client_id", "episode"])["time"]
     ep = h.episodes.set_index(["client_id", "episode"])
@@ -157,7 +158,7 @@ def littles_law(h, groups: Sequence[str] | None = None, window: tuple[float, flo
 
 def _validation_run(args) -> tuple[list[float], list[dict]]:
     raw, seed, targets, windows = args
-    h = _simulate(scenario_from_dict(raw, "<validation>"), seed)
+    h = simulate(scenario_from_dict(raw, "<validation>"), seed)
     values = evaluate(h, targets)
     little = [{"groups": "all", "window": "whole run", **littles_law(h)}]
     for groups, window in windows:
