@@ -46,21 +46,21 @@ def _contract(scenario, choice: str | None):
 
 
 def cmd_run(args) -> int:
+    from .behaviour import provider_model
     from .output import contract_text, summary_text, write_run
     from .pathway import simulate
-    from .settlement import settle
-
-    from .settlement import check
+    from .settlement import check, settle
 
     scenario = _scenario(args)
     contract = _contract(scenario, args.contract)
     if contract is not None:
         check(contract, scenario)
     seed = scenario.seed if args.seed is None else args.seed
+    provider = provider_model(scenario, contract)  # None unless the scenario's behaviour mode is on
     bar, update = _progress_bar(scenario)
     start = time.perf_counter()
     with bar:
-        history = simulate(scenario, seed, progress=update)
+        history = simulate(scenario, seed, progress=update, provider=provider)
     wall = time.perf_counter() - start
     settlement = settle(contract, history, scenario) if contract is not None else None
     out = Path(args.out) if args.out else Path("results") / scenario.name

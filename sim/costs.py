@@ -47,7 +47,7 @@ import pandas as pd
 
 from .calendar import FREQUENCIES, periods as make_periods
 from .distributions import Rate
-from .history import History
+from .history import History, derived
 from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from .vocabulary import BANDS, GROUPS, TREATMENT_STATES
 
@@ -64,6 +64,7 @@ _NO_BAND = len(BANDS)  # column of a price table used when an episode has no ban
 # --- public --------------------------------------------------------------------------------------------------
 
 
+@derived
 def delivery_costs(history: History, scenario: Scenario, freq: str = "month") -> pd.DataFrame:
     """The provider's delivery costs (pounds), one row per period and item (``PROVIDER_ITEMS``).
 
@@ -93,6 +94,7 @@ def delivery_costs(history: History, scenario: Scenario, freq: str = "month") ->
     return _frame(labels, edges, amounts)
 
 
+@derived
 def commissioner_costs(history: History, scenario: Scenario, freq: str = "month") -> pd.DataFrame:
     """The commissioner's own costs (pounds): LASARS assessments, one row per period (item ``assessments``)."""
     labels, edges = _edges(history, freq)

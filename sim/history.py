@@ -33,6 +33,7 @@ Tables (pandas DataFrames, one row per ...):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import shutil
 import tempfile
@@ -287,6 +288,11 @@ class History:
     seed: object = None
     meta: dict = field(default_factory=dict)
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_derived", None)  # tables derived on demand (see ``derived``) are not shipped
+        return state
+
     def date(self, t: float | np.ndarray):
         """Calendar date(s) of simulation day(s) ``t``."""
         base = np.datetime64(self.contract_start, "D")
@@ -304,6 +310,33 @@ class History:
                 target = directory / f"{name}.{fmt}"
                 write_atomic(target, lambda p, df=df, fmt=fmt: (
                     df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)))
+
+
+def derived(compute):
+    """Keep what a pure function of a History (and other fixed arguments) returns on that History, and hand
+    out copies: a History never changes after its run, and settling one History under many contracts (a tariff
+    changed in the web app, a comparison, a sweep of contract terms) needs its achievements, costs and offending
+    cohorts again and again. Arguments are told apart by value, objects such as a Scenario by identity (the
+    entry keeps them alive)."""
+
+    def key_of(value):
+        try:
+            hash(value)
+        except TypeError:
+            return ("id", id(value))
+        return ("id", id(value)) if hasattr(value, "__dict__") else ("value", value)
+
+    @functools.wraps(compute)
+    def wrapper(history: History, *args, **kwargs):
+        cache = history.__dict__.setdefault("_derived", {})
+        key = (compute.__qualname__, tuple(map(key_of, args)), tuple((k, key_of(v)) for k, v in sorted(kwargs.items())))
+        entry = cache.get(key)
+        if entry is None:
+            entry = cache[key] = (args, kwargs, compute(history, *args, **kwargs))
+        result = entry[2]
+        return result.copy() if isinstance(result, (pd.DataFrame, pd.Series)) else result
+
+    return wrapper
 
 
 def write_atomic(target: Path, write) -> None:

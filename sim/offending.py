@@ -42,7 +42,7 @@ import pandas as pd
 from scipy.stats import poisson
 
 from .calendar import FREQUENCIES, financial_year, fy_label, periods
-from .history import History
+from .history import History, derived
 from .randomness import ClientRandom, Stream, root_seed
 from .scenario import DAYS_PER_YEAR, Scenario
 from .vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
@@ -114,6 +114,7 @@ def _with_episode(spells: pd.DataFrame, episodes: pd.DataFrame) -> pd.DataFrame:
 BEFORE_REFERRAL_DAYS = 366.0  # covers any financial year or quarter that a first referral falls in
 
 
+@derived
 def offences_by_spell(history: History, scenario: Scenario) -> pd.DataFrame:
     """One row per spell of every offender, plus a ``before_referral`` row (episode -1) for the year before the
     first referral, at the before-treatment ratio: ``client_id``, ``episode`` (the referral the spell follows),
@@ -203,6 +204,7 @@ def reporting_periods(history: History, freq: str = "year") -> pd.DataFrame:
     return pd.concat([warm, contract], ignore_index=True)
 
 
+@derived
 def cohort_offences(history: History, scenario: Scenario, freq: str = "year") -> pd.DataFrame:
     """The offending cohort per financial period, warm-up periods included (see the module docstring).
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .contract import MEASURES
-from .history import History
+from .history import History, derived
 
 COLUMNS = ["client_id", "episode", "band", "group", "time"]
 NORMATIVE_QUALITY_OF_LIFE = 14  # the average TOP score at successful completion (pbr-contracts.md §1.2)
@@ -52,6 +52,7 @@ def _eligible_at_start(reviews: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series(key.isin(pd.MultiIndex.from_frame(start)), index=reviews.index)
 
 
+@derived
 def achievements(history: History, measure: str, window_days: float = 365.0) -> pd.DataFrame:
     """Every evidenced achievement of ``measure`` in the history (warm-up included; settlement picks dates)."""
     if measure not in MEASURES:

@@ -343,13 +343,19 @@ def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame)
             out.append((("term",), contract.term_cap))
         return out
 
+    caps_of: dict[tuple, list[tuple[tuple, float]]] = {}
     amounts = []
-    for r in rows.itertuples():
-        caps = limits(r.component, r.kind, r.contract_year)
+    # plain lists: this loop runs once per payment, and is the slow part of re-settling a History
+    for component, kind, client, year, band, amount in zip(
+            rows["component"].tolist(), rows["kind"].tolist(), rows["client_id"].tolist(),
+            rows["contract_year"].tolist(), rows["band"].tolist(), rows["amount"].tolist()):
+        caps = caps_of.get((component, kind, year))
+        if caps is None:
+            caps = caps_of[(component, kind, year)] = limits(component, kind, year)
         for key, cap in caps:
             room.setdefault(key, cap)
-        link = (r.component, r.client_id, r.contract_year, r.band)
-        if r.kind == "clawback":
+        link = (component, client, year, band)
+        if kind == "clawback":
             back = paid.get(link, 0.0)
             if back > 0:
                 paid[link] = 0.0
@@ -357,11 +363,11 @@ def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame)
                     room[key] += back
             amounts.append(-back)
             continue
-        pay = min([r.amount, *[room[key] for key, _ in caps]]) if caps else r.amount
+        pay = min([amount, *[room[key] for key, _ in caps]]) if caps else amount
         pay = max(pay, 0.0)
         for key, _ in caps:
             room[key] -= pay
-        if r.kind == "outcome":
+        if kind == "outcome":
             paid[link] = paid.get(link, 0.0) + pay
         amounts.append(pay)
     rows["amount"] = amounts
