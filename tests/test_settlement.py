@@ -862,3 +862,16 @@ def test_monthly_cash_is_the_running_sum_of_net(settled, run, small):
         assert m["cost"].sum() == pytest.approx(cost), name
         assert (np.diff(m["start"].to_numpy()) > 0).all() and m["start"].iloc[0] == 0.0, name
         assert m["end"].iloc[-1] > s.payments["due"].max(), name
+
+
+def test_resettling_a_history_gives_the_same_payments_and_derived_tables_are_copies(run, small):
+    """Achievements, costs and cohorts are kept on the History between settlements (sim.history.derived): a
+    caller changing what it was handed must not change what the next settlement sees."""
+    from sim.outcomes import achievements
+
+    contract = load_contract(CONTRACTS[0])
+    first = settle(contract, run, small).payments
+    handed = achievements(run, "planned_exit", 365.0)
+    handed["time"] = -1.0
+    assert (achievements(run, "planned_exit", 365.0)["time"] >= run.start).all()
+    pd.testing.assert_frame_equal(settle(contract, run, small).payments, first)
