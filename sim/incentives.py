@@ -57,7 +57,7 @@ TERM = "term"
 NOT_SERVED = ("deflected", "left_waiting_list")  # turned away at intake, or gave up waiting
 TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
 UNPLANNED = ("dropped_out", "declined")
-SHIFT_MIN_DAYS = 1.0             # a planned exit moved by less than a day is not counted as held or fast-tracked
+SHIFT_MIN_DAYS = 7.0             # a planned exit moved by less than a week is not counted as held or fast-tracked
 BUNCHING_DAYS = MONTH_DAYS       # re-presentations in the month after the window closes against the month before
 DEFAULT_WINDOW_DAYS = 365.0      # the national 1.4 window, where the contract prices no sustained outcome
 OUTPUT_COLUMNS = ["period", "contract_year", "band", "metric", "value"]
@@ -92,8 +92,8 @@ METRICS: dict[str, str] = {
     "unplanned_exit_share": "share of exits dropped out or declined to continue",
     "completion_rate": "planned exits / people in treatment",
     "completions_per_referral": "planned exits / assessed referrals (a population measure)",
-    "held_share": "share of planned exits held past clinical readiness (M4)",
-    "fast_tracked_share": "share of planned exits brought forward (M4)",
+    "held_share": "share of planned exits held a week or more past clinical readiness (M4)",
+    "fast_tracked_share": "share of planned exits brought forward a week or more (M4)",
     "mean_shift_days": "mean days a planned exit was held (+) or brought forward (-)",
     "sustained_share": "of planned exits whose window has closed, the share without a re-presentation in it",
     "completions_without_re_presentation": "planned exits with no re-presentation within the window (people)",
@@ -650,9 +650,9 @@ MECHANISM_LABELS = {
     "parked_share": "M2 parking: episodes on the caseload parked",
     "review_frequency": "M3 effort shift: TOP review frequency multiplier, mean",
     "misrecorded_share": "M3 measurement: completed TOP reviews misrecorded",
-    "held_share": "M4 holding: planned exits held past readiness",
+    "held_share": "M4 holding: planned exits held a week or more past readiness",
     "mean_hold_days": "M4 holding: mean days held, of those held",
-    "fast_tracked_share": "M4 fast-tracking: planned exits brought forward",
+    "fast_tracked_share": "M4 fast-tracking: planned exits brought forward a week or more",
     "mean_fast_track_days": "M4 fast-tracking: mean days brought forward, of those",
     "reserved_share": "M5 gatekeeping: share of freed places reserved for high-margin referrals, mean",
     "band_drift_share": "M6 band drift: assessed referrals recorded in a more severe band",
@@ -1451,6 +1451,9 @@ def run_behaviour_sweep(spec, executor=None, store=None, progress=None) -> tuple
     return points, table
 
 
+SWEEP_INDEX_METRICS = (("distortion", BEHAVIOUR_CATEGORY), ("deflected_share", BEHAVIOUR_CATEGORY),
+                       ("parked_share", BEHAVIOUR_CATEGORY), ("band_drift_share", BEHAVIOUR_CATEGORY),
+                       ("spend_per_true_outcome", BEHAVIOUR_CATEGORY + "." + ALL))
 SWEEP_MECHANISMS = ("deflected_share", "parked_share", "misrecorded_share", "band_drift_share", "held_share",
                     "fast_tracked_share")
 
@@ -1497,10 +1500,9 @@ def plot_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, parame
         g = d.groupby("x")["value"]
         stats_ = pd.DataFrame([(v, *_mean_ci(grp)[:3]) for v, grp in g], columns=["x", "mean", "lo", "hi"])
         style = {"color": "black", "lw": 2.2} if metric == "distortion" else {"lw": 1.2}
-        ax.plot(stats_["x"], 100 * stats_["mean"], marker="o", label=metric.replace("_", " "), **style)
+        line, = ax.plot(stats_["x"], 100 * stats_["mean"], marker="o", label=metric.replace("_", " "), **style)
         if stats_["lo"].notna().any():
-            ax.fill_between(stats_["x"], 100 * stats_["lo"], 100 * stats_["hi"], alpha=0.15,
-                            color=style.get("color"))
+            ax.fill_between(stats_["x"], 100 * stats_["lo"], 100 * stats_["hi"], alpha=0.12, color=line.get_color())
     hint = {STEEPNESS_PATH: " (log of the Critical / Low weight; 0 = flat)", PBR_SHARE_PATH: " (every year)"}
     ax.set_xlabel(parameter + hint.get(parameter, ""))
     ax.set_ylabel("% of the clients, reviews or exits concerned")
@@ -1513,8 +1515,9 @@ def plot_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, parame
 def write_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, out: str | Path,
                           with_plots: bool = True) -> pd.DataFrame:
     """A behaviour sweep's design (``points.csv``), results (``results.parquet``), per-point summary
-    (``summary.csv``) and a plot per swept parameter (``distortion_<parameter>.png``). The run store
-    (``runs/``) is left as it is."""
+    (``summary.csv``), a plot per swept parameter (``distortion_<parameter>.png``) and, for Morris and Sobol'
+    designs, the sensitivity indices of the metrics in :data:`SWEEP_INDEX_METRICS` (``indices_<metric>.csv`` and
+    ``.png``). The run store (``runs/``) is left as it is."""
     from .history import write_atomic
     from .sweep import applied_points
 
@@ -1524,13 +1527,24 @@ def write_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, out: 
     write_atomic(out / "points.csv", lambda p: applied_points(spec, points).to_csv(p))
     write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
     write_atomic(out / "summary.csv", lambda p: summary.to_csv(p))
+    plt = _plt()
     if with_plots:
-        plt = _plt()
         for p in spec.parameters:
             fig = plot_behaviour_sweep(spec, points, table, p.path)
             name = p.path.replace("contract.", "").replace(".", "_")
             write_atomic(out / f"distortion_{name}.png", lambda f, fig=fig: fig.savefig(f, dpi=110, format="png"))
             plt.close(fig)
+    if spec.design in ("morris", "sobol"):
+        from . import sweep as sweep_module
+
+        for metric, category in SWEEP_INDEX_METRICS:
+            indices = sweep_module.analyse(spec, points, table, metric, TERM, category)
+            write_atomic(out / f"indices_{metric}.csv", lambda f, i=indices: i.to_csv(f, index=False))
+            if with_plots:
+                draw = sweep_module.plot_sobol if spec.design == "sobol" else sweep_module.plot_morris
+                fig = draw(indices, title=f"{spec.design.title()} sensitivity of {metric} ({category})")
+                write_atomic(out / f"indices_{metric}.png", lambda f, fig=fig: fig.savefig(f, dpi=110, format="png"))
+                plt.close(fig)
     return summary
 
 
