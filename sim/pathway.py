@@ -702,9 +702,10 @@ class TreatmentSystem:
     # --- provider behaviour (sim.behaviour): only with a ProviderModel whose mode is not off -----------------
 
     def _pressure_anywhere(self, scenario: Scenario) -> bool:
-        """Whether the provider feels any gaming pressure in the contract years (checked monthly)."""
+        """Whether the provider feels any gaming pressure in the contract years (checked monthly; a pressure
+        below 1e-9, as a binding cap leaves, is none)."""
         days = np.arange(0.0, scenario.horizon.end_day + 31.0, 30.0)
-        return bool(np.any(self.provider.pressure(days) > 0))
+        return bool(np.any(self.provider.pressure(days) > 1e-9))
 
     def responds(self, t: float | None = None) -> bool:
         """Whether the provider may respond at day ``t`` (default now): gaming pressure is zero before the
@@ -807,10 +808,13 @@ class TreatmentSystem:
         if shift == 0.0:
             return
         earliest = max(self.env.now, k.abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
-        k.planned = max(due + shift, earliest)
-        c.ep.discharge_shift_days = k.planned - due
+        planned = max(due + shift, earliest)
+        if planned == due:
+            return
+        k.planned = planned
+        c.ep.discharge_shift_days = planned - due
         kind = "discharge_held" if k.planned > due else "discharge_fast_tracked"
-        self.record.event(c, self.env.now, kind, f"{abs(k.planned - due):.0f}")
+        self.record.event(c, self.env.now, kind, f"{abs(k.planned - due):.1f}")
 
     # --- TOP reviews and harm reduction: facts now, tables after the run --------------------------------------
 
