@@ -316,24 +316,25 @@ def derived(compute):
     """Keep what a pure function of a History (and other fixed arguments) returns on that History, and hand
     out copies: a History never changes after its run, and settling one History under many contracts (a tariff
     changed in the web app, a comparison, a sweep of contract terms) needs its achievements, costs and offending
-    cohorts again and again. Arguments are told apart by value, objects such as a Scenario by identity (the
-    entry keeps them alive)."""
+    cohorts again and again. Plain arguments are told apart by value, objects such as a Scenario by equality
+    (the entry keeps them)."""
 
-    def key_of(value):
-        try:
-            hash(value)
-        except TypeError:
-            return ("id", id(value))
-        return ("id", id(value)) if hasattr(value, "__dict__") else ("value", value)
+    def plain(value) -> bool:
+        return isinstance(value, (str, int, float, bool, type(None)))
 
     @functools.wraps(compute)
     def wrapper(history: History, *args, **kwargs):
         cache = history.__dict__.setdefault("_derived", {})
-        key = (compute.__qualname__, tuple(map(key_of, args)), tuple((k, key_of(v)) for k, v in sorted(kwargs.items())))
-        entry = cache.get(key)
-        if entry is None:
-            entry = cache[key] = (args, kwargs, compute(history, *args, **kwargs))
-        result = entry[2]
+        values = (*args, *(kwargs[k] for k in sorted(kwargs)))
+        key = (compute.__qualname__, tuple(sorted(kwargs)), tuple(v if plain(v) else type(v).__name__ for v in values))
+        objects = [v for v in values if not plain(v)]
+        entries = cache.setdefault(key, [])
+        for kept, result in entries:
+            if all(a is b or a == b for a, b in zip(kept, objects)):
+                break
+        else:
+            result = compute(history, *args, **kwargs)
+            entries.append((objects, result))
         return result.copy() if isinstance(result, (pd.DataFrame, pd.Series)) else result
 
     return wrapper

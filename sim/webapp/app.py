@@ -56,11 +56,18 @@ def activity(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
     return R.activity(histories_of(_design), _design.scenario.raw())
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def kept_histories(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
+    """The same History objects from rerun to rerun (``histories`` hands out copies): what settlement derives
+    from a History (achievements, costs, offending cohorts) is kept on it, so a tariff change only re-prices."""
+    return histories_of(_design)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _design: D.Design):
-    runs = histories_of(_design)
-    return R.settle_replications(_design.contract.raw(), runs, _design.scenario.raw(),
-                                 pool() if len(runs) > 1 else None)
+    # settled here, not in the pool: shipping Histories to workers would lose what is kept on them
+    return R.settle_replications(_design.contract.raw(), kept_histories(scenario_key, seeds, _design),
+                                 _design.scenario.raw())
 
 
 def settle(design: D.Design):

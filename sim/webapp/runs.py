@@ -149,8 +149,7 @@ PARTS = ("by_year", "income", "commissioner", "cash", "offending", "paid")
 
 
 def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replication: int) -> dict:
-    """One History under one contract: the page's tables for that replication (a top-level function, so worker
-    processes can run it)."""
+    """One History under one contract: the page's tables for that replication."""
     contract = contract_from_dict(contract_raw, "<page contract>")
     scenario = scenario_from_dict(scenario_raw, "<page design>")
     r = replication
@@ -171,16 +170,12 @@ def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replica
     }
 
 
-def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict,
-                        pool: Executor | None = None) -> Settled:
-    """Settle every History under one contract (validated again: the page's design or a shipped one); with a
-    pool, the replications are settled in its worker processes."""
+def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict) -> Settled:
+    """Settle every History under one contract (validated again: the page's design or a shipped one), in this
+    process: what settlement derives from a History is kept on it (``sim.history.derived``), so re-settling
+    under another tariff takes a fraction of the first settlement."""
     contract_from_dict(contract_raw, "<page contract>")  # refuse a bad contract here, before any work
-    if pool is None or len(histories) < 2:
-        done = [settle_one(contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
-    else:
-        futures = [pool.submit(settle_one, contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
-        done = [f.result() for f in futures]
+    done = [settle_one(contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
     frames = {}
     for k in PARTS:
         found = [d[k] for d in done if d[k] is not None]
