@@ -1399,22 +1399,9 @@ def check_behaviour_sweep(spec) -> None:
 def load_behaviour_sweep(path: str | Path):
     """Read and validate a sweep spec that may sweep the derived keys of :data:`DERIVED_PATHS`, its scenario and
     contract, and every key path (:func:`check_behaviour_sweep`)."""
-    from pydantic import ValidationError
+    from .sweep import load_sweep
 
-    from .config import problems, read_with_extends
-    from .sweep import SweepError, SweepSpec
-
-    path = Path(path)
-    raw, provenance = read_with_extends(path, SweepError)
-    raw.pop("extends", None)
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as e:
-        raise SweepError(problems(e, SweepSpec, str(path), provenance)) from None
-    spec._source = str(path)
-    spec._provenance = provenance
-    check_behaviour_sweep(spec)
-    return spec
+    return load_sweep(path, check=check_behaviour_sweep)
 
 
 def behaviour_sweep_specs(spec, points: pd.DataFrame | None = None) -> list:

@@ -231,8 +231,9 @@ def _relative(name: str, key: tuple, spec: SweepSpec) -> Path:
 # --- loading and checking -----------------------------------------------------------------------------------------
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read and validate a sweep spec, its scenario and contract, and every key path it sweeps."""
+def load_sweep(path: str | Path, check=None) -> SweepSpec:
+    """Read and validate a sweep spec, its scenario and contract, and every key path it sweeps (``check``:
+    default :func:`check_sweep`; provider-behaviour sweeps pass their own, which knows their derived keys)."""
     path = Path(path)
     raw, provenance = read_with_extends(path, SweepError)
     raw.pop("extends", None)
@@ -242,7 +243,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise SweepError(problems(e, SweepSpec, str(path), provenance)) from None
     spec._source = str(path)
     spec._provenance = provenance
-    check_sweep(spec)
+    (check or check_sweep)(spec)
     return spec
 
 

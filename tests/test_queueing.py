@@ -10,25 +10,7 @@ import pytest
 from scipy import stats
 
 from sim import simulate
-
-NO_RETURNS = {
-    "after_exit.disengaged_represent_rate_per_year": 0.0,
-    "after_exit.signposted_represent_rate_per_year": 0.0,
-    "after_exit.represent_after_relapse": 0.0,
-    "custody.represent_on_release": 0.0,
-    "population.trend_per_year": 0.0,
-}
-
-
-def erlang_c_wait(lam: float, mu: float, c: int) -> float:
-    """Mean wait in queue of an M/M/c queue (Erlang C)."""
-    a = lam / mu
-    rho = a / c
-    assert rho < 1
-    top = a ** c / math.factorial(c) / (1 - rho)
-    p_wait = top / (sum(a ** k / math.factorial(k) for k in range(c)) + top)
-    return p_wait / (c * mu - lam)
-
+from sim.validation import NO_RETURNS, erlang_c_wait
 
 @pytest.fixture(scope="module")
 def mmc(west_kent):
