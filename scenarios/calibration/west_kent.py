@@ -9,7 +9,7 @@ Per substance group it adjusts three things by damped fixed-point steps, on comm
   * one scale on the drop-out, transfer and custody hazards, to the target successful completions as a share
     of all in treatment (which, given the planned share, fixes the mean time in treatment).
 Targets and their sources are in TARGETS below and in the comments of west_kent.toml. `pbrsim calibrate`
-(a later issue) generalises this.
+(sim/calibrate.py) generalises this.
 """
 
 from __future__ import annotations
