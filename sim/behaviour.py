@@ -1433,6 +1433,27 @@ class ProviderModel:
                          max_hold_weeks=m.max_hold_weeks) - \
             fast_track_days(s, g, sharpness=kappa, max_fast_track_weeks=m.max_fast_track_weeks)
 
+    def sustained_window(self) -> float | None:
+        """M4: the window (days from a planned exit) of the sustained non-re-presentation outcome, if the
+        contract pays one; None otherwise."""
+        sustained = self._by_measure(("sustained_recovery",))
+        if not sustained.any() or not (self.at_evidence[:, sustained, :] > 0).any():
+            return None
+        return float(self.evidence_days[sustained].max())
+
+    def defer_probability(self, t, days_to_window_end) -> float:
+        """M4 (stress only by default): the chance a returning client's re-entry is put off past the window."""
+        m = self.behaviour.discharge_timing
+        g = self.pressure(t) if m.enabled else 0.0
+        return float(defer_probability(g, days_to_window_end, True, max_defer=m.max_defer,
+                                       within_days=m.defer_within_days))
+
+    def recode_probability(self, t) -> float:
+        """M4 (stress only by default): the chance an unplanned exit is recorded as a transfer out."""
+        m = self.behaviour.discharge_timing
+        g = self.pressure(t) if m.enabled else 0.0
+        return float(recode_probability(g, max_recode=m.max_recode))
+
     def reserved_share(self, t) -> np.ndarray:
         m = self.behaviour.gatekeeping
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))

@@ -46,6 +46,7 @@ SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", 
                                                                          "prison_release"))
 CJ_SOURCES = {SOURCES.index(s) for s in ("arrest_referral", "court_order", "prison_release")}
 COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
+UNPLANNED = frozenset({"dropped_out", "declined"})
 STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
                     "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
 
@@ -406,8 +407,9 @@ class TreatmentSystem:
         self.caseload.release()
         del self.open_treatment[c.id]
         now = env.now
-        ep.exit, ep.exit_reason = now, reason
-        rec.event(c, now, "exit", reason)
+        recorded = self.recode_exit(c, reason) if reason in UNPLANNED and self.responds() else reason
+        ep.exit, ep.exit_reason = now, recorded
+        rec.event(c, now, "exit", recorded)
         self._treatment_ended(c, start, epoch, k, now, reason == "planned")
         if reason == "died":
             self.die(c)
@@ -650,6 +652,8 @@ class TreatmentSystem:
             elif state == RELAPSED:
                 returns = u[1] < ae.represent_after_relapse.at(g, b).value
                 nxt = env.now + DAYS_PER_WEEK * ae.represent_delay_weeks.at(g, b).ppf(u[2]) if returns else INF
+                if returns and c.ep.exit_reason == "planned" and self.responds():
+                    nxt = self.defer_re_entry(c, nxt)
             elif state == DISENGAGED:
                 nxt = env.now + exp_time(u[3], ae.disengaged_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
                 if u[4] < ae.criminal_justice_route.at(g, b).value:
@@ -815,6 +819,27 @@ class TreatmentSystem:
         c.ep.discharge_shift_days = planned - due
         kind = "discharge_held" if k.planned > due else "discharge_fast_tracked"
         self.record.event(c, self.env.now, kind, f"{abs(k.planned - due):.1f}")
+
+    def recode_exit(self, c: Client, reason: str) -> str:
+        """M4 under stress: an unplanned exit recorded as a transfer out (the client is still disengaged)."""
+        p = self.provider.recode_probability(self.env.now)
+        if p > 0 and self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1, offset=2)[0] < p:
+            self.record.event(c, self.env.now, "exit_recoded", reason)
+            return "transferred"
+        return reason
+
+    def defer_re_entry(self, c: Client, due: float) -> float:
+        """M4 under stress: a relapsed completer returning just before the sustained-outcome window closes is
+        taken back only once it has closed (re-presentations bunch just after the window)."""
+        window = self.provider.sustained_window()
+        if window is None:
+            return due
+        closes = c.ep.exit + window
+        p = self.provider.defer_probability(due, closes - due)
+        if p > 0 and self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1, offset=1)[0] < p:
+            self.record.event(c, self.env.now, "re_entry_deferred", f"{closes + 1.0 - due:.1f}")
+            return closes + 1.0
+        return due
 
     # --- TOP reviews and harm reduction: facts now, tables after the run --------------------------------------
 

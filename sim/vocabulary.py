@@ -97,4 +97,6 @@ EVENT_KINDS: dict[str, str] = {
     "parked": "the provider gives the client reduced keyworking for the episode",
     "discharge_held": "a clinically ready client is kept on the caseload; detail = days",
     "discharge_fast_tracked": "a planned discharge is brought forward; detail = days",
+    "exit_recoded": "an unplanned exit recorded as a transfer out; detail = the exit as it happened",
+    "re_entry_deferred": "a returning client's re-entry put off until the payment window has closed; detail = days",
 }

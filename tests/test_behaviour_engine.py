@@ -108,3 +108,23 @@ def test_a_contact_floor_bounds_parking(small, wk_pbr):
 def test_verified_reviews_remove_misrecording(small, wk_pbr):
     verified = _run(small, wk_pbr, verified_reviews=True)
     assert not verified.reviews["misrecorded"].any()
+
+
+def test_stress_recodes_unplanned_exits_and_defers_re_entry_past_the_window(small, wk_pbr):
+    """Under stress (only: both are zero in base mode) some unplanned exits are recorded as transfers, and some
+    relapsed completers are taken back only after the sustained-outcome window has closed."""
+    base, stress = _run(small, wk_pbr, mode="base"), _run(small, wk_pbr, mode="stress")
+    kinds = lambda h: h.events["kind"].value_counts()  # noqa: E731
+    assert kinds(base)[["exit_recoded", "re_entry_deferred"]].sum() == 0
+    assert kinds(stress)["exit_recoded"] > 0
+    recoded = stress.events[stress.events["kind"] == "exit_recoded"]
+    ep = stress.episodes.set_index(["client_id", "episode"])
+    assert (ep.loc[list(zip(recoded["client_id"], recoded["episode"])), "exit_reason"] == "transferred").all()
+    deferred = stress.events[stress.events["kind"] == "re_entry_deferred"]
+    if len(deferred):  # each comes back the day after its window closes, never inside it
+        provider = provider_model(small.with_changes({"behaviour.mode": "stress"}), wk_pbr)
+        window = provider.sustained_window()
+        for r in deferred.itertuples():
+            nxt = ep.loc[(r.client_id, r.episode + 1)]["referral"] if (r.client_id, r.episode + 1) in ep.index \
+                else np.inf
+            assert nxt >= ep.loc[(r.client_id, r.episode)]["exit"] + window
