@@ -98,8 +98,10 @@ def cmd_compare(args) -> int:
         summary = result.summary()
         shown = ["probability_of_loss", "income", "margin", "margin_ci", "working_capital_needed", "spend",
                  "spend_per_planned_exit", "spend_per_planned_exit_ci"]
-        print(f"{args.replications} replications of {scenario.name}, the same simulated clients under each "
-              f"contract (term totals over the observed contract years; £; ci = 95% half-width):\n")
+        same = ("the same referrals, the provider responding to each contract" if scenario.behaviour.mode != "off"
+                else "the same simulated clients under each contract")
+        print(f"{args.replications} replications of {scenario.name}, {same} (term totals over the observed "
+              f"contract years; £; ci = 95% half-width):\n")
         print(summary[shown].round(0).to_string())
         print(f"\nPaired differences against {contracts[0].name}:\n")
         diffs = result.paired_differences()

@@ -1,7 +1,9 @@
 """Paired comparison of contracts: every replication's History is settled under every contract.
 
 Because settlement is pure, the contracts see exactly the same simulated clients (common random numbers), so
-differences between them are paired and their confidence intervals narrow. The first contract is the reference
+differences between them are paired and their confidence intervals narrow. With provider behaviour on, the
+provider responds to each contract: each is simulated on the same seed, so the same people arrive with the same
+draws, and the histories differ only where the provider's responses make them differ. The first contract is the reference
 for the differences. Replication seeds are spawned from one root ``SeedSequence``.
 """
 
