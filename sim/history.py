@@ -111,24 +111,20 @@ class Recorder:
     def state(self, c: Client, state: int, t: float) -> None:
         """The client enters ``state`` at ``t``, closing the spell they were in."""
         if c.state >= 0 and t > c.since:
-            ids, eps, states, starts, ends = self._spells
-            ids.append(c.id)
-            eps.append(c.spell_episode)
-            states.append(c.state)
-            starts.append(c.since)
-            ends.append(t)
+            self._spell(c, t)
         c.state, c.since, c.spell_episode = state, t, c.episode
 
-    def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
-        ids, eps, times, kinds, details = self._events
+    def _spell(self, c: Client, end: float) -> None:
+        """Record the client's current spell as ending at ``end``."""
+        ids, eps, states, starts, ends = self._spells
         ids.append(c.id)
-        eps.append(c.episode)
-        times.append(t)
-        kinds.append(_KIND_CODE[kind])
-        code = self._details.get(detail)
-        if code is None:
-            code = self._details[detail] = len(self._details)
-        details.append(code)
+        eps.append(c.spell_episode)
+        states.append(c.state)
+        starts.append(c.since)
+        ends.append(end)
+
+    def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
+        self.add_event(c.id, c.episode, t, kind, detail)
 
     def add_event(self, client_id: int, episode: int, t: float, kind: str, detail: str = "") -> None:
         ids, eps, times, kinds, details = self._events
@@ -147,15 +143,10 @@ class Recorder:
         if self._finished:
             raise RuntimeError("this Recorder has already built its History")
         self._finished = True
-        ids, eps, states, starts, ends = self._spells
-        n_closed = len(ids)
+        n_closed = len(self._spells[0])
         for c in self.clients:
             if c.state >= 0:
-                ids.append(c.id)
-                eps.append(c.spell_episode)
-                states.append(c.state)
-                starts.append(c.since)
-                ends.append(end)
+                self._spell(c, end)
         spells = _spells_frame(self._spells, n_closed)
         self._spells = ()
         events = _events_frame(self._events, list(self._details))
