@@ -55,7 +55,7 @@ class Client:
 
     __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
                  "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
-                 "spell_episode", "band", "raised_until", "ep", "draws")
+                 "spell_episode", "band", "raised_until", "ep", "draws", "next_draws")
 
     def __init__(self, cid: int, g: int, source: int, t: float):
         self.id, self.g, self.source, self.first_referral = cid, g, source, t
@@ -66,7 +66,8 @@ class Client:
         self.band = -1
         self.raised_until = -np.inf
         self.ep = None
-        self.draws = None  # the current episode's uniforms, when drawn in bulk (see sim.pathway)
+        self.draws = None  # the current episode's uniforms, when drawn in a batch (see sim.pathway)
+        self.next_draws = None  # the next episode's, when drawn before a re-presentation
 
 
 class Episode:

@@ -14,6 +14,7 @@ times to planned exit, drop-out, transfer, custody and death, the earliest winni
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ from . import reviews
 from .behaviour import deflection_fate, representation_risk, threshold_distance, throttled_delay
 from .history import Client, History, Recorder
 from .population import arrivals, group_and_source
-from .randomness import FIRST_EPISODE_LAYOUT, ClientRandom, Stream, first_episode_draws, root_seed
+from .randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
 from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from .services import Capacity
 from .vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
@@ -49,6 +50,11 @@ COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("comple
 UNPLANNED = frozenset({"dropped_out", "declined"})
 STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
                     "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
+
+
+# Uniforms for re-presentation episodes are drawn in batches: those of clients due back within this many days
+ROWS_AHEAD_DAYS = 30.0
+_AWAITING = object()  # a client's next episode's row is in the next batch
 
 
 class HorizonReached(Exception):
@@ -147,6 +153,8 @@ class TreatmentSystem:
         self.rehab_places = Capacity(self.env, "rehab_places", cap.rehab_places)
         self.open_treatment: dict[int, tuple] = {}  # client id -> (client, (start, epoch, clocks))
         self.treated: list[tuple] = []  # ended treatment episodes, for their reviews
+        self._due: list[tuple] = []  # (day due back, client id, episode, client): rows for the next batch
+        self._rows_until = -INF  # the last batch covered clients due back before this day
         self._record_capacity(h.start_day, scenario)
         self.env.process(self.capacity_changes())
         self.referrals()
@@ -217,7 +225,7 @@ class TreatmentSystem:
         (generated before the run, see :mod:`sim.population`); each arrival is one timeout, whose callback
         gives the new client attributes and a life and schedules the next arrival."""
         times, ids = arrivals(self.scenario, self.seed)
-        self._arrivals = iter(zip(times.tolist(), ids.tolist(), first_episode_draws(self.rng, ids)))
+        self._arrivals = iter(zip(times.tolist(), ids.tolist(), episode_draws(self.rng, ids, 0)))
         self._next_arrival()
 
     def _next_arrival(self) -> None:
@@ -251,14 +259,45 @@ class TreatmentSystem:
 
     def draws(self, c: Client, stream: Stream, n: int, offset: int = 0) -> list[float]:
         """``n`` uniforms of this client's current episode at a decision point (see :mod:`sim.randomness`):
-        from the row drawn in bulk at arrival while in the first episode, else computed."""
+        from the episode's row when it was drawn in a batch (at arrival, or before a re-presentation), else
+        computed. The numbers are the same either way."""
         row = c.draws
+        if row is _AWAITING:
+            row = c.draws = self._draw_batch(c)
         if row is not None:
-            start, size = FIRST_EPISODE_LAYOUT[stream]
+            start, size = EPISODE_LAYOUT[stream]
             if offset + n <= size:
                 start += offset
                 return row[start:start + n].tolist()
         return self.rng.draws(stream, c.id, c.episode, n, offset)
+
+    def _due_back(self, c: Client, day: float) -> None:
+        """The client will re-present on ``day``: their next episode's row joins a batch, unless the batch
+        for that day has been drawn (then its numbers are computed as they are needed)."""
+        c.draws = None  # nothing more is drawn in this episode
+        if day >= self._rows_until:
+            heapq.heappush(self._due, (day, c.id, c.episode + 1, c))
+            c.next_draws = _AWAITING
+
+    def _draw_batch(self, asking: Client):
+        """The rows of every client due back in the next ``ROWS_AHEAD_DAYS``, in one vectorised draw; the row
+        of the client asking."""
+        until = self.env.now + ROWS_AHEAD_DAYS
+        batch = []
+        while self._due and self._due[0][0] < until:
+            batch.append(heapq.heappop(self._due))
+        self._rows_until = until
+        rows = episode_draws(self.rng, [b[1] for b in batch], [b[2] for b in batch])
+        for (_, _, episode, c), row in zip(batch, rows):
+            if c.episode == episode:
+                c.draws = row
+            else:
+                c.next_draws = row
+        return asking.draws if asking.draws is not _AWAITING else None
+
+    def _next_episode(self, c: Client) -> None:
+        c.episode += 1
+        c.draws, c.next_draws = c.next_draws, None
 
     def client_life(self, c: Client):
         """A client's whole life in the system, episode after episode, until death, transfer or the horizon."""
@@ -284,14 +323,12 @@ class TreatmentSystem:
                 if after == IN_CUSTODY:
                     after = yield from self.custody(c)
                     if after == "prison_release":
-                        c.episode += 1
-                        c.draws = None
+                        self._next_episode(c)
                         source = SOURCE_PRISON
                         continue
                 source = yield from self.after_exit(c, after)
                 if source is not None:
-                    c.episode += 1
-                    c.draws = None
+                    self._next_episode(c)
         except HorizonReached:
             return
 
@@ -310,7 +347,7 @@ class TreatmentSystem:
         u = self.draws(c, Stream.ASSESSMENT, 5)
         yield self.hold(env.now + P.booking_delay_days.resolve(group).ppf(u[0]))
         req = self.assessors.request()
-        if not req.triggered:
+        if req is not None:
             yield req
         rec.event(c, env.now, "assessment_start")
         yield self.hold(env.now + P.assessment_days.resolve(group).ppf(u[1]))
@@ -358,7 +395,7 @@ class TreatmentSystem:
             delay = self.throttled_delay(c, delay)
         yield self.hold(env.now + delay)
         req = self.caseload.request()
-        if not req.triggered:
+        if req is not None:
             patience = tr.waiting_list_patience_days
             give_up = INF if patience is None else env.now + patience.at(g, b).ppf(u[1])
             if give_up > self.end:
@@ -501,7 +538,7 @@ class TreatmentSystem:
         rec.state(c, waiting_state, env.now)
         rec.event(c, env.now, f"{what}_referral")
         req = place.request()
-        if req.triggered:
+        if req is None:
             return True
         give_up = env.now + patience_days
         t_exit, _ = k.next_exit()
@@ -666,7 +703,10 @@ class TreatmentSystem:
                 yield self.hold(death)
                 self.die(c)
                 return None
-            yield self.hold(nxt)
+            wait = self.hold(nxt)
+            if state != RECOVERED:
+                self._due_back(c, nxt)
+            yield wait
             if state == RECOVERED:
                 rec.event(c, env.now, "relapse")
                 state = RELAPSED

@@ -116,36 +116,36 @@ class ClientRandom:
         return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
-# Where each decision point's first-episode uniforms sit in a row of ``first_episode_draws``: (start, count).
-# Counts cover what the stages use at most; a stage asking for more falls back to ``draws`` (same values).
-FIRST_EPISODE_LAYOUT: dict[Stream, tuple[int, int]] = {}
+# Where each decision point's uniforms sit in a row of ``episode_draws``: (start, count). Counts cover what the
+# stages use at most in an episode; a stage asking for more falls back to ``draws`` (the same values).
+EPISODE_LAYOUT: dict[Stream, tuple[int, int]] = {}
 _at = 0
 for _stream, _count in ((Stream.ATTRIBUTES, 8), (Stream.ASSESSMENT, 5), (Stream.TREATMENT, 12), (Stream.DETOX, 10),
                         (Stream.REHAB, 6), (Stream.CUSTODY, 2), (Stream.AFTER_EXIT, 10), (Stream.MORTALITY, 8)):
-    FIRST_EPISODE_LAYOUT[_stream] = (_at, _count)
+    EPISODE_LAYOUT[_stream] = (_at, _count)
     _at += _count
-FIRST_EPISODE_WIDTH = _at
+EPISODE_WIDTH = _at
+_ROW_STREAMS = np.concatenate([np.full(n, int(s)) for s, (_, n) in EPISODE_LAYOUT.items()])
+_ROW_COUNTERS = np.concatenate([np.arange(1, n + 1, dtype=np.uint64) for _, n in EPISODE_LAYOUT.values()])
 
 
-def _keyed(stream_key: int, client, episode, counter) -> np.ndarray:
+def _keyed(stream_key, client, episode, counter) -> np.ndarray:
     client = np.asarray(client, dtype=np.int64).astype(np.uint64)
     episode = np.asarray(episode, dtype=np.int64).astype(np.uint64)
     counter = np.asarray(counter, dtype=np.uint64)
-    h = _mix_array(_mix_array(np.uint64(stream_key) ^ client) ^ (episode * np.uint64(_GAMMA)))
+    h = _mix_array(_mix_array(np.asarray(stream_key, dtype=np.uint64) ^ client) ^ (episode * np.uint64(_GAMMA)))
     bits = _mix_array(h + counter * np.uint64(_GAMMA))
     return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
-def first_episode_draws(rng: ClientRandom, clients: np.ndarray) -> np.ndarray:
-    """The first episode's uniforms of many clients at once, one row per client laid out by
-    ``FIRST_EPISODE_LAYOUT``: exactly what :meth:`ClientRandom.draws` gives for episode 0, at a small fraction of
-    the cost (most of a run's clients have only one episode)."""
+def episode_draws(rng: ClientRandom, clients, episodes) -> np.ndarray:
+    """The uniforms of many (client, episode) pairs at once, one row per pair laid out by ``EPISODE_LAYOUT``:
+    exactly what :meth:`ClientRandom.draws` gives, at a small fraction of the cost of drawing them one stage
+    at a time. ``episodes`` may be one number for all."""
     clients = np.asarray(clients, dtype=np.int64)
-    out = np.empty((len(clients), FIRST_EPISODE_WIDTH))
-    for stream, (start, count) in FIRST_EPISODE_LAYOUT.items():
-        counters = np.arange(1, count + 1, dtype=np.uint64)
-        out[:, start:start + count] = rng.keyed(stream, clients[:, None], 0, counters[None, :])
-    return out
+    episodes = np.broadcast_to(np.asarray(episodes, dtype=np.int64), clients.shape)
+    keys = np.array([rng._stream_keys[Stream(s)] for s in _ROW_STREAMS], dtype=np.uint64)
+    return _keyed(keys[None, :], clients[:, None], episodes[:, None], _ROW_COUNTERS[None, :])
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:

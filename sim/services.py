@@ -22,14 +22,14 @@ class Capacity:
         self.in_use = 0
         self.queue: deque[simpy.Event] = deque()
 
-    def request(self) -> simpy.Event:
-        """An event that succeeds when the requester holds a place."""
-        ev = self.env.event()
+    def request(self) -> simpy.Event | None:
+        """None if the requester takes a place at once (no event: most requests, and an event nobody waits on
+        would still cost a turn of the event loop); else an event that succeeds when they hold a place."""
         if not self.queue and self.in_use < self.capacity:
             self.in_use += 1
-            ev.succeed()
-        else:
-            self.queue.append(ev)
+            return None
+        ev = self.env.event()
+        self.queue.append(ev)
         return ev
 
     def release(self) -> None:
