@@ -63,6 +63,19 @@ _HALF_STEP = 0.5 / (1 << 52)
 _INDEX_CACHE = (np.arange(1, 257, dtype=np.uint64) * np.uint64(_GAMMA))
 
 
+# Where each decision point's uniforms sit in a row of ``episode_draws``: (start, count). Counts cover what the
+# stages use at most in an episode; a stage asking for more falls back to ``draws`` (the same values).
+EPISODE_LAYOUT: dict[Stream, tuple[int, int]] = {}
+_at = 0
+for _stream, _count in ((Stream.ATTRIBUTES, 8), (Stream.ASSESSMENT, 5), (Stream.TREATMENT, 12), (Stream.DETOX, 10),
+                        (Stream.REHAB, 6), (Stream.CUSTODY, 2), (Stream.AFTER_EXIT, 10), (Stream.MORTALITY, 8)):
+    EPISODE_LAYOUT[_stream] = (_at, _count)
+    _at += _count
+EPISODE_WIDTH = _at
+_ROW_STREAMS = np.concatenate([np.full(n, int(s)) for s, (_, n) in EPISODE_LAYOUT.items()])
+_ROW_COUNTERS = np.concatenate([np.arange(1, n + 1, dtype=np.uint64) for _, n in EPISODE_LAYOUT.values()])
+
+
 class ClientRandom:
     """Counter-based uniforms keyed by (decision point, client id, episode, index).
 
@@ -75,6 +88,7 @@ class ClientRandom:
         self.seed = seed
         self._root = root = int(seed.generate_state(2, np.uint64)[0])
         self._stream_keys = {s: _mix_int(root ^ (_mix_int(int(s) * _GAMMA & _M64))) for s in Stream}
+        self._row_keys = np.array([self._stream_keys[Stream(s)] for s in _ROW_STREAMS], dtype=np.uint64)
 
     def draws(self, stream: Stream, client: int, episode: int, n: int, offset: int = 0) -> list[float]:
         """``n`` uniforms in (0, 1) for this client and episode, indices ``offset .. offset+n-1``.
@@ -116,19 +130,6 @@ class ClientRandom:
         return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
-# Where each decision point's uniforms sit in a row of ``episode_draws``: (start, count). Counts cover what the
-# stages use at most in an episode; a stage asking for more falls back to ``draws`` (the same values).
-EPISODE_LAYOUT: dict[Stream, tuple[int, int]] = {}
-_at = 0
-for _stream, _count in ((Stream.ATTRIBUTES, 8), (Stream.ASSESSMENT, 5), (Stream.TREATMENT, 12), (Stream.DETOX, 10),
-                        (Stream.REHAB, 6), (Stream.CUSTODY, 2), (Stream.AFTER_EXIT, 10), (Stream.MORTALITY, 8)):
-    EPISODE_LAYOUT[_stream] = (_at, _count)
-    _at += _count
-EPISODE_WIDTH = _at
-_ROW_STREAMS = np.concatenate([np.full(n, int(s)) for s, (_, n) in EPISODE_LAYOUT.items()])
-_ROW_COUNTERS = np.concatenate([np.arange(1, n + 1, dtype=np.uint64) for _, n in EPISODE_LAYOUT.values()])
-
-
 def _keyed(stream_key, client, episode, counter) -> np.ndarray:
     client = np.asarray(client, dtype=np.int64).astype(np.uint64)
     episode = np.asarray(episode, dtype=np.int64).astype(np.uint64)
@@ -144,8 +145,7 @@ def episode_draws(rng: ClientRandom, clients, episodes) -> np.ndarray:
     at a time. ``episodes`` may be one number for all."""
     clients = np.asarray(clients, dtype=np.int64)
     episodes = np.broadcast_to(np.asarray(episodes, dtype=np.int64), clients.shape)
-    keys = np.array([rng._stream_keys[Stream(s)] for s in _ROW_STREAMS], dtype=np.uint64)
-    return _keyed(keys[None, :], clients[:, None], episodes[:, None], _ROW_COUNTERS[None, :])
+    return _keyed(rng._row_keys[None, :], clients[:, None], episodes[:, None], _ROW_COUNTERS[None, :])
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
