@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .contract import Contract
 from .pathway import simulate
@@ -61,7 +61,7 @@ def _mean_ci(x: np.ndarray) -> tuple[float, float]:
         return math.nan, math.nan
     if len(x) == 1:
         return float(x[0]), math.nan
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    half = special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean()), float(half)
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import measures
 from .behaviour import provider_model
@@ -577,7 +577,7 @@ def summarise(table: pd.DataFrame, by: Iterable[str] = ("point", "period", "cate
     out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
     n = out["n"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(n >= 2, stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)), np.nan)
+        t = np.where(n >= 2, special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2), np.nan)
         half = t * out["sd"].to_numpy() / np.sqrt(n)
     out["ci_low"] = out["mean"] - half
     out["ci_high"] = out["mean"] + half
@@ -644,7 +644,7 @@ def _relative_half_widths(x: np.ndarray, confidence: float) -> np.ndarray:
     s1, s2 = np.cumsum(y), np.cumsum(y * y)
     mean = s1 / n + x.mean()
     var = np.maximum((s2 - s1 * s1 / n) / np.maximum(n - 1, 1), 0.0)
-    t = stats.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1))
+    t = special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2)
     half = t * np.sqrt(var / n)
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.where(half == 0, 0.0, half / np.abs(mean))

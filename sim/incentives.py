@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .behaviour import (MONTH_DAYS, REVIEW_MEASURES, STRUCTURED_BANDS, BehaviourSpec, ProviderModel, cash_inputs,
                         cash_response, capacity_changes, margin_neutral_weights, parking_effects)
@@ -742,7 +742,7 @@ def _mean_ci(x) -> tuple[float, float, float, int]:
     m = float(x.mean())
     if len(x) < 2:
         return m, math.nan, math.nan, 1
-    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    half = float(special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
     return m, m - half, m + half, len(x)
 
 

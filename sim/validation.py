@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .calibrate import fit_table, seed_sequences
 from .history import replace_directory
@@ -181,7 +181,7 @@ def _mean_ci(x: np.ndarray) -> tuple[float, float]:
         return math.nan, math.nan
     if len(x) == 1:
         return float(x[0]), math.nan
-    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return float(x.mean()), float(special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
 def _covers(mean: float, half: float, expected: float, tol: float) -> bool:

@@ -390,3 +390,14 @@ def test_simulation_less_offending_in_treatment_than_before(run):
     before = per_person_year(["awaiting_assessment", "awaiting_treatment"])
     assert per_person_year(TREATMENT_STATES) < before
     assert per_person_year(["recovered"]) < per_person_year(TREATMENT_STATES)
+
+
+def test_poisson_quantile_is_scipys():
+    from scipy import stats
+
+    from sim.offending import poisson_quantile
+
+    rng = np.random.default_rng(0)
+    u = rng.random(20_000)
+    mean = np.concatenate([np.zeros(500), rng.random(9_500) * 0.01, rng.exponential(3.0, 10_000)])
+    assert np.array_equal(poisson_quantile(u, mean), stats.poisson.ppf(u, mean))

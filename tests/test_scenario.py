@@ -307,7 +307,7 @@ def test_missing_scenario_file(tmp_path):
 
 def test_circular_extends(tmp_path):
     a = write(tmp_path / "a.toml", 'extends = "b.toml"\n')
-    b = write(tmp_path / "b.toml", 'extends = "a.toml"\n')
+    write(tmp_path / "b.toml", 'extends = "a.toml"\n')
     msg = str(load_error(a))
     assert "circular extends" in msg
     assert "extends" in msg

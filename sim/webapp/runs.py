@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .. import measures
 from ..compare import Comparison, fingerprint
@@ -215,7 +215,7 @@ def mean_ci(values) -> tuple[float, float, float]:
         return math.nan, math.nan, math.nan
     if len(x) == 1:
         return float(x[0]), math.nan, math.nan
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    half = special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
 
 
