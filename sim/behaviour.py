@@ -40,10 +40,10 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from scipy import special
 
-from .config import ConfigError, Section, problems, read_with_extends
+from .config import ConfigError, Section, read_with_extends, validated
 from .contract import Contract, Outcome, ServiceTerms
 from .vocabulary import BANDS
 
@@ -385,7 +385,6 @@ def load_behaviour(path: str | Path) -> BehaviourSpec:
     works too; its other sections are ignored), or the block's keys at the top level."""
     path = Path(path)
     raw, provenance = read_with_extends(path, BehaviourError)
-    raw.pop("extends", None)
     return behaviour_from_dict(raw, str(path), provenance)
 
 
@@ -398,10 +397,7 @@ def behaviour_from_dict(raw: dict, source: str = "<dict>", provenance: dict | No
         data.pop("name", None)
         data.pop("description", None)
         prov, root = provenance or {}, BehaviourSpec
-    try:
-        spec = root.model_validate(data)
-    except ValidationError as e:
-        raise BehaviourError(problems(e, root, source, prov)) from None
+    spec = validated(data, root, BehaviourError, source, prov)
     return spec.behaviour if isinstance(spec, _BehaviourFile) else spec
 
 

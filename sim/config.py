@@ -8,9 +8,12 @@ import datetime as dt
 import difflib
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -54,7 +57,8 @@ def read_toml(path: Path, referrer: tuple[str, str] | None, error: type[ConfigEr
 
 def read_with_extends(path: Path, error: type[ConfigError], seen: tuple[Path, ...] = (),
                       referrer=None) -> tuple[dict, dict]:
-    """The file merged over the files it extends, and where each key came from (key path -> file)."""
+    """The file merged over the files it extends (without the ``extends`` key), and where each key came from
+    (key path -> file)."""
     resolved = path.resolve()
     if resolved in seen:
         chain = " -> ".join(p.name for p in (*seen, resolved))
@@ -62,14 +66,13 @@ def read_with_extends(path: Path, error: type[ConfigError], seen: tuple[Path, ..
     data = read_toml(path, referrer, error)
     provenance = {(k,): str(path) for k in data}
     _record_leaves(data, (), str(path), provenance)
-    parent_ref = data.get("extends")
+    parent_ref = data.pop("extends", None)
     if parent_ref is None:
         return data, provenance
     if not isinstance(parent_ref, str):
         raise error([(str(path), "extends", parent_ref, "must be a file name (string)")])
     parent_path = path.parent / parent_ref
     parent, parent_prov = read_with_extends(parent_path, error, (*seen, resolved), (str(path), parent_ref))
-    parent.pop("extends", None)
     merged = merge(parent, data)
     parent_prov.update(provenance)
     return merged, parent_prov
@@ -102,6 +105,15 @@ def _is_number(x: Any) -> bool:
 
 
 _INTERNAL_LOC = {"[key]"}
+
+
+def validated(raw: dict, model: type[M], error: type[ConfigError], source: str, provenance: dict | None = None) -> M:
+    """``raw`` validated as ``model``; else ``error`` with every problem at once, naming the file (from
+    ``provenance``, or ``source``), the key path and the value."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise error(problems(e, model, source, provenance or {})) from None
 
 
 def problems(e: ValidationError, root: type[BaseModel], source: str, provenance: dict) -> list:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Literal, Self
 
 import numpy as np
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
-from .config import ConfigError, Section, problems, read_with_extends, set_path
+from .config import ConfigError, Section, read_with_extends, set_path, validated
 from .vocabulary import BANDS, Band
 
 MEASURES = {
@@ -300,7 +300,6 @@ def load_contract(path: str | Path) -> Contract:
     """Read, merge (``extends``) and validate a contract file."""
     path = Path(path)
     raw, provenance = read_with_extends(path, ContractError)
-    raw.pop("extends", None)
     return _validate(raw, str(path), provenance)
 
 
@@ -314,10 +313,7 @@ def contract_from_dict(raw: dict, source: str = "<dict>") -> Contract:
 
 
 def _validate(raw: dict, source: str, provenance: dict) -> Contract:
-    try:
-        contract = Contract.model_validate(raw)
-    except ValidationError as e:
-        raise ContractError(problems(e, Contract, source, provenance)) from None
+    contract = validated(raw, Contract, ContractError, source, provenance)
     contract._source = source
     contract._raw = raw
     return contract

@@ -22,7 +22,7 @@ from typing import Any, Self
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .behaviour import BehaviourSpec
-from .config import ConfigError, problems, read_with_extends, set_path, source_of
+from .config import ConfigError, problems, read_with_extends, set_path, source_of, validated
 from .config import Section as _Section
 from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
 from .vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
@@ -395,7 +395,6 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read, merge (``extends``) and validate a scenario file and all its dated changes."""
     path = Path(path)
     raw, provenance = read_with_extends(path, ScenarioError)
-    raw.pop("extends", None)
     return _validate(raw, str(path), provenance)
 
 
@@ -406,10 +405,7 @@ def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
 
 
 def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
-    try:
-        scenario = Scenario.model_validate(raw)
-    except ValidationError as e:
-        raise ScenarioError(problems(e, Scenario, source, provenance)) from None
+    scenario = validated(raw, Scenario, ScenarioError, source, provenance)
     scenario._source = source
     scenario._provenance = provenance
     scenario._raw = raw

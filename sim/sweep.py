@@ -64,9 +64,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator  # noqa: E402
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator  # noqa: E402
 
-from .config import ConfigError, Section, _show, problems, read_with_extends, source_of  # noqa: E402
+from .config import ConfigError, Section, _show, read_with_extends, source_of, validated  # noqa: E402
 from .contract import Contract  # noqa: E402
 from .scenario import Scenario  # noqa: E402
 
@@ -236,11 +236,7 @@ def load_sweep(path: str | Path, check=None) -> SweepSpec:
     default :func:`check_sweep`; provider-behaviour sweeps pass their own, which knows their derived keys)."""
     path = Path(path)
     raw, provenance = read_with_extends(path, SweepError)
-    raw.pop("extends", None)
-    try:
-        spec = SweepSpec.model_validate(raw)
-    except ValidationError as e:
-        raise SweepError(problems(e, SweepSpec, str(path), provenance)) from None
+    spec = validated(raw, SweepSpec, SweepError, str(path), provenance)
     spec._source = str(path)
     spec._provenance = provenance
     (check or check_sweep)(spec)
@@ -249,10 +245,7 @@ def load_sweep(path: str | Path, check=None) -> SweepSpec:
 
 def sweep_from_dict(raw: dict[str, Any], source: str = "<sweep>") -> SweepSpec:
     """A sweep spec from a dictionary (paths relative to the working directory); key paths are not checked."""
-    try:
-        spec = SweepSpec.model_validate(copy.deepcopy(raw))
-    except ValidationError as e:
-        raise SweepError(problems(e, SweepSpec, source, {})) from None
+    spec = validated(copy.deepcopy(raw), SweepSpec, SweepError, source)
     spec._source = source
     return spec
 

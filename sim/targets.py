@@ -42,9 +42,9 @@ from typing import Any, Callable, Literal, Self
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from .config import ConfigError, Section, problems, read_with_extends
+from .config import ConfigError, Section, read_with_extends, validated
 from .contract import contract_years
 from .history import History
 from .vocabulary import GROUPS, SOURCES, TREATMENT_STATES, Group
@@ -451,20 +451,13 @@ def load_targets(path: str | Path) -> TargetFile:
     """Read and validate a target file: every problem at once, naming the file, the key and the value."""
     path = Path(path)
     raw, provenance = read_with_extends(path, TargetError)
-    raw.pop("extends", None)
-    try:
-        targets = TargetFile.model_validate(raw)
-    except ValidationError as e:
-        raise TargetError(problems(e, TargetFile, str(path), provenance)) from None
+    targets = validated(raw, TargetFile, TargetError, str(path), provenance)
     targets._path = path
     return targets
 
 
 def targets_from_dict(raw: dict, source: str = "<targets>") -> TargetFile:
-    try:
-        return TargetFile.model_validate(raw)
-    except ValidationError as e:
-        raise TargetError(problems(e, TargetFile, source, {})) from None
+    return validated(raw, TargetFile, TargetError, source)
 
 
 def evaluate(history: History, targets: list[Target]) -> list[float]:
