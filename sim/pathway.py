@@ -57,6 +57,10 @@ ROWS_AHEAD_DAYS = 30.0
 _AWAITING = object()  # a client's next episode's row is in the next batch
 
 
+def _when(planned: tuple) -> float:
+    return planned[0]
+
+
 class HorizonReached(Exception):
     """Raised instead of waiting past the end of the horizon: the client's process simply stops there."""
 
@@ -479,15 +483,19 @@ class TreatmentSystem:
     def plan_interventions(self, c: Client, sc: Scenario, start: float) -> list:
         """Which of community detox, inpatient detox and rehab this episode would include, and when."""
         g, b = c.g, c.band
-        ud = self.draws(c, Stream.DETOX, 10)
-        ur = self.draws(c, Stream.REHAB, 6)
+        ud = self.draws(c, Stream.DETOX, 6)
+        ur = self.draws(c, Stream.REHAB, 2)
         plan = []
-        for stage, params, uw, ut in ((self.community_detox, sc.community_detox, ud[0], ud[1]),
-                                      (self.inpatient_detox, sc.inpatient_detox, ud[4], ud[5]),
-                                      (self.residential_rehab, sc.rehab, ur[0], ur[1])):
-            if uw < params.probability.at(g, b).value:
-                plan.append((start + DAYS_PER_WEEK * params.timing_weeks.at(g, b).ppf(ut), stage))
-        plan.sort(key=lambda x: x[0])
+        if ud[0] < sc.community_detox.probability.at(g, b).value:
+            plan.append((start + DAYS_PER_WEEK * sc.community_detox.timing_weeks.at(g, b).ppf(ud[1]),
+                         self.community_detox))
+        if ud[4] < sc.inpatient_detox.probability.at(g, b).value:
+            plan.append((start + DAYS_PER_WEEK * sc.inpatient_detox.timing_weeks.at(g, b).ppf(ud[5]),
+                         self.inpatient_detox))
+        if ur[0] < sc.rehab.probability.at(g, b).value:
+            plan.append((start + DAYS_PER_WEEK * sc.rehab.timing_weeks.at(g, b).ppf(ur[1]), self.residential_rehab))
+        if len(plan) > 1:
+            plan.sort(key=_when)
         return plan
 
     def _after_abstinence_start(self, c: Client, k: Clocks, sc: Scenario, abstinent_from: float) -> None:
