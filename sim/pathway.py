@@ -229,8 +229,15 @@ class TreatmentSystem:
         (generated before the run, see :mod:`sim.population`); each arrival is one timeout, whose callback
         gives the new client attributes and a life and schedules the next arrival."""
         times, ids = arrivals(self.scenario, self.seed)
-        self._arrivals = iter(zip(times.tolist(), ids.tolist(), episode_draws(self.rng, ids, 0)))
+        self._arrivals = self._with_rows(times, ids)
         self._next_arrival()
+
+    def _with_rows(self, times: np.ndarray, ids: np.ndarray, chunk: int = 1024):
+        """(time, client id, first episode's row) of each arrival; rows drawn a chunk at a time and copied, so
+        each lives only as long as its client's first episode."""
+        for at in range(0, len(ids), chunk):
+            rows = episode_draws(self.rng, ids[at:at + chunk], 0)
+            yield from zip(times[at:at + chunk].tolist(), ids[at:at + chunk].tolist(), (r.copy() for r in rows))
 
     def _next_arrival(self) -> None:
         arrival = next(self._arrivals, None)
@@ -293,6 +300,7 @@ class TreatmentSystem:
         self._rows_until = until
         rows = episode_draws(self.rng, [b[1] for b in batch], [b[2] for b in batch])
         for (_, _, episode, c), row in zip(batch, rows):
+            row = row.copy()  # not a view: the batch is freed, each row lives as long as its episode
             if c.episode == episode:
                 c.draws = row
             else:
@@ -334,7 +342,8 @@ class TreatmentSystem:
                 if source is not None:
                     self._next_episode(c)
         except HorizonReached:
-            return
+            pass
+        c.draws = c.next_draws = None  # the recorder keeps the client to the end; not their uniforms
 
     # --- assessment ------------------------------------------------------------------------------------------
 
