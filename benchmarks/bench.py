@@ -21,6 +21,9 @@ machine is noisy, so differences under 15% are noise):
   ``ProcessExecutor(2)`` and ``DaskExecutor(2)``, in rotating order. *warm*: executor already started (steady
   throughput, what a long sweep sees); *end-to-end*: including starting and closing the workers (what
   ``pbrsim replicate -n 32`` sees). Also checks that the three tables are identical.
+* **100 ten-year runs** (measured once) -- ``replicate`` of the x1 run (10 reported years after the 10-year
+  warm-up), 100 replications on ``ProcessExecutor(2)``, end to end (starting and closing the workers included):
+  the issue's "100 ten-year runs under a minute", and a 1,000-run sweep of such runs projected from it.
 * **aggregate mode memory** (measured once) -- a 100-run ``replicate(..., aggregate=True)`` on 2 worker processes:
   the parent's tracemalloc peak, how much it keeps per finished run, and the result table's size (against the
   size of one full History, to show Histories are not held); then 20 runs at 2 and at 8 reported years: the
@@ -56,6 +59,7 @@ NOISE = 0.15  # differences under 15% are noise on this kind of machine
 
 # The targets of issue 5: (figure, comparison, value).
 TARGETS = {
+    "hundred_runs_s": ("<=", 60.0),
     "b_per_referral": ("<=", 20.0),
     "b_per_referral_stretch": ("<=", 12.0),
     "events_per_referral": ("<=", 8.0),
@@ -501,6 +505,18 @@ def measure_parallel(rounds: int, n: int, years: float, warmup: float | None, wo
     return out
 
 
+# --- 100 ten-year runs -----------------------------------------------------------------------------------------
+
+
+def measure_hundred(n: int, years: float, warmup: float | None, workers: int = 2) -> dict:
+    """``n`` replications of the x1 run on ``workers`` processes, end to end, once."""
+    changes = {"horizon.years": years, **({} if warmup is None else {"horizon.warmup_years": warmup})}
+    load = OtherLoad()
+    times, table = timed_replicate("processes", base_scenario().with_changes(changes), n, workers)
+    return {"runs": n, "workers": workers, "changes": changes, "other_load_cores": load.cores(), **times,
+            "rows": len(table)}
+
+
 # --- aggregate mode memory -------------------------------------------------------------------------------------
 
 
@@ -665,6 +681,15 @@ def report(res: dict) -> list[str]:
         out.append(line("processes speed-up over one worker process", fmt(p["speedup_processes_over_one_process"])))
         out.append(line("tables identical across executors", "yes" if p["tables_identical"] else "NO"))
     a = res.get("aggregate")
+    hundred = res.get("hundred")
+    if hundred:
+        out.append("")
+        out.append(f"{hundred['runs']} runs of the x1 run ({hundred['changes']}), 2 worker processes, end to end "
+                   f"(measured once)")
+        out.append(line("other processes' load", _cores(hundred["other_load_cores"])))
+        out.append(line("wall time, s", f"{hundred['total_s']:.1f}", "under 60",
+                        verdict(hundred["total_s"], TARGETS["hundred_runs_s"])))
+        out.append(line("a 1,000-run sweep of such runs, minutes", f"{hundred['total_s'] * 1000 / hundred['runs'] / 60:.1f}"))
     if a:
         h = a["hundred"]
         out.append("")
@@ -702,10 +727,10 @@ def config(args) -> dict:
     if args.quick:
         return {"rounds": args.rounds or 2, "years": 2, "warmup": 2, "scale": 4.0, "b_events": 200_000,
                 "par_rounds": args.parallel_rounds or 1, "par_n": 8, "par_years": 1, "par_warmup": 1,
-                "agg_n": 20, "agg_years": 1, "agg_warmup": 1, "hor_runs": 4, "hor_years": (1, 4)}
+                "agg_n": 20, "agg_years": 1, "agg_warmup": 1, "hor_runs": 4, "hor_years": (1, 4), "hundred_n": 8}
     return {"rounds": args.rounds or 5, "years": 10, "warmup": None, "scale": 4.0, "b_events": 500_000,
             "par_rounds": args.parallel_rounds or args.rounds or 5, "par_n": 32, "par_years": 4, "par_warmup": 2,
-            "agg_n": 100, "agg_years": 2, "agg_warmup": 2, "hor_runs": 20, "hor_years": (2, 8)}
+            "agg_n": 100, "agg_years": 2, "agg_warmup": 2, "hor_runs": 20, "hor_years": (2, 8), "hundred_n": 100}
 
 
 def main(argv=None) -> int:
@@ -716,7 +741,7 @@ def main(argv=None) -> int:
                         "(default: --rounds)")
     parser.add_argument("--quick", action="store_true", help="smoke test: fewer rounds, short horizons, few runs")
     parser.add_argument("--json", type=Path, default=None, help="write every figure to this JSON file")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "memory", "parallel", "aggregate"],
+    parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "memory", "parallel", "hundred", "aggregate"],
                         help="leave parts out")
     args = parser.parse_args(argv)
     cfg = config(args)
@@ -747,6 +772,10 @@ def main(argv=None) -> int:
         say(f"\nparallel speed-up, {cfg['par_rounds']} rounds of {cfg['par_n']} replications "
             f"(horizon.years = {cfg['par_years']}, warmup_years = {cfg['par_warmup']}):")
         res["parallel"] = measure_parallel(cfg["par_rounds"], cfg["par_n"], cfg["par_years"], cfg["par_warmup"])
+    if "hundred" not in args.skip:
+        say(f"\n{cfg['hundred_n']} runs of the x1 run on 2 worker processes, end to end (once):")
+        res["hundred"] = measure_hundred(cfg["hundred_n"], cfg["years"], cfg["warmup"])
+        say(f"  {res['hundred']['total_s']:.1f} s (other load {_cores(res['hundred']['other_load_cores'])})")
     if "aggregate" not in args.skip:
         say("\naggregate mode memory (once):")
         res["aggregate"] = measure_aggregate(cfg["agg_n"], cfg["agg_years"], cfg["agg_warmup"], cfg["hor_runs"],
@@ -780,6 +809,8 @@ def summary(res: dict) -> dict:
         for k in ("speedup_processes_warm", "speedup_processes_end_to_end", "speedup_dask_warm",
                   "speedup_dask_end_to_end", "speedup_processes_over_one_process"):
             s[k] = res["parallel"][k]["median"]
+    if "hundred" in res:
+        s["hundred_runs_s"] = res["hundred"]["total_s"]
     if "aggregate" in res:
         s["aggregate_parent_peak_mib"] = res["aggregate"]["hundred"]["parent_peak_bytes"] / MIB
         s["aggregate_parent_peak_ratio_8y_2y"] = res["aggregate"]["growth"]["parent_peak_ratio"]

@@ -79,8 +79,10 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     per = make_periods(history.contract_start, history.end, freq)
     ep = _episodes(history)
     ep["category"] = _category(ep, by)
-    spells = history.spells.merge(ep[["client_id", "episode", "category"]], on=["client_id", "episode"],
-                                  how="left")
+    first = float(per["start"].iloc[0]) if len(per) else history.end
+    spells = history.spells
+    spells = spells[spells["end"] > first]  # a spell over before the first period counts in none (the warm-up)
+    spells = spells.merge(ep[["client_id", "episode", "category"]], on=["client_id", "episode"], how="left")
     spells["category"] = spells["category"].fillna("unassessed")
 
     counts: dict[str, pd.Series] = {}
@@ -95,7 +97,8 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
         sub = treated[treated["exit_reason"] == reason]
         name = "planned_exits" if reason == "planned" else ("died_in_treatment" if reason == "died" else reason)
         counts[name] = _count(sub["exit"], sub["category"], per)
-    deaths = history.events[history.events["kind"] == "death"].merge(
+    events = history.events
+    deaths = events[(events["kind"] == "death") & (events["time"] >= first)].merge(
         ep[["client_id", "episode", "category"]], on=["client_id", "episode"], how="left")
     counts["deaths"] = _count(deaths["time"], deaths["category"].fillna("unassessed"), per)
 
