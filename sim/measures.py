@@ -176,17 +176,19 @@ _PLACES = {
 
 
 def _capacity_use(h: History, spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
+    places = {}
+    for name, (resource, states) in _PLACES.items():
+        cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
+        places[name] = (spells[spells["state"].isin(states)], cap["capacity"].tolist(),
+                        np.append(cap["time"].to_numpy(), np.inf))
     rows = []
     for p, row in per.iterrows():
         a, b = row["start"], row["end"]
         values = {}
-        for name, (resource, states) in _PLACES.items():
-            s = spells[spells["state"].isin(states) & (spells["start"] < b) & (spells["end"] > a)]
+        for name, (in_place, capacity, times) in places.items():
+            s = in_place[(in_place["start"] < b) & (in_place["end"] > a)]
             used = float((np.minimum(s["end"], b) - np.maximum(s["start"], a)).sum())
-            cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
-            times = np.append(cap["time"].to_numpy(), np.inf)
-            avail = sum(c * max(0.0, min(b, t1) - max(a, t0))
-                        for c, t0, t1 in zip(cap["capacity"], times[:-1], times[1:]))
+            avail = sum(c * max(0.0, min(b, t1) - max(a, t0)) for c, t0, t1 in zip(capacity, times[:-1], times[1:]))
             values[name] = used / avail if avail > 0 else np.nan
         rows.append((p, "all", *values.values()))
     return pd.DataFrame(rows, columns=["p", "category", *_PLACES]).set_index(["p", "category"])
