@@ -16,11 +16,12 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+from heapq import heappush
 
 import numpy as np
 import simpy
 from scipy import special
-from simpy.events import PENDING
+from simpy.events import NORMAL
 
 from . import reviews
 from .behaviour import deflection_fate, representation_risk, threshold_distance, throttled_delay
@@ -70,40 +71,40 @@ def exp_time(u: float, hazard_per_day: float) -> float:
     return -math.log1p(-u) / hazard_per_day if hazard_per_day > 0 else INF
 
 
-class _Start:
-    _value = None  # what a fresh generator is sent first
-
-
-_START = _Start()
-
-
 class ClientProcess(simpy.Process):
     """A client's life as a SimPy process, started at once by the arrival event that brings the client in, and never
     waited on: unlike ``simpy.Process`` it takes no start event and no end event (two of the nine events a
-    referral would otherwise cost). The generator only waits on events that succeed; an exception in it
-    propagates out of ``env.run`` at once, with its traceback."""
+    referral would otherwise cost). The generator yields either an event that will succeed or, to wait until a
+    day, the day itself (a float, see :meth:`TreatmentSystem.hold`): then the process puts itself in SimPy's
+    queue as that day's event, where a ``Timeout`` would cost an object and two calls more. An exception in the
+    generator propagates out of ``env.run`` at once, with its traceback."""
 
     def __init__(self, env: simpy.Environment, generator):
         self.env = env
-        self.callbacks = []
+        self.callbacks = None
         self._generator = generator
-        self._value = PENDING
-        self._resume(_START)
+        self._value = None  # what the generator is sent when the process wakes itself
+        self._ok = True  # SimPy checks this of every event it processes
+        self._resume(self)
 
     def _resume(self, event: simpy.Event) -> None:
         env = self.env
         env._active_proc = self
         send = self._generator.send
+        value = event._value
         while True:
             try:
-                event = send(event._value)
+                target = send(value)
             except StopIteration:
-                event = None
                 break
-            if event.callbacks is not None:
-                event.callbacks.append(self._resume)
+            if isinstance(target, float):  # wake on that day: the same queue entry env.timeout would make
+                self.callbacks = [self._resume]
+                heappush(env._queue, (target, NORMAL, next(env._eid), self))
                 break
-        self._target = event
+            if target.callbacks is not None:
+                target.callbacks.append(self._resume)
+                break
+            value = target._value
         env._active_proc = None
 
 
@@ -191,17 +192,19 @@ class TreatmentSystem:
         """Index into ``epochs`` of the scenario in force now."""
         return 0 if len(self.epochs) == 1 else bisect.bisect_right(self._epoch_starts, self.env.now) - 1
 
-    def hold(self, until: float) -> simpy.Event:
-        """A timeout to absolute day ``until``; past the horizon the client's process stops instead. A time a
-        rounding error before now (e.g. a death time reached as admission + stay) is now."""
+    def hold(self, until: float) -> float:
+        """The day to wake on, for a client's process to yield: ``until``, as ``env.timeout`` would compute it
+        (now + (until - now)). Past the horizon the client's process stops instead. A time a rounding error
+        before now (e.g. a death time reached as admission + stay) is now."""
         if until > self.end:
             raise HorizonReached
-        delay = until - self.env.now
+        now = self.env._now
+        delay = until - now
         if delay < 0.0:
             if delay < -1e-6:
-                raise RuntimeError(f"a hold to day {until} from day {self.env.now}: the past")
+                raise RuntimeError(f"a hold to day {until} from day {now}: the past")
             delay = 0.0
-        return self.env.timeout(delay)
+        return now + delay
 
     def capacity_changes(self):
         """Dated changes to capacities (vacancies, recruitment, a new hub) take effect on their day."""
