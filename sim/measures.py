@@ -38,6 +38,8 @@ warm-up is never reported.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -63,13 +65,21 @@ def _category(frame: pd.DataFrame, by: str | None) -> pd.Series:
     return pd.Series("all", index=frame.index) if by is None else frame[by].astype(object)
 
 
-def _count(times: pd.Series, cats: pd.Series, per: pd.DataFrame) -> pd.DataFrame:
-    """Count of times falling in each [start, end) period, by category: index (period index, category)."""
+def _count(times: pd.Series, cats: pd.Series, per: pd.DataFrame) -> Counter:
+    """Count of times falling in each [start, end) period, by category: keyed (period index, category); only
+    the pairs that occur."""
     t = times.to_numpy(dtype=float)
     idx = np.searchsorted(per["start"].to_numpy(), t, side="right") - 1
     ok = (idx >= 0) & ~np.isnan(t)
     ok[ok] = t[ok] < per["end"].to_numpy()[idx[ok]]
-    return pd.DataFrame({"p": idx[ok], "category": cats.to_numpy()[ok]}).groupby(["p", "category"]).size()
+    return Counter(zip(idx[ok].tolist(), cats.to_numpy()[ok].tolist()))
+
+
+def _count_table(counts: dict[str, Counter]) -> pd.DataFrame:
+    """One column per count, one row per (period index, category) any of them has; 0 where one has none."""
+    keys = sorted(set().union(*counts.values()))
+    index = pd.MultiIndex.from_arrays([[k[0] for k in keys], [k[1] for k in keys]], names=["p", "category"])
+    return pd.DataFrame({name: [c[k] for k in keys] for name, c in counts.items()}, index=index, dtype=np.int64)
 
 
 def by_period(history: History, freq: str = "quarter", by: str | None = None) -> pd.DataFrame:
@@ -85,7 +95,7 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     spells = spells.merge(ep[["client_id", "episode", "category"]], on=["client_id", "episode"], how="left")
     spells["category"] = spells["category"].fillna("unassessed")
 
-    counts: dict[str, pd.Series] = {}
+    counts: dict[str, Counter] = {}
     counts["referrals"] = _count(ep["referral"], ep["category"], per)
     rep = ep[ep["episode"] > 0]
     counts["re_presentations"] = _count(rep["referral"], rep["category"], per)
@@ -102,32 +112,17 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
         ep[["client_id", "episode", "category"]], on=["client_id", "episode"], how="left")
     counts["deaths"] = _count(deaths["time"], deaths["category"].fillna("unassessed"), per)
 
-    table = pd.DataFrame(counts).fillna(0).astype(int)
+    table = _count_table(counts)
     starts = ep[ep["treatment_start"].notna()].assign(wait=lambda d: d["treatment_start"] - d["referral"])
     t_idx = np.searchsorted(per["start"].to_numpy(), starts["treatment_start"].to_numpy(), side="right") - 1
     starts = starts.assign(p=t_idx)
     starts = starts[(starts["p"] >= 0) & (starts["treatment_start"] < history.end)]
     g = starts.groupby(["p", "category"])["wait"]
     table = table.join(g.mean().rename("mean_wait_days"), how="outer")
-    table = table.join(g.apply(lambda w: float((w <= 21).mean())).rename("started_within_3_weeks"), how="outer")
+    within = (starts["wait"] <= 21).groupby([starts["p"], starts["category"]]).mean()
+    table = table.join(within.rename("started_within_3_weeks"), how="outer")
 
-    stock_rows = []
-    treatment = spells[spells["state"].isin(TREATMENT_STATES)]
-    waiting = spells[spells["state"] == "awaiting_treatment"]
-    for p, row in per.iterrows():
-        a, b = row["start"], row["end"]
-        active = treatment[(treatment["start"] < b) & (treatment["end"] > a)]
-        n = active.groupby("category")["client_id"].nunique()
-        at_end = treatment[(treatment["start"] <= b) & (treatment["end"] > b) |
-                           ((treatment["end"] == b) & treatment["censored"])]
-        w_end = waiting[(waiting["start"] <= b) & (waiting["end"] > b) | ((waiting["end"] == b) & waiting["censored"])]
-        w = waiting[(waiting["start"] < b) & (waiting["end"] > a)]
-        w_days = (np.minimum(w["end"], b) - np.maximum(w["start"], a)).groupby(w["category"]).sum() / (b - a)
-        for cat in set(n.index) | set(w_days.index) | set(at_end["category"]) | set(w_end["category"]):
-            stock_rows.append((p, cat, n.get(cat, 0), int((at_end["category"] == cat).sum()),
-                               int((w_end["category"] == cat).sum()), float(w_days.get(cat, 0.0))))
-    stocks = pd.DataFrame(stock_rows, columns=["p", "category", "in_treatment", "in_treatment_at_end",
-                                               "waiting_at_end", "waiting_mean"]).set_index(["p", "category"])
+    stocks = _stocks(spells, per)
     table = table.join(stocks, how="outer")
     categories = {None: ["all"], "band": list(BANDS), "group": list(GROUPS)}[by]
     categories += sorted(set(table.index.get_level_values("category")) - set(categories))  # e.g. unassessed
@@ -151,20 +146,58 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     return table.drop(columns="p")
 
 
+def _stocks(spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
+    """People in treatment during and at the end of each period, waiting at its end and on average, by
+    category: index (period index, category), the categories with any of them."""
+    treatment = spells[spells["state"].isin(TREATMENT_STATES)]
+    waiting = spells[spells["state"] == "awaiting_treatment"]
+    t_start, t_end, t_censored = (treatment[c].to_numpy() for c in ("start", "end", "censored"))
+    t_cat, t_id = treatment["category"].to_numpy(), treatment["client_id"].to_numpy()
+    w_start, w_end, w_censored = (waiting[c].to_numpy() for c in ("start", "end", "censored"))
+    w_cat = waiting["category"].to_numpy()
+    active, overlap, at_end, w_at_end = [], [], Counter(), Counter()
+    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
+        m = (t_start < b) & (t_end > a)
+        active.append((np.full(m.sum(), p), t_cat[m], t_id[m]))
+        at_end.update((p, c) for c in t_cat[((t_start <= b) & (t_end > b)) | ((t_end == b) & t_censored)].tolist())
+        w_at_end.update((p, c) for c in w_cat[((w_start <= b) & (w_end > b)) | ((w_end == b) & w_censored)].tolist())
+        m = (w_start < b) & (w_end > a)
+        overlap.append((np.full(m.sum(), p), w_cat[m], np.minimum(w_end[m], b) - np.maximum(w_start[m], a),
+                        np.full(m.sum(), b - a)))
+    active = pd.DataFrame(dict(zip(("p", "category", "client_id"), _stack(active, 3))))
+    n = active.groupby(["p", "category"])["client_id"].nunique()
+    w = pd.DataFrame(dict(zip(("p", "category", "days", "length"), _stack(overlap, 4))))
+    grouped = w.groupby(["p", "category"])
+    w_mean = grouped["days"].sum() / grouped["length"].first()
+    keys = set(n.index) | set(w_mean.index) | set(at_end) | set(w_at_end)
+    n, w_mean = n.to_dict(), w_mean.to_dict()
+    rows = [(p, cat, n.get((p, cat), 0), at_end[(p, cat)], w_at_end[(p, cat)], float(w_mean.get((p, cat), 0.0)))
+            for p, cat in keys]
+    return pd.DataFrame(rows, columns=["p", "category", "in_treatment", "in_treatment_at_end", "waiting_at_end",
+                                       "waiting_mean"]).set_index(["p", "category"])
+
+
+def _stack(parts: list[tuple], width: int) -> list[np.ndarray]:
+    """Per-period tuples of column arrays, concatenated column by column."""
+    return [np.concatenate([part[i] for part in parts]) if parts else np.array([]) for i in range(width)]
+
+
 def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: float) -> pd.Series:
     """Share of planned exits in each period followed by a referral within ``months``; NaN if not observable."""
     planned = treated[treated["exit_reason"] == "planned"]
-    window = WINDOW_DAYS[months]
+    exit_, cat = planned["exit"].to_numpy(), planned["category"].to_numpy()
+    back = (planned["next_referral"].to_numpy() - exit_) <= WINDOW_DAYS[months]
     out = {}
-    for p, row in per.iterrows():
-        sub = planned[(planned["exit"] >= row["start"]) & (planned["exit"] < row["end"])]
-        if row["end"] + window > end:
-            for cat in sub["category"].unique():
-                out[(p, cat)] = np.nan
+    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
+        m = (exit_ >= a) & (exit_ < b)
+        if b + WINDOW_DAYS[months] > end:
+            for c in pd.unique(cat[m]):
+                out[(p, c)] = np.nan
             continue
-        back = (sub["next_referral"] - sub["exit"]) <= window
-        for cat, share in back.groupby(sub["category"]).mean().items():
-            out[(p, cat)] = float(share)
+        counts = Counter(cat[m].tolist())
+        returned = Counter(cat[m & back].tolist())
+        for c, total in counts.items():
+            out[(p, c)] = returned[c] / total
     return pd.Series(out, dtype=float)
 
 
@@ -179,15 +212,15 @@ def _capacity_use(h: History, spells: pd.DataFrame, per: pd.DataFrame) -> pd.Dat
     places = {}
     for name, (resource, states) in _PLACES.items():
         cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
-        places[name] = (spells[spells["state"].isin(states)], cap["capacity"].tolist(),
+        in_place = spells[spells["state"].isin(states)]
+        places[name] = (in_place["start"].to_numpy(), in_place["end"].to_numpy(), cap["capacity"].tolist(),
                         np.append(cap["time"].to_numpy(), np.inf))
     rows = []
-    for p, row in per.iterrows():
-        a, b = row["start"], row["end"]
+    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
         values = {}
-        for name, (in_place, capacity, times) in places.items():
-            s = in_place[(in_place["start"] < b) & (in_place["end"] > a)]
-            used = float((np.minimum(s["end"], b) - np.maximum(s["start"], a)).sum())
+        for name, (start, end, capacity, times) in places.items():
+            m = (start < b) & (end > a)
+            used = float((np.minimum(end[m], b) - np.maximum(start[m], a)).sum())
             avail = sum(c * max(0.0, min(b, t1) - max(a, t0)) for c, t0, t1 in zip(capacity, times[:-1], times[1:]))
             values[name] = used / avail if avail > 0 else np.nan
         rows.append((p, "all", *values.values()))
