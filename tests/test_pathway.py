@@ -206,3 +206,28 @@ def test_drawing_rows_in_batches_changes_no_result(small, monkeypatch):
     one_by_one = simulate(small, seed=4)
     for table in TABLES:
         pd.testing.assert_frame_equal(getattr(batched, table), getattr(one_by_one, table))
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(small, enabled):
+    """The cyclic collector is paused during a run (speed) and restored after it, also when the run fails."""
+    import gc
+
+    from sim.pathway import TreatmentSystem
+
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        short = small.with_changes({"horizon.years": 1})
+        simulate(short, 1)
+        assert gc.isenabled() is enabled
+
+        def interrupt(t):
+            assert not gc.isenabled()  # paused while the run goes on
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            TreatmentSystem(short, 1).run(progress=interrupt)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
