@@ -38,6 +38,7 @@ machine is noisy, so differences under 15% are noise):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -45,7 +46,9 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -130,6 +133,18 @@ def git_state() -> dict | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return {"commit": commit, "sim_modified": bool(dirty)}
+
+
+@contextlib.contextmanager
+def checkout(revision: str):
+    """Another git revision of this repository, checked out into a temporary worktree for the duration."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkout"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), revision], check=True, cwd=ROOT)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], check=True, cwd=ROOT)
 
 
 def loadavg() -> list[float] | None:

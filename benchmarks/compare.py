@@ -1,18 +1,27 @@
-"""Re-measure the per-referral figures and compare them with the recorded baseline.
+"""Re-measure the per-referral figures and compare them with the recorded baseline, or with another revision.
 
     python benchmarks/compare.py [--rounds 5] [--baseline benchmarks/baseline.json] [--no-memory] [--json FILE]
+    python benchmarks/compare.py --against REV [--rounds 7]
 
-Runs the West Kent x1 part of ``benchmarks/bench.py`` (same horizon as the baseline, interleaved with bare-SimPy
-rounds for B) and, unless ``--no-memory``, the tracemalloc run; prints each figure beside the baseline with the
-ratio now / baseline. Exit code 1 if B per referral is more than 25% worse than the baseline (``--threshold``);
-other figures are flagged but do not fail. B per referral is the figure to compare across machines: wall times
-and client-years per second are only comparable on the same machine.
+Against the baseline: runs the West Kent x1 part of ``benchmarks/bench.py`` (same horizon as the baseline,
+interleaved with bare-SimPy rounds for B) and, unless ``--no-memory``, the tracemalloc run; prints each figure
+beside the baseline with the ratio now / baseline. Exit code 1 if B per referral is more than 25% worse than the
+baseline (``--threshold``); other figures are flagged but do not fail. B per referral is the figure to compare
+across machines: wall times and client-years per second are only comparable on the same machine.
+
+Against a revision (``--against``): the same x1 run timed with this checkout and with REV (checked out into a
+temporary worktree), each in a fresh process, the two alternating round by round, so both see the same machine.
+Use it when the machine's speed drifts (a shared VM can be 15% slower one hour than the next, which a recorded
+baseline cannot tell from a regression). Prints the time ratio this / REV per round and its median; exit code 1
+if the median is more than ``--threshold`` worse.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +41,51 @@ FIGURES = {
 }
 
 
+# One timed x1 run in a fresh process of a checkout (argv: checkout, changes as JSON): the first run warms the
+# imports and caches, the second is timed.
+_TIMED_RUN = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from sim import load_scenario, simulate
+sc = load_scenario(sys.argv[1] + "/scenarios/west_kent.toml").with_changes(json.loads(sys.argv[2]))
+simulate(sc, 1)
+t = time.perf_counter()
+h = simulate(sc, 1)
+print(json.dumps({"wall_s": time.perf_counter() - t, "referrals": len(h.episodes)}))
+"""
+
+
+def _timed(path: Path, changes: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", _TIMED_RUN, str(path), json.dumps(changes)], check=True,
+                         capture_output=True, text=True, cwd=path)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def against(revision: str, rounds: int, changes: dict, threshold: float) -> int:
+    """Interleaved A/B of this checkout against ``revision``; 1 if this one is more than ``threshold`` slower."""
+    bench.say(f"West Kent x1 {changes}, this checkout against {revision}, {rounds} alternating rounds "
+              "(a fresh process per run):")
+    ratios = []
+    with bench.checkout(revision) as other:
+        for r in range(rounds):
+            load = bench.OtherLoad()
+            first, second = (bench.ROOT, other) if r % 2 == 0 else (other, bench.ROOT)
+            timed = {first: _timed(first, changes), second: _timed(second, changes)}
+            ours, theirs = timed[bench.ROOT], timed[other]
+            ratios.append(ours["wall_s"] / theirs["wall_s"])
+            bench.say(f"  round {r + 1}/{rounds}: other load {bench._cores(load.cores())}; this {ours['wall_s']:.2f} s, "
+                      f"{revision} {theirs['wall_s']:.2f} s; ratio {ratios[-1]:.3f}"
+                      + ("" if ours["referrals"] == theirs["referrals"] else
+                         f" (referrals differ: {ours['referrals']:,} against {theirs['referrals']:,})"))
+    median = statistics.median(ratios)
+    bench.say(f"\ntime this / {revision}: median {median:.3f}, range {min(ratios):.3f}-{max(ratios):.3f}")
+    if median > 1 + threshold:
+        bench.say(f"REGRESSION: more than {threshold:.0%} slower than {revision}")
+        return 1
+    bench.say(f"OK: within {threshold:.0%} of {revision} (or faster)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
@@ -41,6 +95,8 @@ def main(argv=None) -> int:
                         "(default 0.25 = 25%%)")
     parser.add_argument("--no-memory", action="store_true", help="skip the (slow) tracemalloc run")
     parser.add_argument("--json", type=Path, default=None, help="write the figures measured now to this file")
+    parser.add_argument("--against", metavar="REV", default=None, help="time this checkout against git revision "
+                        "REV instead, alternating round by round (the baseline's horizon)")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("rounds must be at least 1")
@@ -50,6 +106,10 @@ def main(argv=None) -> int:
         parser.error(f"cannot read the baseline {args.baseline}: {e}")
     recorded = base["summary"]
     cfg = base["config"]
+    if args.against:
+        changes = {"horizon.years": cfg["years"], **({} if cfg.get("warmup") is None else
+                                                     {"horizon.warmup_years": cfg["warmup"]})}
+        return against(args.against, args.rounds, changes, args.threshold)
     mach = bench.machine()
     bench.say(f"machine now: {mach['cpu_model'] or mach['processor']}, {mach['cpu_count']} CPUs, "
               f"Python {mach['python']}, simpy {mach['simpy']}; load average {bench.loadavg()}")

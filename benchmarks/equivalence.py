@@ -20,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (this folder)
+
+ROOT = bench.ROOT
 KEY_MEASURES = ("referrals", "re_presentations", "treatment_starts", "in_treatment", "planned_exits",
                 "dropped_out", "deaths", "mean_wait_days", "successful_completions", "re_presented_6m")
 
@@ -57,12 +60,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        other = tmp / "other"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(other), args.against], check=True, cwd=ROOT)
-        try:
+        with bench.checkout(args.against) as other:
             theirs = _results(other, args.seeds, tmp / "theirs.json")
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(other)], check=True, cwd=ROOT)
         ours = _results(ROOT, args.seeds, tmp / "ours.json")
     same = [s for s in ours if ours[s] == theirs[s]]
     print(f"{len(same)} of {len(ours)} seeds identical (History fingerprint, reviews, every yearly measure)")
