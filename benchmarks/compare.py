@@ -56,8 +56,10 @@ print(json.dumps({"wall_s": time.perf_counter() - t, "referrals": len(h.episodes
 
 
 def _timed(path: Path, changes: dict) -> dict:
-    out = subprocess.run([sys.executable, "-c", _TIMED_RUN, str(path), json.dumps(changes)], check=True,
-                         capture_output=True, text=True, cwd=path)
+    out = subprocess.run([sys.executable, "-c", _TIMED_RUN, str(path), json.dumps(changes)], capture_output=True,
+                         text=True, cwd=path)
+    if out.returncode != 0:
+        raise SystemExit(f"the timed run of {path} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

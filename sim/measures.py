@@ -70,7 +70,7 @@ def _count(times: pd.Series, cats: pd.Series, per: pd.DataFrame) -> Counter:
     the pairs that occur."""
     t = times.to_numpy(dtype=float)
     idx = np.searchsorted(per["start"].to_numpy(), t, side="right") - 1
-    ok = (idx >= 0) & ~np.isnan(t)
+    ok = (idx >= 0) & ~np.isnan(t) & cats.notna().to_numpy()  # no category, no count (as a groupby drops it)
     ok[ok] = t[ok] < per["end"].to_numpy()[idx[ok]]
     return Counter(zip(idx[ok].tolist(), cats.to_numpy()[ok].tolist()))
 
@@ -151,9 +151,11 @@ def _stocks(spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     category: index (period index, category), the categories with any of them."""
     treatment = spells[spells["state"].isin(TREATMENT_STATES)]
     waiting = spells[spells["state"] == "awaiting_treatment"]
-    t_start, t_end, t_censored = (treatment[c].to_numpy() for c in ("start", "end", "censored"))
+    t_start, t_end = treatment["start"].to_numpy(float), treatment["end"].to_numpy(float)
+    t_censored = treatment["censored"].to_numpy(bool)
     t_cat, t_id = treatment["category"].to_numpy(), treatment["client_id"].to_numpy()
-    w_start, w_end, w_censored = (waiting[c].to_numpy() for c in ("start", "end", "censored"))
+    w_start, w_end = waiting["start"].to_numpy(float), waiting["end"].to_numpy(float)
+    w_censored = waiting["censored"].to_numpy(bool)
     w_cat = waiting["category"].to_numpy()
     active, overlap, at_end, w_at_end = [], [], Counter(), Counter()
     for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
@@ -187,6 +189,7 @@ def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: fl
     planned = treated[treated["exit_reason"] == "planned"]
     exit_, cat = planned["exit"].to_numpy(), planned["category"].to_numpy()
     back = (planned["next_referral"].to_numpy() - exit_) <= WINDOW_DAYS[months]
+    known = planned["category"].notna().to_numpy()
     out = {}
     for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
         m = (exit_ >= a) & (exit_ < b)
@@ -194,6 +197,7 @@ def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: fl
             for c in pd.unique(cat[m]):
                 out[(p, c)] = np.nan
             continue
+        m &= known  # an exit with no category is in no share (as a groupby drops it)
         counts = Counter(cat[m].tolist())
         returned = Counter(cat[m & back].tolist())
         for c, total in counts.items():

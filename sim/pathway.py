@@ -18,6 +18,7 @@ import contextlib
 import gc
 import heapq
 import math
+import os
 import threading
 from heapq import heappush
 
@@ -90,6 +91,20 @@ def cyclic_gc_paused():
                 gc.enable()
 
 
+def _after_fork_in_child() -> None:
+    """A child forked during a run runs none of its parent's runs: it starts with nothing paused."""
+    global _gc_pauses, _gc_lock
+    _gc_lock = threading.Lock()
+    if _gc_pauses:
+        _gc_pauses = 0
+        if _gc_was_enabled:
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class HorizonReached(Exception):
     """Raised instead of waiting past the end of the horizon: the client's process simply stops there."""
 
@@ -129,8 +144,13 @@ class ClientProcess(simpy.Process):
                 self.callbacks = [self._resume]
                 heappush(env._queue, (target, NORMAL, next(env._eid), self))
                 break
-            if target.callbacks is not None:
-                target.callbacks.append(self._resume)
+            try:
+                callbacks = target.callbacks
+            except AttributeError:
+                raise TypeError(f"a client's process yielded {target!r}: yield an event, or a day (a float) to "
+                                "wait until it") from None
+            if callbacks is not None:
+                callbacks.append(self._resume)
                 break
             value = target._value
         env._active_proc = None

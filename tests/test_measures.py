@@ -121,3 +121,26 @@ def test_quarters_sum_to_years(history):
     y = measures.by_period(history, "year")
     for col in ("referrals", "assessments", "treatment_starts", "exits", "planned_exits", "deaths"):
         assert q[col].sum() == y[col].sum()
+
+
+def test_a_client_with_no_group_is_counted_in_no_group(history):
+    """A History whose clients table lacks a client (e.g. cut down by hand): by group, that client's
+    episodes count in no category, as in the other rows."""
+    import dataclasses
+
+    cut = dataclasses.replace(history, clients=history.clients[history.clients["client_id"] != 1])
+    g = measures.by_period(cut, "year", "group")
+    first = g[g["period"] == "2020-21"].set_index("category")
+    assert first.loc["opiate", "referrals"] == 0 and first.loc["alcohol", "referrals"] == 1
+    assert first["referrals"].sum() == 1
+
+
+def test_a_censored_column_of_any_truthy_type_gives_the_same_table(history):
+    """Histories read back from files may carry ``censored`` as objects or pandas' nullable booleans."""
+    import dataclasses
+
+    expected = measures.by_period(history, "quarter")
+    for dtype in (object, "boolean"):
+        spells = history.spells.assign(censored=history.spells["censored"].astype(dtype))
+        got = measures.by_period(dataclasses.replace(history, spells=spells), "quarter")
+        assert got.equals(expected)

@@ -231,3 +231,37 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(small, enabled):
         assert gc.isenabled() is enabled
     finally:
         gc.enable() if was else gc.disable()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_run_starts_with_the_collector_as_before():
+    import gc
+    import os
+
+    from sim import pathway
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        with pathway.cyclic_gc_paused():
+            pid = os.fork()
+            if pid == 0:  # the child: nothing paused, the collector back on
+                os._exit(0 if gc.isenabled() and pathway._gc_pauses == 0 else 1)
+            _, status = os.waitpid(pid, 0)
+            assert not gc.isenabled()  # the parent's run is still paused
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert gc.isenabled()
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+def test_a_client_process_yielding_neither_an_event_nor_a_day_says_so():
+    import simpy
+
+    from sim.pathway import ClientProcess
+
+    def life():
+        yield 3
+
+    with pytest.raises(TypeError, match="yielded 3"):
+        ClientProcess(simpy.Environment(), life())

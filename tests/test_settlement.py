@@ -554,7 +554,7 @@ def journeys(draw, max_clients=5):
     for _ in range(draw(st.integers(1, max_clients))):
         t = float(draw(st.integers(-700, 650)))
         episodes = []
-        while t < END and len(episodes) < 3:
+        while t + 7 < END and len(episodes) < 3:  # every episode starts inside the horizon, as in a real History
             duration = float(draw(st.integers(20, 500)))
             reason = draw(st.sampled_from(["planned", "planned", "dropped_out", "died"]))
             start = t + 7
