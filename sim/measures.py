@@ -146,6 +146,11 @@ def by_period(history: History, freq: str = "quarter", by: str | None = None) ->
     return table.drop(columns="p")
 
 
+def _bounds(per: pd.DataFrame):
+    """(period index, (start, end)) of each period, as plain floats."""
+    return enumerate(zip(per["start"].tolist(), per["end"].tolist()))
+
+
 def _stocks(spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     """People in treatment during and at the end of each period, waiting at its end and on average, by
     category: index (period index, category), the categories with any of them."""
@@ -158,7 +163,7 @@ def _stocks(spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     w_censored = waiting["censored"].to_numpy(bool)
     w_cat = waiting["category"].to_numpy()
     active, overlap, at_end, w_at_end = [], [], Counter(), Counter()
-    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
+    for p, (a, b) in _bounds(per):
         m = (t_start < b) & (t_end > a)
         active.append((np.full(m.sum(), p), t_cat[m], t_id[m]))
         at_end.update((p, c) for c in t_cat[((t_start <= b) & (t_end > b)) | ((t_end == b) & t_censored)].tolist())
@@ -191,7 +196,7 @@ def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: fl
     back = (planned["next_referral"].to_numpy() - exit_) <= WINDOW_DAYS[months]
     known = planned["category"].notna().to_numpy()
     out = {}
-    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
+    for p, (a, b) in _bounds(per):
         m = (exit_ >= a) & (exit_ < b)
         if b + WINDOW_DAYS[months] > end:
             for c in pd.unique(cat[m]):
@@ -220,7 +225,7 @@ def _capacity_use(h: History, spells: pd.DataFrame, per: pd.DataFrame) -> pd.Dat
         places[name] = (in_place["start"].to_numpy(), in_place["end"].to_numpy(), cap["capacity"].tolist(),
                         np.append(cap["time"].to_numpy(), np.inf))
     rows = []
-    for p, (a, b) in enumerate(zip(per["start"].tolist(), per["end"].tolist())):
+    for p, (a, b) in _bounds(per):
         values = {}
         for name, (start, end, capacity, times) in places.items():
             m = (start < b) & (end > a)

@@ -20,7 +20,6 @@ import heapq
 import math
 import os
 import threading
-from heapq import heappush
 
 import numpy as np
 import simpy
@@ -142,7 +141,7 @@ class ClientProcess(simpy.Process):
                 break
             if isinstance(target, float):  # wake on that day: the same queue entry env.timeout would make
                 self.callbacks = [self._resume]
-                heappush(env._queue, (target, NORMAL, next(env._eid), self))
+                heapq.heappush(env._queue, (target, NORMAL, next(env._eid), self))
                 break
             try:
                 callbacks = target.callbacks
