@@ -137,6 +137,12 @@ def offences_by_spell(history: History, scenario: Scenario) -> pd.DataFrame:
     ratio = _ratio_table(scenario)[state, group, band]
 
     start, end = sp["start"].to_numpy(float), sp["end"].to_numpy(float)
+    bad = ~(end >= start)  # a negative or NaN length would make a NaN Poisson mean: a garbage count, silently
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"history.spells: {int(bad.sum())} spell(s) of offenders do not run forward in time, e.g. "
+                         f"client {sp['client_id'].iloc[i]}, state {sp['state'].iloc[i]}, start {start[i]}, "
+                         f"end {end[i]}")
     rate = sp["offending_rate"].to_numpy(float)
     expected = rate * ratio * (end - start) / DAYS_PER_YEAR
     mean = expected * scenario.offending.recorded_share.value

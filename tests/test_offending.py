@@ -237,6 +237,18 @@ def test_an_empty_cohort_and_bad_frequency(scenario):
         cohort_offences(_tiny(), scenario, freq="month")
 
 
+def test_a_spell_running_backwards_is_named_not_counted(scenario):
+    """A hand-made History with an episode starting after the horizon's end gives a spell of negative length: its
+    Poisson mean would be NaN and its count garbage (-9.2e18 once), so it is refused, naming the spell."""
+    rec = Recorder()
+    _journey(rec, _client(rec, 7, "opiate", 100, -10.0), [(-10, "referral"), (-5, "in_treatment")])
+    late = _client(rec, 5, "alcohol", 50, 800.0)
+    _journey(rec, late, [(800, "referral")])  # after the horizon's end (day 730): the final spell runs backwards
+    h = rec.finish(HORIZON.end_day, HORIZON, "backwards", np.random.SeedSequence(3))
+    with pytest.raises(ValueError, match=r"client 5, state awaiting_assessment, start 800.0, end 730.0"):
+        offences_by_spell(h, scenario)
+
+
 # --- the attachment curve ------------------------------------------------------------------------------------
 
 
