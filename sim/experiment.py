@@ -16,11 +16,14 @@ category, metric, value``:
 Seeds: replication ``r`` of every point uses ``SeedSequence(seed, spawn_key=(r,))`` — the ``r``-th child of
 ``SeedSequence(seed)``, as in :mod:`sim.compare` — so every point of a sweep sees the same random numbers in
 replication ``r`` (common random numbers across points), and a result never depends on which worker ran it or
-when. Executors (:class:`SerialExecutor`, :class:`ProcessExecutor`, :class:`DaskExecutor`) share one interface,
+when. Runs whose History cannot depend on their contract (the same scenario and replication, the provider's
+behaviour off) are one task: the History is simulated and measured once and settled under each contract
+(:func:`shared_histories`, :func:`run_shared`), giving exactly the tables of runs simulated one by one.
+Executors (:class:`SerialExecutor`, :class:`ProcessExecutor`, :class:`DaskExecutor`) share one interface,
 ``executor.map(function, specs, progress=None)``, yielding results as runs finish; :func:`run_specs` sorts the
 final table, so the same specs give identical tables whatever the executor or number of workers. With a
-:class:`sim.store.ResultStore`, every finished run is written to disk at once and a killed experiment resumes
-without recomputing finished runs.
+:class:`sim.store.ResultStore`, every finished run is written to disk as soon as its task ends, and a killed
+experiment resumes without recomputing finished runs.
 
 >>> from sim import load_scenario                                              # doctest: +SKIP
 >>> reps = replicate(load_scenario("scenarios/west_kent.toml"), 20, seed=1)    # doctest: +SKIP
@@ -59,9 +62,9 @@ from .uncertainty import drawn_scenario, variance_split
 from .store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 
 __all__ = [
-    "RunSpec", "run_one", "run_specs", "contract_year_metrics", "SerialExecutor", "ProcessExecutor",
-    "DaskExecutor", "make_executor", "ProgressBar", "progress_bar", "replicate", "Replications", "summarise",
-    "replications_needed", "ReplicationsNeeded", "ResultStore", "StoreMismatch", "COLUMNS", "KEY_COLUMNS",
+    "RunSpec", "run_one", "run_shared", "run_specs", "shared_histories", "contract_year_metrics", "SerialExecutor",
+    "ProcessExecutor", "DaskExecutor", "make_executor", "ProgressBar", "progress_bar", "replicate", "Replications",
+    "summarise", "replications_needed", "ReplicationsNeeded", "ResultStore", "StoreMismatch", "COLUMNS", "KEY_COLUMNS",
     "MEASURE_COLUMNS", "CONTRACT_METRICS", "EXECUTORS", "empty_table", "tidy", "concat",
 ]
 
@@ -139,6 +142,35 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
     """Simulate one run and return its tidy long table (see the module docstring).
 
     With ``keep_history`` (default: ``not spec.aggregate``) return ``(table, history)``."""
+    scenario, contract, parts = _inputs(spec)
+    history = simulate(scenario, spec.seed_sequence(), provider=provider_model(scenario, contract))
+    return _result(spec, scenario, contract, parts, history, _measure_rows(history), keep_history)
+
+
+def run_shared(specs: list[RunSpec]) -> list:
+    """Runs that differ only in their contract, with a provider blind to it: the same replication of the same
+    scenario, so the same History (common random numbers). It is simulated and measured once, then settled under
+    each run's contract. Each result is exactly what ``run_one(spec)`` returns (see :func:`shared_histories`)."""
+    results, history, measured = [], None, None
+    first = specs[0]
+    for spec in specs:
+        if (spec.scenario, spec.seed, spec.replication, spec.runs_per_draw) != \
+                (first.scenario, first.seed, first.replication, first.runs_per_draw):
+            raise ValueError(f"runs {first.key} and {spec.key} differ in scenario, seed or replication: they do "
+                             "not share a History")
+        scenario, contract, parts = _inputs(spec)
+        if provider_model(scenario, contract) is not None:
+            raise ValueError(f"run {spec.key}: its provider responds to the contract, so it has a History of its own")
+        if history is None:
+            history = simulate(scenario, spec.seed_sequence())
+            measured = _measure_rows(history)
+        results.append(_result(spec, scenario, contract, parts, history, measured))
+    return results
+
+
+def _inputs(spec: RunSpec) -> tuple[Scenario, Contract | None, list[pd.DataFrame]]:
+    """The run's scenario and contract, with its parameter draw in place under uncertainty (then also the rows
+    that record the draw)."""
     scenario, contract = spec.build()
     parts = []
     if scenario.uncertainty:  # one parameter set per draw, recorded beside the results
@@ -149,8 +181,12 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
             scenario, contract, values = drawn_scenario(scenario, spec.seed, draw, contract)
         parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
                                    "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
-    history = simulate(scenario, spec.seed_sequence(), provider=provider_model(scenario, contract))
-    parts.append(_measure_rows(history))
+    return scenario, contract, parts
+
+
+def _result(spec: RunSpec, scenario: Scenario, contract: Contract | None, parts: list[pd.DataFrame],
+            history: History, measured: pd.DataFrame, keep_history: bool | None = None):
+    parts = [*parts, measured]
     if contract is not None:
         parts.append(_contract_rows(settle(contract, history, scenario)))
     table = pd.concat(parts, ignore_index=True)
@@ -468,12 +504,14 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
     """Run ``specs`` on ``executor`` (default serial) and return their tidy table, sorted by
     (point, replication, period, category, metric).
 
-    With a ``store`` (a :class:`ResultStore` or a folder) each finished run is written at once, runs already
-    there are skipped, and the table is read back from the store at the end; ``experiment`` (JSON-like) is the
-    experiment's spec, checked against the one stored (see :meth:`ResultStore.begin`). Without a store, results
-    are kept in memory. ``progress(done)`` receives the number of finished runs, counting runs found in the store.
-    ``function(spec)`` returns a table, or ``(table, history)``: the History then goes into ``histories`` (a dict
-    keyed by (point, replication)) if given. Every spec is checked (scenario, contract) before anything runs.
+    With a ``store`` (a :class:`ResultStore` or a folder) each finished run is written when its task ends, runs
+    already there are skipped, and the table is read back from the store at the end; ``experiment`` (JSON-like) is
+    the experiment's spec, checked against the one stored (see :meth:`ResultStore.begin`). Without a store,
+    results are kept in memory. ``progress(done)`` receives the number of finished runs, counting runs found in
+    the store. ``function(spec)`` returns a table, or ``(table, history)``: the History then goes into
+    ``histories`` (a dict keyed by (point, replication)) if given. With the default ``run_one``, runs that share
+    a History are one task (:func:`shared_histories`). Every spec is checked (scenario, contract) before anything
+    runs.
     """
     specs = list(specs)
     keys = [s.key for s in specs]
@@ -485,7 +523,7 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
                 break
             seen.add(k)
         raise ValueError(f"run (point, replication) = {dup} appears more than once")
-    points = _check_points(specs)
+    points, history_keys = _check_points(specs)
     if isinstance(store, (str, os.PathLike)):
         store = ResultStore(store)
     done_before: set = set()
@@ -507,7 +545,12 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
     tables: list[pd.DataFrame] = []  # the latest results; merged into compact chunks as they come
     chunks: list[pd.DataFrame] = []
     try:
-        for result in executor.map(function, todo, report) if todo else ():
+        if function is run_one:  # runs that share a History simulate it once
+            tasks = shared_histories(todo, history_keys, getattr(executor, "workers", 1))
+            results = _flatten(executor.map(_run_task, tasks) if tasks else (), report)
+        else:
+            results = executor.map(function, todo, report) if todo else ()
+        for result in results:
             table, history = result if isinstance(result, tuple) else (result, None)
             key = _key_of(table)
             if history is not None and histories is not None:
@@ -527,15 +570,33 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
     return concat(chunks + tables)
 
 
+def _run_task(specs: list[RunSpec]) -> list:
+    return run_shared(specs) if len(specs) > 1 else [run_one(specs[0])]
+
+
+def _flatten(task_results: Iterable[list], progress: Callable[[int], Any] | None) -> Iterator:
+    """Each task's results, one run at a time, counting finished runs for ``progress``."""
+    done = 0
+    for results in task_results:
+        for result in results:
+            done += 1
+            if progress is not None:
+                progress(done)
+            yield result
+
+
 def _key_of(table: pd.DataFrame) -> tuple[int, int]:
     if not len(table):
         raise ValueError("a run returned an empty table")
     return int(table["point"].iloc[0]), int(table["replication"].iloc[0])
 
 
-def _check_points(specs: list[RunSpec]) -> dict[int, str]:
-    """Digest of each point's inputs; every replication of a point must share them. Validates each point once."""
+def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str | None]]:
+    """Digest of each point's inputs (every replication of a point must share them), and of what its Histories
+    depend on: its scenario, seed and draws, but not its contract when the provider is blind to it (behaviour
+    off, or no contract); None when the provider may respond to it. Validates each point once."""
     points: dict[int, str] = {}
+    histories: dict[int, str | None] = {}
     for s in specs:
         d = s.inputs_digest()
         if s.point in points:
@@ -546,7 +607,36 @@ def _check_points(specs: list[RunSpec]) -> dict[int, str]:
         scenario, contract = s.build()
         if contract is not None:
             check(contract, scenario)
-    return points
+        blind = contract is None or scenario.behaviour.mode == "off"
+        histories[s.point] = digest({"scenario": s.scenario, "seed": s.seed, "runs_per_draw": s.runs_per_draw}) \
+            if blind else None
+    return points, histories
+
+
+def shared_histories(specs: list[RunSpec], history_keys: dict[int, str | None], workers: int = 1,
+                     largest: int = 16) -> list[list[RunSpec]]:
+    """The runs as tasks: runs with the same History (the same replication of points whose Histories digest the
+    same, see :func:`_check_points`) go together, to be simulated once (:func:`run_shared`); every other run is a
+    task of its own. Fewer tasks than workers are split so every worker has one (each part simulates the History
+    again); no task holds more than ``largest`` runs, since work under way when an experiment is stopped is lost.
+    Tasks keep the order of their first run."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for i, spec in enumerate(specs):
+        key = history_keys.get(spec.point)
+        groups.setdefault((key, spec.replication) if key is not None else (None, i), []).append(spec)
+    tasks = []
+    for group in groups.values():
+        n = len(group)
+        parts = math.ceil(n / largest)  # of near-equal size
+        bounds = [i * n // parts for i in range(parts + 1)]
+        tasks += [group[a:b] for a, b in zip(bounds, bounds[1:])]
+    while len(tasks) < workers:  # halve the largest task, in place
+        i = max(range(len(tasks)), key=lambda k: len(tasks[k]), default=None)
+        if i is None or len(tasks[i]) < 2:
+            break
+        half = len(tasks[i]) // 2
+        tasks[i:i + 1] = [tasks[i][:half], tasks[i][half:]]
+    return tasks
 
 
 # --- replications ----------------------------------------------------------------------------------------------

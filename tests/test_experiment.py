@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from sim import load_scenario, measures, simulate
@@ -15,7 +17,8 @@ from sim.compare import compare
 from sim.contract import load_contract
 from sim.experiment import (COLUMNS, CONTRACT_METRICS, DaskExecutor, ProcessExecutor, ProgressBar, Replications,
                             RunSpec, SerialExecutor, StoreMismatch, contract_raw, make_executor,
-                            replicate, replications_needed, run_one, run_specs, summarise)
+                            replicate, replications_needed, run_one, run_shared, run_specs, shared_histories,
+                            summarise)
 
 from .conftest import SCENARIOS
 
@@ -163,6 +166,82 @@ def test_bad_specs_are_refused(tiny):
     bad = {**raw, "capacity": {**raw["capacity"], "rehab_placez": 3}}
     with pytest.raises(ValueError, match="rehab_placez"):  # checked before anything runs
         run_specs([RunSpec(0, 0, bad)])
+
+
+# --- runs that share a History ----------------------------------------------------------------------------------
+
+
+def _runs(keys: dict[int, str | None], replications: int) -> list[RunSpec]:
+    return [RunSpec(p, r, {}) for p in keys for r in range(replications)]
+
+
+def test_runs_group_by_history_and_replication():
+    """Points 0 and 1 have the same History (a contract-only difference), point 2 a provider that may respond:
+    one task per replication for 0 and 1, one per run for 2, in the order of their first run."""
+    keys = {0: "a", 1: "a", 2: None}
+    tasks = shared_histories(_runs(keys, 2), keys)
+    assert [[s.key for s in t] for t in tasks] == [[(0, 0), (1, 0)], [(0, 1), (1, 1)], [(2, 0)], [(2, 1)]]
+
+
+def test_few_tasks_are_split_for_the_workers_and_none_is_too_large():
+    keys = {p: "a" for p in range(10)}  # a grid over contract terms, one replication: one History
+    assert [len(t) for t in shared_histories(_runs(keys, 1), keys, workers=1)] == [10]
+    assert [len(t) for t in shared_histories(_runs(keys, 1), keys, workers=2)] == [5, 5]
+    assert [len(t) for t in shared_histories(_runs(keys, 1), keys, workers=4)] == [2, 3, 2, 3]
+    assert [len(t) for t in shared_histories(_runs(keys, 1), keys, workers=1, largest=4)] == [3, 3, 4]
+    assert [len(t) for t in shared_histories(_runs(keys, 3), keys, workers=2)] == [10, 10, 10]  # enough tasks
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.integers(0, 30), st.sampled_from(["a", "b", None]), min_size=1, max_size=12),
+       st.integers(1, 4), st.integers(1, 8), st.integers(1, 6))
+def test_tasks_partition_the_runs(keys, replications, workers, largest):
+    runs = _runs(keys, replications)
+    tasks = shared_histories(runs, keys, workers, largest)
+    assert sorted(s.key for t in tasks for s in t) == sorted(s.key for s in runs)  # each run once
+    for t in tasks:
+        assert 1 <= len(t) <= largest
+        if len(t) > 1:  # only runs with one History together
+            assert {(keys[s.point], s.replication) for s in t} == {(keys[t[0].point], t[0].replication)}
+            assert keys[t[0].point] is not None
+    assert len(tasks) >= min(workers, len(runs))
+
+
+def test_shared_history_gives_what_each_run_gives_alone(tiny):
+    """Two contracts on one scenario (behaviour off): the History is simulated once and settled under each, and
+    the tables are exactly those of runs simulated alone; a different scenario is never grouped with them."""
+    west_kent = load_contract(CONTRACT)
+    contracts = [contract_raw(west_kent), contract_raw(west_kent.with_changes({"offending.pot": 400_000}))]
+    fewer = tiny.with_changes({"capacity.recovery_workers": 18}).raw()
+    runs = [RunSpec(p, r, tiny.raw(), contracts[p], SEED) for p in range(2) for r in range(2)]
+    runs += [RunSpec(2, r, fewer, contracts[0], SEED) for r in range(2)]
+    seen = []
+    table = run_specs(runs, progress=seen.append)
+    alone = pd.concat([run_one(s) for s in runs], ignore_index=True)
+    pd.testing.assert_frame_equal(table, alone, check_exact=True)
+    assert seen == list(range(1, len(runs) + 1))  # progress counts runs, not tasks
+    shared = run_shared([runs[0], runs[2]])  # replication 0 of both contracts
+    pd.testing.assert_frame_equal(shared[1], run_one(runs[2]), check_exact=True)
+    term = table[(table["period"] == "term") & (table["metric"] == "income")].set_index(["point", "replication"])
+    assert term.loc[(0, 0), "value"] != term.loc[(1, 0), "value"]  # the contracts do differ
+
+
+def test_a_responding_provider_keeps_its_own_history(tiny):
+    """With provider behaviour on, the History depends on the contract: such runs are never grouped, and
+    ``run_shared`` refuses them."""
+    from sim.experiment import _check_points
+
+    responding = tiny.with_changes({"behaviour.mode": "stress", "horizon.years": 2}).raw()
+    c = contract_raw(CONTRACT)
+    runs = [RunSpec(0, 0, responding, c, SEED), RunSpec(1, 0, responding, c, SEED),
+            RunSpec(2, 0, tiny.raw(), c, SEED), RunSpec(3, 0, tiny.raw(), None, SEED)]
+    _, keys = _check_points(runs)
+    assert keys[0] is None and keys[1] is None and keys[2] == keys[3] is not None
+    assert [len(t) for t in shared_histories(runs, keys)] == [1, 1, 2]
+    with pytest.raises(ValueError, match="responds to the contract"):
+        run_shared(runs[:2])
+    with pytest.raises(ValueError, match="do not share a History"):
+        run_shared([runs[2], RunSpec(4, 1, tiny.raw(), c, SEED)])  # another replication
 
 
 # --- replications ------------------------------------------------------------------------------------------------
