@@ -44,3 +44,10 @@ def test_the_engine_equals_itself_and_times_against_a_revision():
     assert "time this / HEAD: median" in timed.stdout
     after = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
     assert after == before
+
+
+@pytest.mark.slow
+def test_sweeps_sharing_histories_give_identical_tables():
+    done = run("sweeps.py", "--quick")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("tables identical") == 2 and "time shared / alone: median" in done.stdout
