@@ -54,7 +54,8 @@ def _eligible_at_start(reviews: pd.DataFrame, column: str) -> pd.Series:
 
 @derived
 def achievements(history: History, measure: str, window_days: float = 365.0) -> pd.DataFrame:
-    """Every evidenced achievement of ``measure`` in the history (warm-up included; settlement picks dates)."""
+    """Every evidenced achievement of ``measure`` in the history (warm-up included; settlement picks dates),
+    sorted by time, then client (stably: settlement's first-earned, first-paid order relies on it)."""
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; expected one of {', '.join(MEASURES)}")
     rv, ep, ev = history.reviews, history.episodes, history.events

@@ -203,8 +203,7 @@ def _once_per(found: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
 
 def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, years: pd.DataFrame,
              in_treatment: pd.Series) -> pd.DataFrame:
-    everything = achievements(history, outcome.measure, outcome.window_days).sort_values(["time", "client_id"],
-                                                                                         kind="stable")
+    everything = achievements(history, outcome.measure, outcome.window_days)  # by time, then client
     found = everything[(everything["time"] >= 0) & (everything["time"] < min(history.end, years["end"].max()))]
     found = _once_per(found, outcome)
     if found.empty:

@@ -328,3 +328,16 @@ def test_no_qualifying_review_is_no_achievement_not_an_error(measure):
     if measure in ("stopped_injecting", "housing_resolved"):
         column = {"stopped_injecting": "injecting", "housing_resolved": "housing"}[measure]
         assert achievements(_reviewed(measure, [84.0], window_start={column: False}), measure).empty
+
+
+def test_achievements_come_in_time_then_client_order(small):
+    """Settlement pays first earned, first paid in the order ``achievements`` gives (it does not sort again):
+    by time, then client id, for every measure of a simulated History."""
+    from sim import simulate
+
+    h = simulate(small, 5)
+    for m in MEASURES:
+        a = achievements(h, m)
+        assert len(a) > 0 or m in ("hep_b_completed", "bbv_tested"), m
+        key = a[["time", "client_id"]]
+        assert key.equals(key.sort_values(["time", "client_id"], ignore_index=True)), m
