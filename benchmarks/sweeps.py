@@ -11,8 +11,9 @@ are identical, and prints the time ratio shared / alone (the baseline, measured 
 * **contract terms** -- a 3 x 4 grid over the offending pot and the planned-exit share of the outcome pot of the
   West Kent contract (contract keys only: one History per replication), 2 replications;
 * **mixed** -- the shipped Morris screening ``scenarios/sweeps/west_kent_contract_sensitivity.toml`` (three
-  scenario parameters and one contract parameter: only the contract steps of each trajectory share) with 4
-  trajectories and 2 replications instead of 40 and 5.
+  scenario parameters and one contract parameter: points whose scenario values coincide share, the contract
+  steps of a trajectory and points of different trajectories on the same levels) with 4 trajectories and 2
+  replications instead of 40 and 5 (40 runs, 28 Histories; at full size 1,000 runs, 285 Histories).
 
 Both use the screening's own changes (a 3-year warm-up, 2 reported years). ``--quick``: 1 replication, 2 Morris
 trajectories and a 3 x 2 grid, for a smoke test.

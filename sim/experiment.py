@@ -62,10 +62,10 @@ from .uncertainty import drawn_scenario, variance_split
 from .store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 
 __all__ = [
-    "RunSpec", "run_one", "run_shared", "run_specs", "shared_histories", "contract_year_metrics", "SerialExecutor",
-    "ProcessExecutor", "DaskExecutor", "make_executor", "ProgressBar", "progress_bar", "replicate", "Replications",
-    "summarise", "replications_needed", "ReplicationsNeeded", "ResultStore", "StoreMismatch", "COLUMNS", "KEY_COLUMNS",
-    "MEASURE_COLUMNS", "CONTRACT_METRICS", "EXECUTORS", "empty_table", "tidy", "concat",
+    "RunSpec", "run_one", "run_shared", "SharedRunFailed", "run_specs", "shared_histories", "contract_year_metrics",
+    "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "ProgressBar", "progress_bar", "replicate",
+    "Replications", "summarise", "replications_needed", "ReplicationsNeeded", "ResultStore", "StoreMismatch",
+    "COLUMNS", "KEY_COLUMNS", "MEASURE_COLUMNS", "CONTRACT_METRICS", "EXECUTORS", "empty_table", "tidy", "concat",
 ]
 
 MEASURE_COLUMNS = (
@@ -111,6 +111,11 @@ class RunSpec:
     def seed_sequence(self) -> np.random.SeedSequence:
         return np.random.SeedSequence(self.seed, spawn_key=(self.replication,))
 
+    def history_digest(self) -> str:
+        """A hash of what the run's History depends on when its provider is blind to the contract: the scenario,
+        the seed and the draws (not the contract, the replication number or the mode)."""
+        return digest({"scenario": self.scenario, "seed": self.seed, "runs_per_draw": self.runs_per_draw})
+
     def inputs_digest(self) -> str:
         """A hash of what determines the point's results (not the replication number)."""
         return digest({"scenario": self.scenario, "contract": self.contract, "seed": self.seed,
@@ -150,22 +155,38 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
 def run_shared(specs: list[RunSpec]) -> list:
     """Runs that differ only in their contract, with a provider blind to it: the same replication of the same
     scenario, so the same History (common random numbers). It is simulated and measured once, then settled under
-    each run's contract. Each result is exactly what ``run_one(spec)`` returns (see :func:`shared_histories`)."""
+    each run's contract. Each result is exactly what ``run_one(spec)`` returns (see :func:`shared_histories`).
+    If a run fails, the runs before it are not lost: :class:`SharedRunFailed` carries them and the error."""
     results, history, measured = [], None, None
     first = specs[0]
+    shared = (first.history_digest(), first.replication)
     for spec in specs:
-        if (spec.scenario, spec.seed, spec.replication, spec.runs_per_draw) != \
-                (first.scenario, first.seed, first.replication, first.runs_per_draw):
+        if (spec.history_digest(), spec.replication) != shared:
             raise ValueError(f"runs {first.key} and {spec.key} differ in scenario, seed or replication: they do "
                              "not share a History")
-        scenario, contract, parts = _inputs(spec)
-        if provider_model(scenario, contract) is not None:
-            raise ValueError(f"run {spec.key}: its provider responds to the contract, so it has a History of its own")
-        if history is None:
-            history = simulate(scenario, spec.seed_sequence())
-            measured = _measure_rows(history)
-        results.append(_result(spec, scenario, contract, parts, history, measured))
+        try:
+            scenario, contract, parts = _inputs(spec)
+            if provider_model(scenario, contract) is not None:
+                raise ValueError(f"run {spec.key}: its provider responds to the contract, so it has a History of "
+                                 "its own")
+            if history is None:
+                history = simulate(scenario, spec.seed_sequence())
+                measured = _measure_rows(history)
+            results.append(_result(spec, scenario, contract, parts, history, measured))
+        except Exception as e:
+            raise SharedRunFailed(results, e) from e
     return results
+
+
+class SharedRunFailed(Exception):
+    """A run of a task of runs sharing a History failed: ``results``, the runs finished before it, and ``error``."""
+
+    def __init__(self, results: list, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.results, self.error = results, error
+
+    def __reduce__(self):  # across processes: the results and the error, not the message alone
+        return (type(self), (self.results, self.error))
 
 
 def _inputs(spec: RunSpec) -> tuple[Scenario, Contract | None, list[pd.DataFrame]]:
@@ -544,6 +565,7 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
         executor = make_executor(executor)
     tables: list[pd.DataFrame] = []  # the latest results; merged into compact chunks as they come
     chunks: list[pd.DataFrame] = []
+    results: Iterable = ()
     try:
         if function is run_one:  # runs that share a History simulate it once
             tasks = shared_histories(todo, history_keys, getattr(executor, "workers", 1))
@@ -563,6 +585,9 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
                     chunks.append(concat(tables))
                     tables = []
     finally:
+        close = getattr(results, "close", None)
+        if close is not None:  # stop the executor's runs now, not when a traceback is freed
+            close()
         if own:
             executor.close()
     if store is not None:
@@ -575,14 +600,28 @@ def _run_task(specs: list[RunSpec]) -> list:
 
 
 def _flatten(task_results: Iterable[list], progress: Callable[[int], Any] | None) -> Iterator:
-    """Each task's results, one run at a time, counting finished runs for ``progress``."""
+    """Each task's results, one run at a time, counting finished runs for ``progress``. A task whose run failed
+    gives the runs it finished before the error is raised (after the tasks under way, as the executors do)."""
     done = 0
-    for results in task_results:
+
+    def counted(results):
+        nonlocal done
         for result in results:
             done += 1
             if progress is not None:
                 progress(done)
             yield result
+
+    try:
+        for results in task_results:
+            yield from counted(results)
+    except SharedRunFailed as failed:
+        yield from counted(failed.results)
+        raise failed.error from failed
+    finally:
+        close = getattr(task_results, "close", None)
+        if close is not None:
+            close()
 
 
 def _key_of(table: pd.DataFrame) -> tuple[int, int]:
@@ -593,8 +632,9 @@ def _key_of(table: pd.DataFrame) -> tuple[int, int]:
 
 def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str | None]]:
     """Digest of each point's inputs (every replication of a point must share them), and of what its Histories
-    depend on: its scenario, seed and draws, but not its contract when the provider is blind to it (behaviour
-    off, or no contract); None when the provider may respond to it. Validates each point once."""
+    depend on (:meth:`RunSpec.history_digest`) when they cannot depend on its contract: the provider blind to it
+    (behaviour off, or no contract) and the History not handed back (aggregate mode); else None. Validates each
+    point once."""
     points: dict[int, str] = {}
     histories: dict[int, str | None] = {}
     for s in specs:
@@ -608,8 +648,8 @@ def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str |
         if contract is not None:
             check(contract, scenario)
         blind = contract is None or scenario.behaviour.mode == "off"
-        histories[s.point] = digest({"scenario": s.scenario, "seed": s.seed, "runs_per_draw": s.runs_per_draw}) \
-            if blind else None
+        # a run that hands back its History keeps one of its own: Histories in the results are never shared
+        histories[s.point] = s.history_digest() if blind and s.aggregate else None
     return points, histories
 
 

@@ -16,9 +16,9 @@ from sim import load_scenario, measures, simulate
 from sim.compare import compare
 from sim.contract import load_contract
 from sim.experiment import (COLUMNS, CONTRACT_METRICS, DaskExecutor, ProcessExecutor, ProgressBar, Replications,
-                            RunSpec, SerialExecutor, StoreMismatch, contract_raw, make_executor,
-                            replicate, replications_needed, run_one, run_shared, run_specs, shared_histories,
-                            summarise)
+                            ResultStore, RunSpec, SerialExecutor, SharedRunFailed, StoreMismatch, contract_raw,
+                            make_executor, replicate, replications_needed, run_one, run_shared, run_specs,
+                            shared_histories, summarise)
 
 from .conftest import SCENARIOS
 
@@ -207,23 +207,98 @@ def test_tasks_partition_the_runs(keys, replications, workers, largest):
     assert len(tasks) >= min(workers, len(runs))
 
 
-def test_shared_history_gives_what_each_run_gives_alone(tiny):
-    """Two contracts on one scenario (behaviour off): the History is simulated once and settled under each, and
-    the tables are exactly those of runs simulated alone; a different scenario is never grouped with them."""
+@pytest.fixture
+def simulations(monkeypatch):
+    """How many Histories ``sim.experiment`` simulates (in this process)."""
+    import sim.experiment
+
+    count = []
+    real = sim.experiment.simulate
+    monkeypatch.setattr(sim.experiment, "simulate", lambda *a, **k: count.append(1) or real(*a, **k))
+    return count
+
+
+def _contract_runs(tiny, replications=2):
+    """Points 0 and 1: two contracts on one scenario; point 2: another scenario."""
     west_kent = load_contract(CONTRACT)
     contracts = [contract_raw(west_kent), contract_raw(west_kent.with_changes({"offending.pot": 400_000}))]
     fewer = tiny.with_changes({"capacity.recovery_workers": 18}).raw()
-    runs = [RunSpec(p, r, tiny.raw(), contracts[p], SEED) for p in range(2) for r in range(2)]
-    runs += [RunSpec(2, r, fewer, contracts[0], SEED) for r in range(2)]
+    runs = [RunSpec(p, r, tiny.raw(), contracts[p], SEED) for p in range(2) for r in range(replications)]
+    return runs + [RunSpec(2, r, fewer, contracts[0], SEED) for r in range(replications)]
+
+
+def test_shared_history_gives_what_each_run_gives_alone(tiny, simulations, tmp_path):
+    """Two contracts on one scenario (behaviour off): the History is simulated once and settled under each, and
+    the tables are exactly those of runs simulated alone; a different scenario is never grouped with them. A
+    store keeps every run, and a rerun simulates nothing."""
+    runs = _contract_runs(tiny)
     seen = []
-    table = run_specs(runs, progress=seen.append)
+    table = run_specs(runs, progress=seen.append, store=tmp_path / "store")
+    assert len(simulations) == 4  # 6 runs: one History per replication of points 0 and 1, two for point 2
     alone = pd.concat([run_one(s) for s in runs], ignore_index=True)
     pd.testing.assert_frame_equal(table, alone, check_exact=True)
     assert seen == list(range(1, len(runs) + 1))  # progress counts runs, not tasks
+    del simulations[:]
+    pd.testing.assert_frame_equal(run_specs(runs, store=tmp_path / "store"), table)
+    assert simulations == []
     shared = run_shared([runs[0], runs[2]])  # replication 0 of both contracts
     pd.testing.assert_frame_equal(shared[1], run_one(runs[2]), check_exact=True)
     term = table[(table["period"] == "term") & (table["metric"] == "income")].set_index(["point", "replication"])
     assert term.loc[(0, 0), "value"] != term.loc[(1, 0), "value"]  # the contracts do differ
+
+
+def test_uncertain_contract_terms_under_a_shared_history(tiny, simulations):
+    """A ``contract.`` key path in [uncertainty] draws each run's contract; the drawn scenario, and so the History,
+    is the same for both contracts."""
+    uncertain = tiny.with_changes({"uncertainty": {
+        "contract.offending.pot": {"dist": "triangular", "low": 1e5, "mode": 2e5, "high": 3e5},
+        "capacity.recovery_workers": {"dist": "triangular", "low": 24, "mode": 30, "high": 36}}}).raw()
+    west_kent = load_contract(CONTRACT)
+    contracts = [contract_raw(west_kent), contract_raw(west_kent.with_changes({"pbr_share.by_year": [0.5, 0.5, 0.5, 0.5]}))]
+    runs = [RunSpec(p, 0, uncertain, contracts[p], SEED) for p in range(2)]
+    table = run_specs(runs)
+    assert len(simulations) == 1
+    alone = pd.concat([run_one(s) for s in runs], ignore_index=True)
+    pd.testing.assert_frame_equal(table, alone, check_exact=True)
+
+
+def test_a_failing_run_keeps_the_runs_before_it_in_its_task(tiny, monkeypatch, tmp_path):
+    import sim.experiment
+
+    real = sim.experiment.settle
+
+    def settle(contract, history, scenario):
+        if contract.offending.pot == 400_000:
+            raise RuntimeError("a settlement that fails")
+        return real(contract, history, scenario)
+
+    monkeypatch.setattr(sim.experiment, "settle", settle)
+    runs = _contract_runs(tiny, replications=1)
+    with pytest.raises(RuntimeError, match="a settlement that fails"):
+        run_specs(runs, store=tmp_path / "store")
+    assert (0, 0) in ResultStore(tmp_path / "store").done()  # simulated with (1, 0), finished before it failed
+
+
+def test_a_failed_shared_task_crosses_processes_whole():
+    import pickle
+
+    failed = pickle.loads(pickle.dumps(SharedRunFailed([pd.DataFrame({"value": [1.0]})], KeyError("pot"))))
+    assert isinstance(failed.error, KeyError) and failed.results[0]["value"].tolist() == [1.0]
+    assert "KeyError" in str(failed)
+
+
+def test_grouping_reads_the_scenario_as_data(tiny):
+    """A date written as a date or as text is the same scenario: the runs share a History, and agree with
+    runs alone. Runs that hand back their History (not aggregate) keep their own."""
+    from sim.experiment import _check_points
+
+    as_text = tiny.raw()
+    as_text["horizon"] = {**as_text["horizon"], "contract_start": as_text["horizon"]["contract_start"].isoformat()}
+    runs = [RunSpec(0, 0, tiny.raw(), None, SEED), RunSpec(1, 0, as_text, contract_raw(CONTRACT), SEED)]
+    shared = run_shared(runs)
+    pd.testing.assert_frame_equal(shared[1], run_one(runs[1]), check_exact=True)
+    _, keys = _check_points([*runs, RunSpec(2, 0, tiny.raw(), None, SEED, aggregate=False)])
+    assert keys[0] == keys[1] is not None and keys[2] is None
 
 
 def test_a_responding_provider_keeps_its_own_history(tiny):
@@ -238,8 +313,9 @@ def test_a_responding_provider_keeps_its_own_history(tiny):
     _, keys = _check_points(runs)
     assert keys[0] is None and keys[1] is None and keys[2] == keys[3] is not None
     assert [len(t) for t in shared_histories(runs, keys)] == [1, 1, 2]
-    with pytest.raises(ValueError, match="responds to the contract"):
+    with pytest.raises(SharedRunFailed, match="responds to the contract") as failed:
         run_shared(runs[:2])
+    assert isinstance(failed.value.error, ValueError) and failed.value.results == []
     with pytest.raises(ValueError, match="do not share a History"):
         run_shared([runs[2], RunSpec(4, 1, tiny.raw(), c, SEED)])  # another replication
 
