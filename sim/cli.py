@@ -87,9 +87,10 @@ def cmd_compare(args) -> int:
         check(contract, scenario)
     bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
                disable=not sys.stderr.isatty())
-    with bar:
+    with bar, _executor(args) as executor:
         result = compare(scenario, contracts, args.replications, args.seed,
-                         progress=lambda n: bar.update(n - bar.n))
+                         progress=lambda n: bar.update(n - bar.n),
+                         executor=None if args.executor == "serial" else executor)
     out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
     write_comparison(result, out, with_plots=not args.no_plots)
     import pandas as pd
@@ -338,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp.add_argument("--years", type=float, default=None, help="reported years after the contract start")
     cmp.add_argument("--out", default=None, help="output directory (default: results/<scenario>/compare)")
     cmp.add_argument("--no-plots", action="store_true", help="skip the plots")
+    _add_executor_options(cmp)
     cmp.set_defaults(func=cmd_compare)
 
     rep = sub.add_parser("replicate", help="replications with confidence intervals (and parameter uncertainty)")

@@ -4,7 +4,8 @@ Because settlement is pure, the contracts see exactly the same simulated clients
 differences between them are paired and their confidence intervals narrow. With provider behaviour on, the
 provider responds to each contract: each is simulated on the same seed, so the same people arrive with the same
 draws, and the histories differ only where the provider's responses make them differ. The first contract is the reference
-for the differences. Replication seeds are spawned from one root ``SeedSequence``.
+for the differences. Replication seeds are spawned from one root ``SeedSequence``. Replications can run on any
+executor of :mod:`sim.experiment` (``pbrsim compare --executor processes``), with identical results.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .contract import Contract
+from .contract import Contract, contract_from_dict
 from .pathway import simulate
-from .scenario import Scenario
+from .scenario import Scenario, scenario_from_dict
 from .behaviour import provider_model
 from .settlement import METRICS, contract_year_metrics, settle, term_metrics
 
@@ -73,32 +74,30 @@ def fingerprint(history) -> str:
 
 
 def compare(scenario: Scenario, contracts: list[Contract], replications: int, seed: int | None = None,
-            progress=None) -> Comparison:
+            progress=None, executor=None) -> Comparison:
     """Simulate ``replications`` Histories and settle each under every contract. With provider behaviour on
     (``scenario.behaviour.mode``), the provider responds to each contract, so each contract's clients are
     simulated on their own, from the same seed: the same people arrive, and differ only where the provider's
-    responses make them differ."""
+    responses make them differ. ``executor`` (see :mod:`sim.experiment`) runs the replications elsewhere, each
+    from the scenario and contracts as data; the comparison is identical whichever runs them."""
     if not contracts:
         raise ValueError("give at least one contract")
     names = [c.name for c in contracts]
     if len(set(names)) != len(names):
         raise ValueError(f"contract names must differ, got {names}")
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
-    year_rows, prints = [], []
-    providers = [provider_model(scenario, contract) for contract in contracts]
-    for r, child in enumerate(root.spawn(replications)):
-        blind = None
-        for contract, provider in zip(contracts, providers):
-            if provider is None:
-                blind = history = simulate(scenario, child) if blind is None else blind
-            else:
-                history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
-                                   provider=provider)
-            by_year = contract_year_metrics(settle(contract, history, scenario))
-            year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
-            prints.append((r, contract.name, fingerprint(history)))
+    children = root.spawn(replications)
+    if executor is None:
+        providers = [provider_model(scenario, contract) for contract in contracts]
+        done = (_replication(scenario, contracts, providers, r, child) for r, child in enumerate(children))
         if progress is not None:
-            progress(r + 1)
+            done = _counted(done, progress)
+    else:
+        tasks = [(scenario.raw(), [c.raw() for c in contracts], r, child) for r, child in enumerate(children)]
+        done = executor.map(_replication_task, tasks, progress)
+    results = sorted(done, key=lambda result: result[0])  # executors finish in any order
+    year_rows = [frame for _, frames, _ in results for frame in frames]
+    prints = [p for _, _, found in results for p in found]
     by_year = pd.concat(year_rows, ignore_index=True)
     by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
         ["replication", "contract", "contract_year"])]]
@@ -107,3 +106,37 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
     term = pd.concat([keys, term.reset_index(drop=True)], axis=1)
     return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))
+
+
+def _replication(scenario: Scenario, contracts: list[Contract], providers: list, r: int,
+                 child: np.random.SeedSequence) -> tuple[int, list[pd.DataFrame], list[tuple]]:
+    """Replication ``r``: its History (one for every contract the provider is blind to) settled under each
+    contract; the figures per contract year, and each History's fingerprint."""
+    year_rows, prints = [], []
+    blind = None
+    for contract, provider in zip(contracts, providers):
+        if provider is None:
+            blind = history = simulate(scenario, child) if blind is None else blind
+        else:
+            history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
+                               provider=provider)
+        by_year = contract_year_metrics(settle(contract, history, scenario))
+        year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
+        prints.append((r, contract.name, fingerprint(history)))
+    return r, year_rows, prints
+
+
+def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
+    """``_replication`` on a worker, from the scenario and contracts as data (the provider's model is built
+    once per worker process and kept)."""
+    scenario_raw, contract_raws, r, child = task
+    scenario = scenario_from_dict(scenario_raw, "<compared scenario>")
+    contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
+    providers = [provider_model(scenario, contract) for contract in contracts]
+    return _replication(scenario, contracts, providers, r, child)
+
+
+def _counted(results, progress):
+    for done, result in enumerate(results, 1):
+        yield result
+        progress(done)

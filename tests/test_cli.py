@@ -143,6 +143,10 @@ def test_compare_writes_paired_tables(tmp_path, capsys):
     assert main(["compare", str(tiny), "--contracts", *contracts, "--replications", "2", "--seed", "4",
                  "--out", str(out), "--no-plots"]) == 0
     assert "Paired differences against block" in capsys.readouterr().out
+    assert main(["compare", str(tiny), "--contracts", *contracts, "--replications", "2", "--seed", "4",
+                 "--out", str(tmp_path / "cmp2"), "--no-plots", "--executor", "processes", "--workers", "2"]) == 0
+    for table in ("by_year.csv", "fingerprints.csv", "summary.csv"):
+        assert (out / table).read_text() == (tmp_path / "cmp2" / table).read_text(), table
     prints = pd.read_csv(out / "fingerprints.csv")
     assert (prints.groupby("replication")["history"].nunique() == 1).all()
     assert prints["history"].nunique() == 2

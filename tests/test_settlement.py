@@ -760,6 +760,22 @@ def test_compare_settles_the_same_histories_under_every_contract(comparison):
     assert f.groupby("replication")["history"].first().nunique() == 2  # other replications, other histories
 
 
+def test_compare_on_worker_processes_is_identical(small, comparison):
+    """Replications run elsewhere, from the scenario and contracts as data, finishing in any order: the same
+    comparison, table for table."""
+    from sim.experiment import ProcessExecutor
+
+    wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
+    block = load_contract(SCENARIOS / "contracts" / "block.toml")
+    done = []
+    with ProcessExecutor(2) as executor:
+        elsewhere = compare(small, [wk, wk.with_changes({"name": "west_kent_again"}), block], replications=2, seed=1,
+                            progress=done.append, executor=executor)
+    for name in ("by_year", "term", "fingerprints"):
+        pd.testing.assert_frame_equal(getattr(elsewhere, name), getattr(comparison, name), check_exact=True)
+    assert sorted(done) == [1, 2]
+
+
 def test_paired_differences_of_a_contract_against_itself_are_zero(comparison):
     d = comparison.paired_differences()
     same = d[d["contract"] == "west_kent_again"]
