@@ -89,8 +89,7 @@ def cmd_compare(args) -> int:
                disable=not sys.stderr.isatty())
     with bar, _executor(args) as executor:
         result = compare(scenario, contracts, args.replications, args.seed,
-                         progress=lambda n: bar.update(n - bar.n),
-                         executor=None if args.executor == "serial" else executor)
+                         progress=lambda n: bar.update(n - bar.n), executor=executor)
     out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
     write_comparison(result, out, with_plots=not args.no_plots)
     import pandas as pd

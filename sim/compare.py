@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import special
 
 from .contract import Contract, contract_from_dict
+from .experiment import SerialExecutor
 from .pathway import simulate
 from .scenario import Scenario, scenario_from_dict
 from .behaviour import provider_model
@@ -78,23 +79,17 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     """Simulate ``replications`` Histories and settle each under every contract. With provider behaviour on
     (``scenario.behaviour.mode``), the provider responds to each contract, so each contract's clients are
     simulated on their own, from the same seed: the same people arrive, and differ only where the provider's
-    responses make them differ. ``executor`` (see :mod:`sim.experiment`) runs the replications elsewhere, each
-    from the scenario and contracts as data; the comparison is identical whichever runs them."""
+    responses make them differ. ``executor`` (see :mod:`sim.experiment`; default: this process) runs the
+    replications, each from the scenario and contracts as data; the comparison is identical whichever runs them."""
     if not contracts:
         raise ValueError("give at least one contract")
     names = [c.name for c in contracts]
     if len(set(names)) != len(names):
         raise ValueError(f"contract names must differ, got {names}")
     root = np.random.SeedSequence(scenario.seed if seed is None else seed)
-    children = root.spawn(replications)
-    if executor is None:
-        providers = [provider_model(scenario, contract) for contract in contracts]
-        done = (_replication(scenario, contracts, providers, r, child) for r, child in enumerate(children))
-        if progress is not None:
-            done = _counted(done, progress)
-    else:
-        tasks = [(scenario.raw(), [c.raw() for c in contracts], r, child) for r, child in enumerate(children)]
-        done = executor.map(_replication_task, tasks, progress)
+    raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
+    tasks = [(raw, contract_raws, r, child) for r, child in enumerate(root.spawn(replications))]
+    done = (executor or SerialExecutor()).map(_replication_task, tasks, progress)
     results = sorted(done, key=lambda result: result[0])  # executors finish in any order
     year_rows = [frame for _, frames, _ in results for frame in frames]
     prints = [p for _, _, found in results for p in found]
@@ -108,10 +103,14 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))
 
 
-def _replication(scenario: Scenario, contracts: list[Contract], providers: list, r: int,
-                 child: np.random.SeedSequence) -> tuple[int, list[pd.DataFrame], list[tuple]]:
-    """Replication ``r``: its History (one for every contract the provider is blind to) settled under each
-    contract; the figures per contract year, and each History's fingerprint."""
+def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
+    """Replication ``r``, from the scenario and contracts as data: its History (one for every contract the
+    provider is blind to) settled under each contract; the figures per contract year, and each History's
+    fingerprint. The provider's model is built once per process and kept (see ``provider_model``)."""
+    scenario_raw, contract_raws, r, child = task
+    scenario = scenario_from_dict(scenario_raw, "<compared scenario>")
+    contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
+    providers = [provider_model(scenario, contract) for contract in contracts]
     year_rows, prints = [], []
     blind = None
     for contract, provider in zip(contracts, providers):
@@ -124,19 +123,3 @@ def _replication(scenario: Scenario, contracts: list[Contract], providers: list,
         year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
         prints.append((r, contract.name, fingerprint(history)))
     return r, year_rows, prints
-
-
-def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
-    """``_replication`` on a worker, from the scenario and contracts as data (the provider's model is built
-    once per worker process and kept)."""
-    scenario_raw, contract_raws, r, child = task
-    scenario = scenario_from_dict(scenario_raw, "<compared scenario>")
-    contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
-    providers = [provider_model(scenario, contract) for contract in contracts]
-    return _replication(scenario, contracts, providers, r, child)
-
-
-def _counted(results, progress):
-    for done, result in enumerate(results, 1):
-        yield result
-        progress(done)
