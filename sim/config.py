@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .errors import UserError
+
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """Problems found in a configuration file, each as (file, key path, value, message)."""
 
     what = "configuration"

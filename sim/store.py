@@ -38,6 +38,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
+from .errors import UserError
 from .history import write_atomic
 
 COLUMNS = ["point", "replication", "period", "category", "metric", "value"]
@@ -52,7 +53,7 @@ _PART = re.compile(r"^replication=(-?\d+)\.parquet$")
 _POINT = re.compile(r"^point=(-?\d+)$")
 
 
-class StoreMismatch(ValueError):
+class StoreMismatch(UserError):
     """A store holds results of a different experiment than the one being run into it."""
 
 

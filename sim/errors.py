@@ -1,0 +1,8 @@
+"""The one kind of error a user can cause and fix: the command line prints it in a line or two, names what to
+change, and exits with code 2 (``--debug`` shows the traceback)."""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """A problem with what the user gave: a file, a value, a folder, an option. Its message names what to change."""
