@@ -209,9 +209,9 @@ class Parking(Mechanism):
                                description="eta_out: relative cut in positive-outcome hazards while parked")
     drop_out_multiplier: Level = level(1.3, low=1.0, high=2.0, source="E §3.4",
                                        description="drop-out ('declined to continue') hazard multiplier while parked")
-    review_interval_days: float = Field(MONTH_DAYS, gt=0, description="parking is decided at each keywork review "
+    review_interval_days: float = Field(MONTH_DAYS, ge=1, le=365, description="parking is decided at each keywork review "
                                         "(monthly) [E §3.4]")
-    standard_contacts_per_month: float = Field(4.0, gt=0, description="keyworker contacts a month at full effort "
+    standard_contacts_per_month: float = Field(4.0, gt=0, le=100, description="keyworker contacts a month at full effort "
                                                "(weekly keywork) [E]")
 
 
@@ -233,7 +233,7 @@ class EffortShift(Mechanism):
                                         description="m_TOP_max: most the TOP review frequency is multiplied by")
     max_postpone: Level = level(0.3, 0.5, low=0, high=0.5, source="E §3.5, B16",
                                 description="p_time_max: chance a review due soon after recorded use is postponed")
-    postpone_within_days: float = Field(14.0, ge=0, description="a review this soon after recorded use may be "
+    postpone_within_days: float = Field(14.0, ge=0, le=365, description="a review this soon after recorded use may be "
                                         "postponed (days) [E §3.5]")
     max_misrecord: Level = level(0.02, 0.2, low=0, high=0.05, stress_high=0.2, source="E §3.5, stress B48",
                                  description="p_mis_max: chance an unfavourable TOP item is recorded favourably")
@@ -263,7 +263,7 @@ class DischargeTiming(Mechanism):
     max_defer: Level = level(0.0, 0.2, low=0, high=0, stress_high=0.2, source="E §3.6, B45, B44",
                              description="p_defer_max: chance a returning client's re-entry is deferred past the "
                                          "window end (stress only)")
-    defer_within_days: float = Field(56.0, ge=0, description="re-entry this close to the window end may be "
+    defer_within_days: float = Field(56.0, ge=0, le=365, description="re-entry this close to the window end may be "
                                      "deferred (days) [E §3.6]")
     max_recode: Level = level(0.0, 0.05, low=0, high=0, stress_high=0.05, source="E §3.6",
                               description="p_recode_max: chance an unplanned exit is coded as a transfer (stress only)")

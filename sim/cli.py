@@ -4,12 +4,86 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError
-from .scenario import ScenarioError, load_scenario
+from .config import ConfigError, plain_name
+from .errors import UserError
+from .folders import OutputFolder, OutputError
+from .scenario import MAX_YEARS, ScenarioError, load_scenario
+
+RESULTS = Path("results")
+MAX_REPLICATIONS = 10_000
+MAX_WORKERS = 256
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what to change) and exit code 2, not the usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int, what: str = "a number"):
+    """An argparse type: a whole number in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low:,} to {high:,}, got {value:,}")
+        return value
+    return parse
+
+
+def years(text: str) -> float:
+    """An argparse type: reported years, more than 0 and at most ``MAX_YEARS``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"years must be a number, got {text!r}") from None
+    if not 0 < value <= MAX_YEARS:
+        raise argparse.ArgumentTypeError(f"years must be more than 0 and at most {MAX_YEARS}, got {text}")
+    return value
+
+
+FORMATS = ("parquet", "csv")
+
+
+def formats(text: str) -> tuple[str, ...]:
+    """An argparse type: table formats, comma-separated, from ``FORMATS``."""
+    chosen = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"formats are {' and '.join(FORMATS)} (comma-separated), got {text!r}")
+    return chosen
+
+
+seed = whole_number(0, 2**63 - 1, "a seed")
+replications = whole_number(1, MAX_REPLICATIONS, "replications")
+workers = whole_number(1, MAX_WORKERS, "workers")
+
+
+def output_folder(args, kind: str, *default: str, replace: bool = True) -> OutputFolder:
+    """The folder a command writes (``--out``, or ``results/...``), checked and locked before anything runs."""
+    return OutputFolder(Path(args.out) if args.out else RESULTS.joinpath(*default), kind, replace=replace)
+
+
+def output_file(path: Path) -> Path:
+    """A file a command will write, checked before anything runs: not a folder, in a folder that can be made."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder: give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the folder {path.parent}: {e.strerror or e}") from None
+    if not os.access(path.parent, os.W_OK):
+        raise OutputError(f"cannot write in {path.parent}")
+    return path
 
 
 def _progress_bar(scenario):
@@ -41,8 +115,23 @@ def _contract(scenario, choice: str | None):
 
     if choice is not None:
         return None if choice.lower() == "none" else load_contract(choice)
+    return scenario_contract(scenario)
+
+
+def scenario_contract(scenario):
+    """The contract the scenario names (None if it names none); a bad contract file's errors say which
+    scenario named it."""
+    from .contract import load_contract
+    from .config import source_of
+
     path = scenario.contract_path()
-    return load_contract(path) if path is not None else None
+    if path is None:
+        return None
+    try:
+        return load_contract(path)
+    except ConfigError as e:
+        named_in = source_of(("contract",), scenario._provenance, scenario._source)
+        raise e.reached_from(named_in, "contract", scenario.contract) from None
 
 
 def cmd_run(args) -> int:
@@ -56,19 +145,18 @@ def cmd_run(args) -> int:
     if contract is not None:
         check(contract, scenario)
     seed = scenario.seed if args.seed is None else args.seed
-    provider = provider_model(scenario, contract)  # None unless the scenario's behaviour mode is on
-    bar, update = _progress_bar(scenario)
-    start = time.perf_counter()
-    with bar:
-        history = simulate(scenario, seed, progress=update, provider=provider)
-    wall = time.perf_counter() - start
-    settlement = settle(contract, history, scenario) if contract is not None else None
-    out = Path(args.out) if args.out else Path("results") / scenario.name
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    write_run(history, scenario, out, formats=formats, with_plots=not args.no_plots, wall_seconds=wall,
-              settlement=settlement)
+    with output_folder(args, "run", scenario.name) as out:
+        provider = provider_model(scenario, contract)  # None unless the scenario's behaviour mode is on
+        bar, update = _progress_bar(scenario)
+        start = time.perf_counter()
+        with bar:
+            history = simulate(scenario, seed, progress=update, provider=provider)
+        wall = time.perf_counter() - start
+        settlement = settle(contract, history, scenario) if contract is not None else None
+        write_run(history, scenario, out, formats=args.formats, with_plots=not args.no_plots, wall_seconds=wall,
+                  settlement=settlement)
     print(summary_text(history, scenario, wall) + (contract_text(settlement) if settlement is not None else ""))
-    print(f"results written to {out}/")
+    print(f"results written to {out.path}/")
     return 0
 
 
@@ -87,11 +175,11 @@ def cmd_compare(args) -> int:
         check(contract, scenario)
     bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
                disable=not sys.stderr.isatty())
-    with bar, _executor(args) as executor:
-        result = compare(scenario, contracts, args.replications, args.seed,
-                         progress=lambda n: bar.update(n - bar.n), executor=executor)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / "compare"
-    write_comparison(result, out, with_plots=not args.no_plots)
+    with output_folder(args, "compare", scenario.name, "compare") as out:
+        with bar, _executor(args) as executor:
+            result = compare(scenario, contracts, args.replications, args.seed,
+                             progress=lambda n: bar.update(n - bar.n), executor=executor)
+        write_comparison(result, out, with_plots=not args.no_plots)
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -107,7 +195,7 @@ def cmd_compare(args) -> int:
         diffs = result.paired_differences()
         print(diffs[diffs["metric"].isin(["margin", "spend", "spend_per_planned_exit"])].round(0).to_string(
             index=False))
-    print(f"\nresults written to {out}/")
+    print(f"\nresults written to {out.path}/")
     return 0
 
 
@@ -120,7 +208,7 @@ def _executor(args):
 def _add_executor_options(p) -> None:
     p.add_argument("--executor", choices=("serial", "processes", "dask"), default="serial",
                    help="where runs execute; results are identical whichever is used")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: the cores)")
+    p.add_argument("--workers", type=workers, default=None, help="worker processes (default: the cores)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (with --executor dask)")
 
 
@@ -132,10 +220,15 @@ def cmd_replicate(args) -> int:
     contract = _contract(scenario, args.contract)
     if contract is not None:
         check(contract, scenario)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / "replications"
-    with _executor(args) as executor, progress_bar(args.replications, "replications") as bar:
-        result = replicate(scenario, args.replications, args.seed, contract, executor, store=out / "runs",
-                           progress=bar, runs_per_draw=args.runs_per_draw)
+    if scenario.uncertainty and args.runs_per_draw > 1 and args.replications // args.runs_per_draw < 2:
+        raise UserError(f"--runs-per-draw {args.runs_per_draw} with -n {args.replications} gives "
+                        f"{args.replications // args.runs_per_draw} parameter draw(s): the variance split needs at "
+                        f"least 2 (raise -n to {2 * args.runs_per_draw} or more)")
+    with output_folder(args, "replications", scenario.name, "replications", replace=False) as folder:
+        out = folder.path
+        with _executor(args) as executor, progress_bar(args.replications, "replications") as bar:
+            result = replicate(scenario, args.replications, args.seed, contract, executor, store=out / "runs",
+                               progress=bar, runs_per_draw=args.runs_per_draw)
     summary = result.summary()
     _write_csv(out / "summary.csv", summary)
     shown = summary[(summary["category"].astype(str).isin(["all", "contract"]))
@@ -166,10 +259,11 @@ def cmd_sweep(args) -> int:
     spec = load_sweep(args.spec)
     check_sweep(spec)
     total = len(design_points(spec)) * spec.replications
-    out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
-    with _executor(args) as executor, progress_bar(total, spec.name) as bar:
-        points, table = run_sweep(spec, executor, store=out / "runs", progress=bar)
-    written = write_sweep(spec, points, table, out, args.metric)
+    with output_folder(args, "sweep", "sweeps", spec.name, replace=False) as folder:
+        out = folder.path
+        with _executor(args) as executor, progress_bar(total, spec.name) as bar:
+            points, table = run_sweep(spec, executor, store=out / "runs", progress=bar)
+        written = write_sweep(spec, points, table, out, args.metric)
     print(f"{spec.name}: {len(points)} points x {spec.replications} replications ({spec.design} design)")
     for name, frame in written.items():
         print(f"\nSensitivity of {name}:\n")
@@ -184,6 +278,8 @@ def cmd_summarise(args) -> int:
     from .store import ResultStore
 
     folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: give a replicate or sweep results folder")
     store = ResultStore(folder / "runs" if (folder / "runs").is_dir() else folder)
     table = store.load()
     if table.empty:
@@ -222,7 +318,13 @@ def cmd_calibrate(args) -> int:
     scenario = load_scenario(args.scenario)
     targets = load_targets(args.targets)
     name = args.name or scenario.name
-    table_path = Path(args.table) if args.table else Path("results") / "calibration" / name / "fit.csv"
+    try:
+        plain_name(name)
+    except ValueError as e:
+        raise UserError(f"--name {name!r}: {e}") from None
+    table_path = output_file(Path(args.table) if args.table else RESULTS / "calibration" / name / "fit.csv")
+    if args.params:
+        output_file(Path(args.out) if args.out else RESULTS / "calibration" / name / f"{name}.toml")
     if not args.params:
         table = check(scenario, targets, args.seeds, args.seed, args.workers)
         _print_fit(table, f"{scenario.name} against {args.targets} ({args.seeds} replications)")
@@ -236,7 +338,7 @@ def cmd_calibrate(args) -> int:
 
     result = calibrate(scenario, targets, args.params, args.seeds, args.seed, args.workers, args.method,
                        args.max_evaluations, args.check_seeds, progress=show)
-    out = Path(args.out) if args.out else Path("results") / "calibration" / name / f"{name}.toml"
+    out = Path(args.out) if args.out else RESULTS / "calibration" / name / f"{name}.toml"
     command = "pbrsim " + " ".join(_quote_arg(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else ""
     write_calibrated(result, out, args.scenario, name=name, description=args.description, command=command)
     _print_fit(result.table, f"{name}: fit after {len(result.evaluations)} evaluations ({result.message})")
@@ -269,12 +371,12 @@ def _print_fit(table, title: str) -> None:
 def cmd_report_validation(args) -> int:
     from .validation import validation_report
 
-    out = Path(args.out)
-    report = validation_report(args.scenarios or None, args.targets or None, replications=args.seeds,
-                               queue_replications=args.queue_seeds, workers=args.workers, out=out,
-                               progress=lambda text: print(text, file=sys.stderr))
+    with OutputFolder(args.out, "validation") as out:
+        report = validation_report(args.scenarios or None, args.targets or None, replications=args.seeds,
+                                   queue_replications=args.queue_seeds, workers=args.workers, out=out,
+                                   progress=lambda text: print(text, file=sys.stderr))
     print(report.summary_text())
-    print(f"\nreport written to {out}/ (validation.html, validation.md)")
+    print(f"\nreport written to {out.path}/ (validation.html, validation.md)")
     return 0
 
 
@@ -285,22 +387,68 @@ def cmd_app(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """Check files without running them, with the checks ``pbrsim run`` (and ``compare``, ``sweep``,
+    ``calibrate``) make before anything runs: a scenario with the contract it names, a contract, a sweep spec
+    with its scenario, contract and points, a target file. The kind is told by the keys at the top."""
     failed = 0
     for path in args.scenarios:
         try:
-            sc = load_scenario(path)
-        except ScenarioError as e:
-            print(e, file=sys.stderr)
+            print(f"ok: {path} ({check_file(Path(path))})")
+        except UserError as e:
+            print(f"pbrsim validate: {e}", file=sys.stderr)
             failed += 1
-            continue
-        changes = len(sc.epochs()) - 1
-        print(f"ok: {path} ({sc.name}; {sc.horizon.contract_start} to {sc.horizon.end_date}; "
-              f"{changes} dated change{'s' if changes != 1 else ''})")
     return 2 if failed else 0
+
+
+def file_kind(path: Path) -> str:
+    """``scenario``, ``contract``, ``sweep`` or ``targets``, from the keys at the top of the file (after
+    ``extends``); the file is read with the scenario's checks (UTF-8, TOML, depth) when it cannot be read."""
+    from .config import read_with_extends
+
+    raw, _ = read_with_extends(path, ConfigError)
+    if "target" in raw:
+        return "targets"
+    if "design" in raw or "parameters" in raw:
+        return "sweep"
+    if "annual_value" in raw or "pbr_share" in raw or "outcomes" in raw:
+        return "contract"
+    return "scenario"
+
+
+def check_file(path: Path) -> str:
+    """Load and check a file of any kind as the commands that run it would; a line saying what it is."""
+    kind = file_kind(path)
+    if kind == "contract":
+        from .contract import load_contract
+
+        c = load_contract(path)
+        return f"contract {c.name}; {c.term_years} years"
+    if kind == "sweep":
+        from .sweep import check_sweep, design_points, load_sweep
+
+        spec = load_sweep(path)
+        check_sweep(spec)
+        return f"sweep {spec.name}; {len(design_points(spec))} points x {spec.replications} replications"
+    if kind == "targets":
+        from .targets import load_targets
+
+        t = load_targets(path)
+        return f"targets {t.name}; {len(t.target)} figures"
+    from .settlement import check
+
+    sc = load_scenario(path)
+    contract = scenario_contract(sc)
+    if contract is not None:
+        check(contract, sc)
+    changes = len(sc.epochs()) - 1
+    return (f"{sc.name}; {sc.horizon.contract_start} to {sc.horizon.end_date}; {changes} dated "
+            f"change{'s' if changes != 1 else ''}" + (f"; contract {contract.name}" if contract else ""))
 
 
 def cmd_list(args) -> int:
     folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of scenarios")
     paths = sorted(folder.glob("*.toml"))
     if not paths:
         print(f"no scenarios in {folder}/", file=sys.stderr)
@@ -309,22 +457,22 @@ def cmd_list(args) -> int:
         try:
             sc = load_scenario(path)
             print(f"{path.name:32s} {sc.description}")
-        except ScenarioError as e:
+        except ConfigError as e:
             print(f"{path.name:32s} INVALID: {e.problems[0][3]}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pbrsim", description="Simulate drug and alcohol treatment systems "
+    parser = Parser(prog="pbrsim", description="Simulate drug and alcohol treatment systems "
                                      "and the payment-by-results contracts that pay for them.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="simulate a scenario and write tables, measures, a summary and plots")
     run.add_argument("scenario", help="scenario file (TOML)")
-    run.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
-    run.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    run.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    run.add_argument("--years", type=years, default=None, help="reported years after the contract start")
     run.add_argument("--out", default=None, help="output directory (default: results/<scenario name>)")
-    run.add_argument("--formats", default="parquet,csv", help="table formats: parquet, csv or both")
+    run.add_argument("--formats", type=formats, default=FORMATS, help="table formats: parquet, csv or both")
     run.add_argument("--no-plots", action="store_true", help="skip the plots")
     run.add_argument("--contract", default=None,
                      help="settle under this contract file instead of the scenario's own ('none': no contract)")
@@ -333,9 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     cmp = sub.add_parser("compare", help="settle the same simulated histories under several contracts")
     cmp.add_argument("scenario", help="scenario file (TOML)")
     cmp.add_argument("--contracts", nargs="+", required=True, help="contract files; the first is the reference")
-    cmp.add_argument("--replications", type=int, default=20, help="simulated histories (default 20)")
-    cmp.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
-    cmp.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    cmp.add_argument("--replications", type=replications, default=20, help="simulated histories (default 20)")
+    cmp.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    cmp.add_argument("--years", type=years, default=None, help="reported years after the contract start")
     cmp.add_argument("--out", default=None, help="output directory (default: results/<scenario>/compare)")
     cmp.add_argument("--no-plots", action="store_true", help="skip the plots")
     _add_executor_options(cmp)
@@ -343,12 +491,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rep = sub.add_parser("replicate", help="replications with confidence intervals (and parameter uncertainty)")
     rep.add_argument("scenario", help="scenario file (TOML)")
-    rep.add_argument("-n", "--replications", type=int, default=20)
-    rep.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
-    rep.add_argument("--years", type=float, default=None, help="reported years after the contract start")
+    rep.add_argument("-n", "--replications", type=replications, default=20, help="replications (default 20)")
+    rep.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    rep.add_argument("--years", type=years, default=None, help="reported years after the contract start")
     rep.add_argument("--contract", default=None, help="contract file ('none': no contract; default: the "
                                                       "scenario's)")
-    rep.add_argument("--runs-per-draw", type=int, default=1,
+    rep.add_argument("--runs-per-draw", type=whole_number(1, MAX_REPLICATIONS, "runs per draw"), default=1,
                      help="with [uncertainty]: runs per parameter draw (2 or more splits the variance)")
     rep.add_argument("--out", default=None, help="output directory (default: results/<scenario>/replications)")
     _add_executor_options(rep)
@@ -371,12 +519,12 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("targets", help="target file (TOML, scenarios/targets/)")
     cal.add_argument("--params", nargs="+", default=[], metavar="PATH[+PATH][=LOW:HIGH]",
                      help="key paths to fit ('+' joins paths moved by one factor); none: report the fit only")
-    cal.add_argument("--seeds", type=int, default=2, help="replications per evaluation (default 2)")
-    cal.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
-    cal.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    cal.add_argument("--seeds", type=replications, default=2, help="replications per evaluation (default 2)")
+    cal.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    cal.add_argument("--workers", type=workers, default=1, help="processes running replications (default 1)")
     cal.add_argument("--method", choices=("least_squares", "nelder_mead"), default="least_squares")
-    cal.add_argument("--max-evaluations", type=int, default=60, help="evaluation budget (default 60)")
-    cal.add_argument("--check-seeds", type=int, default=0, help="also report the fit on this many fresh "
+    cal.add_argument("--max-evaluations", type=whole_number(1, 100_000, "evaluations"), default=60, help="evaluation budget (default 60)")
+    cal.add_argument("--check-seeds", type=whole_number(0, MAX_REPLICATIONS, "check seeds"), default=0, help="also report the fit on this many fresh "
                                                                  "replications")
     cal.add_argument("--name", default=None, help="name of the calibrated scenario (default: the input's)")
     cal.add_argument("--description", default=None, help="its description (default: the input's + '(calibrated)')")
@@ -389,16 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     rv.add_argument("scenarios", nargs="*", help="scenario files (default: every scenario a target file names)")
     rv.add_argument("--targets", nargs="+", default=[], help="target files (default: scenarios/targets/*.toml "
                                                              "naming each scenario)")
-    rv.add_argument("--seeds", type=int, default=4, help="replications per scenario (default 4)")
-    rv.add_argument("--queue-seeds", type=int, default=8, help="replications of the Erlang C check (default 8)")
-    rv.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    rv.add_argument("--seeds", type=replications, default=4, help="replications per scenario (default 4)")
+    rv.add_argument("--queue-seeds", type=replications, default=8, help="replications of the Erlang C check (default 8)")
+    rv.add_argument("--workers", type=workers, default=1, help="processes running replications (default 1)")
     rv.add_argument("--out", default="results/validation", help="output directory (default results/validation)")
     rv.set_defaults(func=cmd_report_validation)
 
     app = sub.add_parser("app", help="the commissioners' web app on http://127.0.0.1 (needs: pip install -e '.[app]')",
                          description="Start the commissioners' web app on http://127.0.0.1 (loopback only, no "
                                      "telemetry). Needs the app extra: pip install -e '.[app]'.")
-    app.add_argument("--port", type=int, help="port (default: the first free one from 8501)")
+    app.add_argument("--port", type=whole_number(1, 65535, "the port"), help="port (default: the first free one from 8501)")
     app.add_argument("--scenarios", help="folder of site scenarios to offer (default: the shipped ones)")
     app.set_defaults(func=cmd_app)
 
@@ -414,15 +562,29 @@ def main(argv: list[str] | None = None) -> int:
 
     add_commands(sub)
 
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
+
     args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("PBRSIM_DEBUG"))
     try:
         return args.func(args)
-    except ConfigError as e:
-        print(e, file=sys.stderr)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"pbrsim {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not the user's doing: one line, and the way to the traceback
+        if debug:
+            raise
+        print(f"pbrsim {args.command}: internal error: {type(e).__name__}: {str(e)[:500]}\n  this is a bug in "
+              f"pbrsim; rerun with --debug for the traceback, and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

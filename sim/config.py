@@ -6,32 +6,67 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from .errors import UserError
 
 
 M = TypeVar("M", bound=BaseModel)
 
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def plain_name(name: str) -> str:
+    """A name that is also a folder name under ``results/``: letters, digits, '-', '_' and '.', not starting
+    with '.', at most 100 characters (so that no name can point anywhere else)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError("a name must be 1-100 letters, digits, '-', '_' or '.', not starting with '.' (it names "
+                         "the results folder)")
+    return name
+
+
+PlainName = Annotated[str, AfterValidator(plain_name)]
+
 
 class ConfigError(UserError):
-    """Problems found in a configuration file, each as (file, key path, value, message)."""
+    """Problems found in a configuration file, each as (file, key path, value, message).
+
+    ``via`` is the chain of files and keys that led to the file (a scenario's ``contract``, a sweep's
+    ``scenario``, an ``extends``), outermost first, as (file, key, value)."""
 
     what = "configuration"
+    shown = 20  # problems listed in full; the rest are counted (200,000 unknown keys must not print 19 MB)
 
-    def __init__(self, problems: list[tuple[str, str, Any, str]]):
+    def __init__(self, problems: list[tuple[str, str, Any, str]], via: tuple[tuple[str, str, Any], ...] = ()):
         self.problems = problems
-        lines = [f"{f}: {k} = {_show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems]
-        super().__init__(f"invalid {self.what}\n  " + "\n  ".join(lines))
+        self.via = tuple(via)
+        lines = [f"{f}: {k} = {_show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems[: self.shown]]
+        rest = problems[self.shown:]
+        if rest:
+            unknown = sum(1 for *_, m in rest if str(m).startswith("unknown key"))
+            lines.append(f"... and {len(rest):,} more problem{'s' if len(rest) != 1 else ''}"
+                         + (f" ({unknown:,} of them unknown keys)" if unknown else ""))
+        reached = "".join(f"\n  reached from {f}: {k} = {_show(v)}" for f, k, v in self.via)
+        super().__init__(f"invalid {self.what}\n  " + "\n  ".join(lines) + reached)
+
+    def reached_from(self, file: str, key: str, value: Any) -> ConfigError:
+        """The same problems, as reached from ``file``'s ``key = value`` (a contract a scenario names...)."""
+        error = type(self)(self.problems, ((str(file), key, value), *self.via))
+        return error
 
 
 def _show(value: Any) -> str:
     text = repr(value) if not isinstance(value, (dt.date, dict)) else str(value)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+MAX_DEPTH = 32  # tables and arrays nested deeper than this are refused (the schemas nest about 6 deep)
+MAX_BYTES = 10_000_000  # a configuration file larger than this is refused (the shipped ones are under 40 kB)
 
 
 class Section(BaseModel):
@@ -46,15 +81,50 @@ class Section(BaseModel):
 
 
 def read_toml(path: Path, referrer: tuple[str, str] | None, error: type[ConfigError]) -> dict[str, Any]:
+    """A TOML file as a dict: UTF-8 (a byte-order mark is allowed), at most ``MAX_BYTES`` and ``MAX_DEPTH``
+    deep; anything else is refused naming the file (and the byte offset or key path)."""
     if not path.is_file():
         if referrer:
             raise error([(referrer[0], "extends", referrer[1], f"no such file: {path}")])
-        raise error([(str(path), "", None, "no such file")])
+        raise error([(str(path), "", None, "no such file" if not path.exists() else "not a file")])
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise error([(str(path), "", None, f"{size:,} bytes: larger than the {MAX_BYTES:,} a configuration "
+                                               f"file may be")])
+        data = path.read_bytes()
+    except OSError as e:
+        raise error([(str(path), "", None, f"cannot be read: {e.strerror or e}")]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        hint = (" (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff")
+                else " (save it as UTF-8)")
+        raise error([(str(path), "", None, f"not UTF-8 text: byte {e.start} is 0x{data[e.start]:02x}{hint}")]) \
+            from None
+    try:
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise error([(str(path), "", None, f"not valid TOML: {e}")]) from None
+    except RecursionError:
+        raise error([(str(path), "", None, f"nested too deeply (more than {MAX_DEPTH} levels)")]) from None
+    deep = _too_deep(parsed, ())
+    if deep is not None:
+        raise error([(str(path), ".".join(deep), None, f"nested too deeply (more than {MAX_DEPTH} levels)")])
+    return parsed
+
+
+def _too_deep(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The key path at which ``value`` goes deeper than ``MAX_DEPTH``, or None."""
+    if len(path) > MAX_DEPTH:
+        return path[:MAX_DEPTH + 1]
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        if isinstance(child, (dict, list)):
+            found = _too_deep(child, (*path, str(key) if isinstance(key, str) else f"[{key}]"))
+            if found is not None:
+                return found
+    return None
 
 
 def read_with_extends(path: Path, error: type[ConfigError], seen: tuple[Path, ...] = (),
@@ -74,7 +144,12 @@ def read_with_extends(path: Path, error: type[ConfigError], seen: tuple[Path, ..
     if not isinstance(parent_ref, str):
         raise error([(str(path), "extends", parent_ref, "must be a file name (string)")])
     parent_path = path.parent / parent_ref
-    parent, parent_prov = read_with_extends(parent_path, error, (*seen, resolved), (str(path), parent_ref))
+    try:
+        parent, parent_prov = read_with_extends(parent_path, error, (*seen, resolved), (str(path), parent_ref))
+    except ConfigError as e:
+        if e.problems and e.problems[0][0] == str(path):  # already about this file's own extends key
+            raise
+        raise e.reached_from(str(path), "extends", parent_ref) from None
     merged = merge(parent, data)
     parent_prov.update(provenance)
     return merged, parent_prov

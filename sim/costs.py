@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import FREQUENCIES, periods as make_periods
-from .distributions import Rate
+from .distributions import Scalar
 from .history import History, derived
 from .scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from .vocabulary import BANDS, GROUPS, TREATMENT_STATES
@@ -190,13 +190,13 @@ def _accrue(spells: pd.DataFrame, rate_per_day: np.ndarray, edges: np.ndarray) -
     return np.diff(running)
 
 
-def _count(events: pd.DataFrame, edges: np.ndarray, price: float | Rate) -> np.ndarray:
+def _count(events: pd.DataFrame, edges: np.ndarray, price: float | Scalar) -> np.ndarray:
     """Pounds of one-off costs dated at their events, per period (events in [0, end) only)."""
     if len(edges) == 0:
         return np.zeros(0)
     t = events["time"].to_numpy(float)
     inside = (t >= edges[0]) & (t < edges[-1])
-    each = _prices(price, events) if isinstance(price, Rate) else np.full(len(events), float(price))
+    each = _prices(price, events) if isinstance(price, Scalar) else np.full(len(events), float(price))
     period = np.searchsorted(edges, t[inside], side="right") - 1
     return np.bincount(period, weights=each[inside], minlength=len(edges) - 1)
 
@@ -247,7 +247,7 @@ def _events(h: History, kind: str) -> pd.DataFrame:
     return _with_episode(h, ev[["client_id", "episode", "time"]])
 
 
-def _prices(rate: Rate, rows: pd.DataFrame) -> np.ndarray:
+def _prices(rate: Scalar, rows: pd.DataFrame) -> np.ndarray:
     """The price that applies to each row's substance group and need band."""
     table = np.empty((len(GROUPS), len(BANDS) + 1))
     for g, group in enumerate(GROUPS):

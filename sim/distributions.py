@@ -44,6 +44,8 @@ _FAMILY_PARAMS: dict[str, tuple[str, ...]] = {
 }
 _ALL_FAMILY_PARAMS = sorted({p for ps in _FAMILY_PARAMS.values() for p in ps})
 _SHARE_TOLERANCE = 1e-6
+MAX_POUNDS = 1e9  # any amount of money: a district's treatment system costs about £4m a year
+MAX_PARAMETER = 1e9  # any parameter of a distribution, in the unit its key names
 _SCALAR_FAMILIES = frozenset({"fixed", "exponential", "lognormal", "weibull", "triangular"})
 
 
@@ -177,6 +179,19 @@ class Dist(_Overridable):
                 raise ValueError("categorical needs as many weights as values (at least one)")
             if any(x < 0 for x in v.values) or any(w < 0 for w in v.weights) or sum(v.weights) <= 0:
                 raise ValueError("categorical values and weights must be >= 0, with some weight > 0")
+        too_big = {p: x for p in _ALL_FAMILY_PARAMS + ["min", "max"] if p not in ("values", "weights")
+                   for x in [getattr(v, p)] if x is not None and abs(x) > MAX_PARAMETER}
+        if self.dist == "categorical" and len(v.values) > 10_000:
+            raise ValueError(f"a categorical distribution takes at most 10,000 values, got {len(v.values):,}")
+        if self.dist == "categorical" and any(abs(x) > MAX_PARAMETER for x in v.values):
+            too_big["values"] = max(v.values, key=abs)
+        if too_big:
+            raise ValueError(f"{', '.join(f'{p} = {x:g}' for p, x in too_big.items())}: above {MAX_PARAMETER:g}, "
+                             "the most any parameter may be")
+        if self.dist in ("gamma", "weibull") and v.shape < 1e-3:
+            raise ValueError(f"shape must be at least 0.001, got {v.shape}")
+        if self.dist == "lognormal" and v.sigma > 10:
+            raise ValueError(f"sigma must be at most 10, got {v.sigma}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         for bound in ("min", "max"):
@@ -295,6 +310,7 @@ class Scalar(_Overridable):
     lower: ClassVar[float] = -math.inf
     upper: ClassVar[float] = math.inf
     what: ClassVar[str] = "number"
+    bounded: ClassVar[bool] = False  # both bounds are in the nature of the number (a probability's [0, 1])
 
     value: float
 
@@ -305,9 +321,12 @@ class Scalar(_Overridable):
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
-        if not self.lower <= self.value <= self.upper:
-            rng = f">= {self.lower:g}" if math.isinf(self.upper) else f"in [{self.lower:g}, {self.upper:g}]"
-            raise ValueError(f"a {self.what} must be {rng}, got {self.value}")
+        if self.bounded and not self.lower <= self.value <= self.upper:
+            raise ValueError(f"a {self.what} must be in [{self.lower:g}, {self.upper:g}], got {self.value}")
+        if self.value < self.lower:
+            raise ValueError(f"a {self.what} must be >= {self.lower:g}, got {self.value}")
+        if self.value > self.upper:
+            raise ValueError(f"a {self.what} must be at most {self.upper:g}, got {self.value}")
         return self
 
 
@@ -315,23 +334,35 @@ class Probability(Scalar):
     lower: ClassVar[float] = 0.0
     upper: ClassVar[float] = 1.0
     what: ClassVar[str] = "probability"
+    bounded: ClassVar[bool] = True
 
 
 class Rate(Scalar):
-    """A hazard or rate, per year unless the key says otherwise."""
+    """A hazard or rate, per year unless the key says otherwise; at most once a day (365 a year), far above any
+    hazard in the references, so that no client can cycle through states fast enough to exhaust a run."""
     lower: ClassVar[float] = 0.0
+    upper: ClassVar[float] = 365.0
     what: ClassVar[str] = "rate"
 
 
+class Money(Scalar):
+    """An amount of money (pounds), at most a billion."""
+    lower: ClassVar[float] = 0.0
+    upper: ClassVar[float] = MAX_POUNDS
+    what: ClassVar[str] = "sum of money (pounds)"
+
+
 class Growth(Scalar):
-    """A compound growth rate per year (-0.05 = falling 5% a year)."""
+    """A compound growth rate per year (-0.05 = falling 5% a year), at most doubling each year."""
     lower: ClassVar[float] = -0.99
+    upper: ClassVar[float] = 1.0
     what: ClassVar[str] = "growth rate"
 
 
 class Ratio(Scalar):
-    """A hazard ratio or multiplier (1 = no effect)."""
+    """A hazard ratio or multiplier (1 = no effect), at most 1,000."""
     lower: ClassVar[float] = 0.0
+    upper: ClassVar[float] = 1000.0
     what: ClassVar[str] = "ratio"
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-import shutil
 import tempfile
 from array import array
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .folders import OutputFolder
 from .vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
 
 _KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
@@ -346,22 +346,11 @@ def write_atomic(target: Path, write) -> None:
         raise
 
 
-def replace_directory(target: Path, build) -> None:
-    """Build a directory's contents in a temporary sibling, then swap it in whole."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        build(tmp)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def replace_directory(target: Path | OutputFolder, build, kind: str = "results") -> Path:
+    """Build a directory's contents in a temporary sibling, then swap it in whole (see :mod:`sim.folders`: the
+    target is checked and locked first, and only a pbrsim results folder is ever replaced). ``target`` may be an
+    :class:`~sim.folders.OutputFolder` opened (checked and locked) before the run began."""
+    if isinstance(target, OutputFolder):
+        return target.replace(build)
+    with OutputFolder(target, kind) as folder:
+        return folder.replace(build)

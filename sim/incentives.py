@@ -1241,8 +1241,6 @@ def write_audit(audit: Audit, out: str | Path, with_plots: bool = True) -> Path:
     """Write an audit's tables (CSV), report (``report.md``) and plots under ``out``, whole or not at all."""
     from .history import replace_directory
 
-    out = Path(out)
-
     def build(tmp: Path) -> None:
         audit.strengths.to_csv(tmp / "mechanisms.csv", index=False)
         audit.mechanism_summary().to_csv(tmp / "mechanism_summary.csv", index=False)
@@ -1267,8 +1265,7 @@ def write_audit(audit: Audit, out: str | Path, with_plots: bool = True) -> Path:
                 fig.savefig(tmp / "plots" / f"{name}.png", dpi=110)
                 plt.close(fig)
 
-    replace_directory(out, build)
-    return out
+    return replace_directory(out, build, "audit")
 
 
 # --- 5. sweeps over contract features with behaviour on ------------------------------------------------------------
@@ -1543,23 +1540,23 @@ def cmd_audit_contract(args) -> int:
 
     from tqdm import tqdm
 
-    from .cli import _scenario
+    from .cli import _scenario, output_folder, scenario_contract
+    from .errors import UserError
     from .contract import load_contract
 
     scenario = _scenario(args)
     path = args.contract or scenario.contract_path()
     if path is None:
-        print(f"scenario {scenario.name} names no contract: give one (pbrsim audit-contract SCENARIO CONTRACT)",
-              file=sys.stderr)
-        return 2
-    contract = load_contract(path)
-    out = Path(args.out) if args.out else Path("results") / scenario.name / f"audit_{contract.name}"
+        raise UserError(f"scenario {scenario.name} names no contract: give one (pbrsim audit-contract SCENARIO "
+                        f"CONTRACT)")
+    contract = load_contract(path) if args.contract else scenario_contract(scenario)
     bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
                disable=not sys.stderr.isatty())
-    with bar:
+    with output_folder(args, "audit", scenario.name, f"audit_{contract.name}") as folder, bar:
+        out = folder.path
         audit = audit_contract(scenario, contract, args.replications, args.seed, iterations=args.iterations,
                                workers=args.workers, progress=lambda n: bar.update(n - bar.n))
-    write_audit(audit, out, with_plots=not args.no_plots)
+        write_audit(audit, folder, with_plots=not args.no_plots)
     report = audit.report()
     brief = report.split("## In brief", 1)[1].split("\n## ", 1)[0].strip()
     print(f"{contract.name} on {scenario.name}: {args.replications} replication(s), behaviour off, base and stress "
@@ -1572,16 +1569,17 @@ def cmd_audit_contract(args) -> int:
 
 
 def cmd_behaviour_sweep(args) -> int:
-    from .cli import _executor, _wide
+    from .cli import _executor, _wide, output_folder
     from .experiment import progress_bar
     from .sweep import design_points
 
     spec = load_behaviour_sweep(args.spec)
     total = len(design_points(spec)) * spec.replications
-    out = Path(args.out) if args.out else Path("results") / "sweeps" / spec.name
-    with _executor(args) as executor, progress_bar(total, spec.name) as bar:
-        points, table = run_behaviour_sweep(spec, executor, store=out / "runs", progress=bar)
-    summary = write_behaviour_sweep(spec, points, table, out, with_plots=not args.no_plots)
+    with output_folder(args, "behaviour-sweep", "sweeps", spec.name, replace=False) as folder:
+        out = folder.path
+        with _executor(args) as executor, progress_bar(total, spec.name) as bar:
+            points, table = run_behaviour_sweep(spec, executor, store=out / "runs", progress=bar)
+        summary = write_behaviour_sweep(spec, points, table, out, with_plots=not args.no_plots)
     print(f"{spec.name}: {len(points)} points x {spec.replications} replications, behaviour on\n")
     with _wide():
         print(summary.round(4).to_string())
@@ -1591,17 +1589,17 @@ def cmd_behaviour_sweep(args) -> int:
 
 def add_commands(sub) -> None:
     """Register ``audit-contract`` and ``behaviour-sweep`` on the ``pbrsim`` sub-command parser."""
-    from .cli import _add_executor_options
+    from .cli import _add_executor_options, replications, seed, whole_number, workers, years
 
     audit = sub.add_parser("audit-contract", help="what a contract design invites: behaviour off, base and stress "
                                                   "on common random numbers, with a Markdown report")
     audit.add_argument("scenario", help="scenario file (TOML); its [behaviour] block sets the provider")
     audit.add_argument("contract", nargs="?", default=None, help="contract file (default: the scenario's)")
-    audit.add_argument("-n", "--replications", type=int, default=5, help="replications (default 5)")
-    audit.add_argument("--seed", type=int, default=None, help="root seed (default: the scenario's)")
-    audit.add_argument("--years", type=float, default=None, help="reported years after the contract start")
-    audit.add_argument("--iterations", type=int, default=3, help="most runs of the M7 cash fixed point (default 3)")
-    audit.add_argument("--workers", type=int, default=1, help="processes running replications (default 1)")
+    audit.add_argument("-n", "--replications", type=replications, default=5, help="replications (default 5)")
+    audit.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    audit.add_argument("--years", type=years, default=None, help="reported years after the contract start")
+    audit.add_argument("--iterations", type=whole_number(1, 100, "iterations"), default=3, help="most runs of the M7 cash fixed point (default 3)")
+    audit.add_argument("--workers", type=workers, default=1, help="processes running replications (default 1)")
     audit.add_argument("--out", default=None, help="output directory (default: results/<scenario>/audit_<contract>)")
     audit.add_argument("--no-plots", action="store_true", help="skip the plots")
     audit.set_defaults(func=cmd_audit_contract)

@@ -92,8 +92,7 @@ def write_run(history: History, scenario: Scenario, out: Path, formats=("parquet
         if settlement is not None:
             write_settlement(settlement, tmp / "contract", with_plots)
 
-    replace_directory(Path(out), build)
-    return Path(out)
+    return replace_directory(out, build, "run")
 
 
 def write_settlement(settlement, folder: Path, with_plots: bool = True) -> None:
@@ -138,7 +137,7 @@ def write_comparison(comparison, folder: Path, with_plots: bool = True) -> None:
                 fig.savefig(tmp / f"{name}.png", dpi=110)
                 plt.close(fig)
 
-    replace_directory(Path(folder), build)
+    replace_directory(folder, build, "compare")
 
 
 def _seed_repr(seed) -> object:

@@ -22,9 +22,9 @@ from typing import Any, Self
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .behaviour import BehaviourSpec
-from .config import ConfigError, problems, read_with_extends, set_path, source_of, validated
+from .config import ConfigError, PlainName, problems, read_with_extends, set_path, source_of, validated
 from .config import Section as _Section
-from .distributions import Dist, Growth, Probability, Rate, Ratio, shares_of
+from .distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
 from .vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 
 SourceShares = shares_of(*SOURCES, name="SourceShares")
@@ -34,6 +34,10 @@ UseShares = shares_of(*USE_AT_REVIEW, name="UseShares")
 RehabOutcomeShares = shares_of(*REHAB_OUTCOMES, name="RehabOutcomeShares")
 
 DAYS_PER_YEAR = 365.25
+MAX_YEARS = 50  # a horizon or warm-up longer than this is refused (the calendar and memory stay in bounds)
+# first referrals a run may simulate (warm-up and horizon; at about 1.5 KiB each, 7.5 GB): a district sees ~2,000 a year
+MAX_REFERRALS = 5_000_000
+MAX_ARRIVALS_PER_YEAR = 1_000_000  # first referrals per year in one group (England sees about 130,000 in all)
 
 
 class ScenarioError(ConfigError):
@@ -45,10 +49,10 @@ DAYS_PER_WEEK = 7.0
 
 class Horizon(_Section):
     contract_start: dt.date = Field(description="first day of the contract; simulation time 0 (date)")
-    years: float | None = Field(None, gt=0, description="length of the reported period after contract start (years)")
+    years: float | None = Field(None, gt=0, le=MAX_YEARS, description="length of the reported period after contract start (years, at most 50)")
     end: dt.date | None = Field(None, description="first day after the reported period (date); instead of years")
-    warmup_years: float = Field(5.0, ge=0, description="simulated before contract start to build the stock "
-                                                        "of clients; never reported (years)")
+    warmup_years: float = Field(5.0, ge=0, le=MAX_YEARS, description="simulated before contract start to build the "
+                                                        "stock of clients; never reported (years, at most 50)")
 
     @field_validator("end")
     @classmethod
@@ -113,9 +117,9 @@ class Population(_Section):
     @field_validator("arrivals_per_year")
     @classmethod
     def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = {k: x for k, x in v.items() if not (x >= 0 and math.isfinite(x))}
+        bad = {k: x for k, x in v.items() if not (0 <= x <= MAX_ARRIVALS_PER_YEAR)}
         if bad:
-            raise ValueError(f"arrival rates must be >= 0, got {bad}")
+            raise ValueError(f"arrival rates must be in [0, {MAX_ARRIVALS_PER_YEAR:,}] a year, got {bad}")
         return v
 
 
@@ -137,7 +141,7 @@ class Treatment(_Section):
                                                "any other exit (weeks)")
     abstinent_before_completion_weeks: Dist = Field(description="how long a completer has been abstinent when "
                                                                 "judged free of dependence (weeks)")
-    planned_exit_min_abstinence_weeks: float = Field(12.0, ge=0, description="planned exit rule: abstinent "
+    planned_exit_min_abstinence_weeks: float = Field(12.0, ge=0, le=520, description="planned exit rule: abstinent "
                                                                               "at least this long (weeks)")
     drop_out_rate_per_year: Rate = Field(description="hazard of dropping out (per year)")
     declined_share: Probability = Field(description="share of unplanned exits recorded as declined")
@@ -149,7 +153,8 @@ class Treatment(_Section):
 
 
 class Reviews(_Section):
-    interval_weeks: float = Field(12.0, gt=0, description="TOP reviews at start and every interval (weeks)")
+    interval_weeks: float = Field(12.0, ge=1, le=520, description="TOP reviews at start and every interval "
+                                                                "(weeks, 1 to 520)")
     completed: Probability = Field(description="probability a due TOP review is done and recorded")
     use: UseShares = Field(description="substance use at a review before sustained abstinence")
     persistence: float = Field(0.5, ge=0, lt=1, description="correlation of a client's review results "
@@ -157,11 +162,11 @@ class Reviews(_Section):
     stop_injecting_weeks: Dist = Field(description="treatment start to stopping injecting (weeks)")
     housing_resolved_weeks: Dist = Field(description="treatment start to housing problem resolved (weeks)")
     quality_of_life_mean: dict[str, float] = Field(description="mean TOP quality of life (0-20) by use at review")
-    quality_of_life_sd: float = Field(3.0, ge=0, description="spread of TOP quality-of-life scores (points)")
+    quality_of_life_sd: float = Field(3.0, ge=0, le=20, description="spread of TOP quality-of-life scores (points)")
     bbv_test: Probability = Field(description="probability of a blood-borne virus test in the episode")
     bbv_test_days: Dist = Field(description="treatment start to BBV test (days)")
     hep_b_course: Probability = Field(description="probability a hepatitis B course is started")
-    hep_b_course_days: float = Field(21.0, ge=0, description="length of the hepatitis B course (days)")
+    hep_b_course_days: float = Field(21.0, ge=0, le=3650, description="length of the hepatitis B course (days)")
 
     @field_validator("quality_of_life_mean")
     @classmethod
@@ -238,7 +243,7 @@ class Mortality(_Section):
     recovered_per_100py: Rate = Field(description="deaths per 100 person-years after a planned exit")
     post_exit_ratio: Ratio = Field(description="mortality multiplier in the weeks after leaving opioid "
                                                "substitution, detox, rehab or custody")
-    post_exit_weeks: float = Field(4.0, ge=0, description="how long the raised risk lasts (weeks)")
+    post_exit_weeks: float = Field(4.0, ge=0, le=520, description="how long the raised risk lasts (weeks)")
 
 
 class Offending(_Section):
@@ -258,26 +263,27 @@ class Offending(_Section):
 class Costs(_Section):
     """Provider delivery costs (pounds, one price base) and the commissioner's cost of assessment."""
 
-    recovery_worker_per_year: float = Field(ge=0, description="cost of a recovery worker (pounds per FTE-year)")
-    overheads_per_year: float = Field(ge=0, description="premises, management, recovery programme (pounds/year)")
-    ost_per_client_year: Rate = Field(description="prescribing, dispensing and supervision of opioid substitution "
+    recovery_worker_per_year: float = Field(ge=0, le=MAX_POUNDS, description="cost of a recovery worker (pounds per FTE-year)")
+    overheads_per_year: float = Field(ge=0, le=MAX_POUNDS, description="premises, management, recovery programme (pounds/year)")
+    ost_per_client_year: Money = Field(description="prescribing, dispensing and supervision of opioid substitution "
                                                   "(pounds per client-year on OST)")
-    community_detox: Rate = Field(description="pounds per community detox")
-    inpatient_detox_per_day: Rate = Field(description="pounds per inpatient detox bed-day")
-    rehab_per_week: Rate = Field(description="pounds per week of residential rehab")
-    bbv_test: float = Field(ge=0, description="pounds per blood-borne virus test")
-    hep_b_course: float = Field(ge=0, description="pounds per hepatitis B course started")
-    mutual_aid_per_client_year: float = Field(ge=0, description="recovery support for engaged clients (pounds "
+    community_detox: Money = Field(description="pounds per community detox")
+    inpatient_detox_per_day: Money = Field(description="pounds per inpatient detox bed-day")
+    rehab_per_week: Money = Field(description="pounds per week of residential rehab")
+    bbv_test: float = Field(ge=0, le=MAX_POUNDS, description="pounds per blood-borne virus test")
+    hep_b_course: float = Field(ge=0, le=MAX_POUNDS, description="pounds per hepatitis B course started")
+    mutual_aid_per_client_year: float = Field(ge=0, le=MAX_POUNDS, description="recovery support for engaged clients (pounds "
                                                                  "per client-year in treatment)")
-    assessment: float = Field(ge=0, description="pounds per LASARS assessment, paid by the commissioner")
+    assessment: float = Field(ge=0, le=MAX_POUNDS, description="pounds per LASARS assessment, paid by the commissioner")
 
 
 class Capacity(_Section):
-    assessors: int = Field(ge=0, description="LASARS assessors (people)")
-    recovery_workers: float = Field(ge=0, description="recovery workers (full-time equivalents)")
-    caseload_per_worker: float = Field(gt=0, description="clients per recovery worker")
-    inpatient_detox_beds: int = Field(ge=0, description="inpatient detox beds")
-    rehab_places: int = Field(ge=0, description="residential rehab places")
+    assessors: int = Field(ge=0, le=10_000, description="LASARS assessors (people, at most 10,000)")
+    recovery_workers: float = Field(ge=0, le=100_000, description="recovery workers (full-time equivalents, at most "
+                                                                 "100,000)")
+    caseload_per_worker: float = Field(gt=0, le=1000, description="clients per recovery worker (at most 1,000)")
+    inpatient_detox_beds: int = Field(ge=0, le=100_000, description="inpatient detox beds (at most 100,000)")
+    rehab_places: int = Field(ge=0, le=100_000, description="residential rehab places (at most 100,000)")
 
     @property
     def caseload(self) -> int:
@@ -303,9 +309,9 @@ class Change(_Section):
 class Scenario(_Section):
     """A validated, frozen scenario. ``epochs()`` gives the scenario in force from each dated change."""
 
-    name: str
+    name: PlainName
     description: str = ""
-    seed: int = Field(0, ge=0, description="root seed of the default replication")
+    seed: int = Field(0, ge=0, lt=2**63, description="root seed of the default replication")
     horizon: Horizon
     population: Population
     assessment: Assessment
@@ -395,7 +401,7 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read, merge (``extends``) and validate a scenario file and all its dated changes."""
     path = Path(path)
     raw, provenance = read_with_extends(path, ScenarioError)
-    return _validate(raw, str(path), provenance)
+    return _validate(raw, str(path), provenance, dates=True)
 
 
 def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
@@ -404,13 +410,54 @@ def scenario_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Scenario:
     return _validate(raw, source, {(k,): source for k in raw})
 
 
-def _validate(raw: dict, source: str, provenance: dict) -> Scenario:
+def _validate(raw: dict, source: str, provenance: dict, dates: bool = False) -> Scenario:
     scenario = validated(raw, Scenario, ScenarioError, source, provenance)
     scenario._source = source
     scenario._provenance = provenance
     scenario._raw = raw
     scenario.epochs()  # validate every dated change now, before anything runs
+    found = _out_of_bounds(scenario, dates)
+    if found:
+        raise ScenarioError(found)
     return scenario
+
+
+def expected_first_referrals(scenario: Scenario) -> float:
+    """First referrals expected over the warm-up and the horizon, with the trend, under the values in force at
+    the warm-up start (people)."""
+    h, pop = scenario.horizon, scenario.population
+    start, end = h.start_day / DAYS_PER_YEAR, h.end_day / DAYS_PER_YEAR
+    total = 0.0
+    for group, rate in pop.arrivals_per_year.items():
+        g = pop.trend_per_year.resolve(group).value
+        k = math.log1p(g) if g else 0.0
+        total += rate * ((math.exp(k * end) - math.exp(k * start)) / k if k else end - start)
+    return total
+
+
+def _out_of_bounds(scenario: Scenario, dates: bool) -> list[tuple[str, str, Any, str]]:
+    """What validates field by field but would run past the calendar or this machine: a horizon beyond
+    ``MAX_YEARS``, more than ``MAX_REFERRALS`` first referrals in a run, and (``dates``: in a file as written,
+    not in a variant whose horizon was shortened on purpose) dated changes that would never apply."""
+    where = scenario._source
+    h = scenario.horizon
+    found = []
+    if h.end_day / DAYS_PER_YEAR > MAX_YEARS + 1e-9:
+        found.append((source_of(("horizon", "end"), scenario._provenance, where), "horizon.end", h.end_date,
+                      f"more than {MAX_YEARS} years after contract_start ({h.contract_start})"))
+    for i, change in enumerate(scenario.schedule if dates else ()):
+        if change.date >= h.end_date:
+            found.append((source_of(("schedule",), scenario._provenance, where), f"schedule[{i}].date", change.date,
+                          f"on or after the end of the horizon ({h.end_date}): the change would never apply"))
+    for start, epoch in scenario.epochs():
+        n = expected_first_referrals(epoch)
+        if n > MAX_REFERRALS:
+            when = "" if start == h.start_day else f" (with the changes in force from day {start:g})"
+            found.append((where, "population.arrivals_per_year", dict(epoch.population.arrivals_per_year),
+                          f"about {n:,.0f} first referrals over the warm-up and horizon{when}: more than the "
+                          f"{MAX_REFERRALS:,} a run may simulate on one machine (about 1.5 KiB each)"))
+            break
+    return found
 
 
 # --- dated changes -------------------------------------------------------------------------------------------

@@ -66,11 +66,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator  # noqa: E402
 
-from .config import ConfigError, Section, _show, read_with_extends, source_of, validated  # noqa: E402
+from .config import ConfigError, PlainName, Section, _show, read_with_extends, source_of, validated  # noqa: E402
 from .contract import Contract  # noqa: E402
 from .scenario import Scenario  # noqa: E402
 
 DESIGNS = ("grid", "lhs", "sobol", "morris")
+MAX_RUNS = 100_000  # runs in one sweep (points x replications): a 10,000-run results table is a few hundred MB
+MAX_VALUE = 1e12  # any swept value (each point is validated again against the scenario's own bounds)
 CONTRACT_PREFIX = "contract."
 
 
@@ -87,11 +89,12 @@ class Parameter(Section):
     """One swept number: a dotted key path and its range (or, for a grid, its values)."""
 
     path: str = Field(description="dotted key path into the scenario, or into the contract after 'contract.'")
-    low: float | None = Field(None, description="lowest value (the parameter's unit)")
-    high: float | None = Field(None, description="highest value (the parameter's unit)")
-    values: list[int | float | str | bool] | None = Field(None, min_length=1,
+    low: float | None = Field(None, ge=-MAX_VALUE, le=MAX_VALUE, description="lowest value (the parameter's unit)")
+    high: float | None = Field(None, ge=-MAX_VALUE, le=MAX_VALUE, description="highest value (the parameter's "
+                                                                               "unit)")
+    values: list[int | float | str | bool] | None = Field(None, min_length=1, max_length=1000,
                                                           description="the values, for a grid design")
-    levels: int | None = Field(None, ge=2, description="grid points from low to high, ends included")
+    levels: int | None = Field(None, ge=2, le=1000, description="grid points from low to high, ends included")
     integer: bool = Field(False, description="round to a whole number (capacities)")
 
     @field_validator("path")
@@ -155,20 +158,21 @@ class SweepSpec(Section):
     """A validated sweep. Built by :func:`load_sweep` from a file, or directly in code (then the key paths are
     checked by :func:`check_sweep`, and the design's rules by :func:`design_points`)."""
 
-    name: str
+    name: PlainName
     description: str = ""
     scenario: str = Field(description="the scenario file (relative to the spec file)")
     contract: str | None = Field(None, description="the contract file (relative to the spec file); default: the "
                                                    "one the scenario names")
     design: Literal["grid", "lhs", "sobol", "morris"]
-    samples: int | None = Field(None, ge=1, description="lhs: points; sobol: base samples N (a power of 2), "
+    samples: int | None = Field(None, ge=1, le=MAX_RUNS, description="lhs: points; sobol: base samples N (a power of 2), "
                                                         "N x (D + 2) points; morris: trajectories, N x (D + 1) points")
-    morris_levels: int = Field(4, ge=2, description="levels of the Morris grid (even numbers are best)")
-    replications: int = Field(1, ge=1, description="replications of each point")
-    seed: int = Field(0, ge=0, description="seeds the design and, through the experiment, the replications")
+    morris_levels: int = Field(4, ge=2, le=100, description="levels of the Morris grid (even numbers are best)")
+    replications: int = Field(1, ge=1, le=MAX_RUNS, description="replications of each point")
+    seed: int = Field(0, ge=0, lt=2**63, description="seeds the design and, through the experiment, the "
+                                                     "replications")
     changes: dict[str, Any] = Field(default_factory=dict, description="values at dotted key paths applied to "
                                     "the scenario (or, after 'contract.', the contract) before sweeping")
-    parameters: list[Parameter] = Field(min_length=1)
+    parameters: list[Parameter] = Field(min_length=1, max_length=100)
 
     _source: str = PrivateAttr(default="<sweep>")
     _provenance: dict[tuple, str] = PrivateAttr(default_factory=dict)
@@ -178,6 +182,15 @@ class SweepSpec(Section):
     @classmethod
     def _flatten(cls, changes: Any) -> Any:
         return flatten_changes(changes) if isinstance(changes, dict) else changes
+
+    @model_validator(mode="after")
+    def _within_machine(self) -> Self:
+        runs = self.expected_points() * self.replications
+        if runs > MAX_RUNS:
+            raise ValueError(f"the design has {self.expected_points():,} points x {self.replications:,} "
+                             f"replications = {runs:,} runs: more than the {MAX_RUNS:,} a sweep may have (lower "
+                             f"samples, levels or replications)")
+        return self
 
     @property
     def paths(self) -> list[str]:
@@ -303,7 +316,8 @@ def check_sweep(spec: SweepSpec, scenario: Scenario | None = None, contract: Con
         try:
             scenario = load_scenario(file)
         except ScenarioError as e:
-            raise SweepError(found + e.problems) from None
+            raise SweepError(found + e.problems, ((source_of(("scenario",), spec._provenance, source), "scenario",
+                                                   spec.scenario), *e.via)) from None
     if contract is None:
         file = spec.contract_file()
         key = "contract"
@@ -318,7 +332,9 @@ def check_sweep(spec: SweepSpec, scenario: Scenario | None = None, contract: Con
             try:
                 contract = load_contract(file)
             except ContractError as e:
-                raise SweepError(found + e.problems) from None
+                via = ((source_of(("contract",), spec._provenance, source), "contract", spec.contract) if key else
+                       (source, "scenario", spec.scenario))
+                raise SweepError(found + e.problems, (via, *e.via)) from None
 
     # the changes, all together
     changes_source = source_of(("changes",), spec._provenance, source)

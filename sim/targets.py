@@ -38,7 +38,7 @@ import difflib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Self
+from typing import Annotated, Any, Callable, Literal, Self
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,10 @@ EFFECTIVE_DAYS = 84.0         # NDTMS "effective treatment": retained 12 weeks, 
 RELAPSE_COHORT_YEARS = 5.0    # re-presentation measures follow planned exits from this long before the contract
                               # start (in the warm-up) to the last exit whose window ends inside the horizon
 DAYS_PER_YEAR = 365.25
+
+
+MAX_FIGURE = 1e9  # any target figure or tolerance (counts of people, shares, days, pounds)
+Figure = Annotated[float, Field(ge=-MAX_FIGURE, le=MAX_FIGURE)]
 
 
 class TargetError(ConfigError):
@@ -308,14 +312,14 @@ class Target(Section):
     sources: list[str] | None = Field(None, description="referral sources of the episode (default: all)")
     relative_to: Subset | None = Field(None, description="the value is the measure here / the measure on this "
                                                          "subset")
-    value: float | None = None
-    range: tuple[float, float] | None = Field(None, description="[low, high]: anywhere inside is on target")
-    at_least: float | None = None
-    at_most: float | None = None
-    tolerance: float | None = Field(None, gt=0, description="how far outside the simulated mean may be (the "
+    value: float | None = Field(None, ge=-MAX_FIGURE, le=MAX_FIGURE)
+    range: tuple[Figure, Figure] | None = Field(None, description="[low, high]: anywhere inside is on target")
+    at_least: float | None = Field(None, ge=-MAX_FIGURE, le=MAX_FIGURE)
+    at_most: float | None = Field(None, ge=-MAX_FIGURE, le=MAX_FIGURE)
+    tolerance: float | None = Field(None, gt=0, le=MAX_FIGURE, description="how far outside the simulated mean may be (the "
                                                             "measure's unit)")
-    relative_tolerance: float | None = Field(None, gt=0, description="tolerance as a share of the target")
-    weight: float = Field(1.0, gt=0, description="weight in the calibration objective")
+    relative_tolerance: float | None = Field(None, gt=0, le=100, description="tolerance as a share of the target")
+    weight: float = Field(1.0, gt=0, le=1000, description="weight in the calibration objective")
     role: Literal["calibration", "validation"] = Field(
         "calibration", description="calibration: fitted to, and a shipped scenario must be within tolerance; "
                                    "validation: held out, reported only")

@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import special
 
 from .calibrate import fit_table, seed_sequences
+from .errors import UserError
 from .history import replace_directory
 from .pathway import simulate
 from .scenario import Scenario, load_scenario, scenario_from_dict
@@ -253,7 +254,7 @@ def validation_report(scenarios: Sequence[str | Path] | None = None,
     say = progress or (lambda text: None)
     pairs = [(path, files) for path, files in discover(scenarios, target_files) if files]
     if not pairs:
-        raise ValueError("no scenario to validate: give scenarios, and target files that name them")
+        raise UserError("no scenario to validate: give scenarios, and target files that name them")
     fits, queue_rows, names = [], [], []
     first = None
     for path, files in pairs:
@@ -291,7 +292,7 @@ def validation_report(scenarios: Sequence[str | Path] | None = None,
     queue_rows.insert(0, erlang_c_check(reference, queue_replications, seed=reference.seed, workers=workers))
     report = ValidationReport(pd.concat(fits, ignore_index=True), pd.DataFrame(queue_rows), names, replications)
     if out is not None:
-        write_report(report, Path(out))
+        write_report(report, out)
     return report
 
 
@@ -440,7 +441,7 @@ def _sections(report: ValidationReport) -> list[tuple[str, str, pd.DataFrame | N
     return out
 
 
-def write_report(report: ValidationReport, out: Path) -> None:
+def write_report(report: ValidationReport, out) -> None:
     """Write validation.md, validation.html, fit.csv, queueing.csv and figures/ under ``out`` (whole or not)."""
 
     import matplotlib
@@ -484,5 +485,4 @@ def write_report(report: ValidationReport, out: Path) -> None:
             "td.bad{background:#fdd;font-weight:bold}img{max-width:100%}</style></head><body>"
             + "\n".join(body) + "</body></html>\n")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    replace_directory(out, build)
+    replace_directory(out, build, "validation")
