@@ -191,10 +191,11 @@ def cmd_compare(args) -> int:
         print(f"{args.replications} replications of {scenario.name}, {same} (term totals over the observed "
               f"contract years; £; ci = 95% half-width):\n")
         print(summary[shown].round(0).to_string())
-        print(f"\nPaired differences against {contracts[0].name}:\n")
-        diffs = result.paired_differences()
-        print(diffs[diffs["metric"].isin(["margin", "spend", "spend_per_planned_exit"])].round(0).to_string(
-            index=False))
+        if len(contracts) > 1:
+            print(f"\nPaired differences against {contracts[0].name}:\n")
+            diffs = result.paired_differences()
+            print(diffs[diffs["metric"].isin(["margin", "spend", "spend_per_planned_exit"])].round(0).to_string(
+                index=False))
     print(f"\nresults written to {out.path}/")
     return 0
 

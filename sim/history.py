@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
 from .folders import OutputFolder
 from .vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
 
@@ -84,6 +85,13 @@ class Episode:
         self.discharge_shift_days = 0.0
 
 
+MAX_EPISODES = 6_000_000  # referrals one run may record (about 1.5 KiB each with their spells and events: 9 GB)
+
+
+class RunTooLarge(UserError):
+    """A run that would outgrow the machine: far more referrals than its first referrals explain."""
+
+
 class Recorder:
     """Appends rows during a run; builds the History tables once at the end.
 
@@ -104,6 +112,10 @@ class Recorder:
         self.clients.append(c)
 
     def new_episode(self, c: Client, t: float, source: int) -> Episode:
+        if len(self.episodes) >= MAX_EPISODES:
+            raise RunTooLarge(f"the run reached {MAX_EPISODES:,} referrals (first referrals and re-presentations) "
+                              f"by day {t:,.0f}: more than one machine can hold; a re-presentation, re-referral or "
+                              f"custody rate is probably far too high")
         ep = Episode(c.id, c.episode, t, source)
         self.episodes.append(ep)
         c.ep = ep

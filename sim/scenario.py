@@ -35,8 +35,9 @@ RehabOutcomeShares = shares_of(*REHAB_OUTCOMES, name="RehabOutcomeShares")
 
 DAYS_PER_YEAR = 365.25
 MAX_YEARS = 50  # a horizon or warm-up longer than this is refused (the calendar and memory stay in bounds)
-# first referrals a run may simulate (warm-up and horizon; at about 1.5 KiB each, 7.5 GB): a district sees ~2,000 a year
-MAX_REFERRALS = 5_000_000
+# first referrals a run may simulate over warm-up and horizon (with re-presentations, about 1.5 KiB each: see
+# sim.history.MAX_EPISODES); a district sees about 2,000 a year
+MAX_REFERRALS = 3_000_000
 MAX_ARRIVALS_PER_YEAR = 1_000_000  # first referrals per year in one group (England sees about 130,000 in all)
 
 

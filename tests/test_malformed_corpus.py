@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import sim.calibrate
-import sim.experiment
 import sim.pathway
 from sim.cli import main
 
@@ -33,10 +31,7 @@ def nothing_runs(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a simulation started although the input is malformed")
 
-    for module in (sim.pathway, sim.experiment, sim.calibrate):
-        if hasattr(module, "simulate"):
-            monkeypatch.setattr(module, "simulate", refuse)
-    monkeypatch.setattr(sim.experiment, "run_specs", refuse)
+    monkeypatch.setattr(sim.pathway.TreatmentSystem, "__init__", refuse)  # every run starts here
 
 
 def _command(kind: str, path: Path, tmp_path: Path) -> list[str]:
