@@ -53,6 +53,7 @@ from scipy import special
 from . import measures
 from .behaviour import provider_model
 from .contract import Contract, contract_from_dict, load_contract
+from .errors import UserError
 from .history import History
 from .pathway import simulate
 from .scenario import Scenario, scenario_from_dict
@@ -390,7 +391,12 @@ class DaskExecutor(SerialExecutor):
         self.cluster = None
         try:
             if scheduler:
-                self.client = Client(scheduler)
+                try:
+                    self.client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+                except (OSError, TimeoutError, ValueError) as e:
+                    raise UserError(f"cannot reach the Dask scheduler at {scheduler!r} within "
+                                    f"{SCHEDULER_TIMEOUT} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                                    f"check --scheduler") from None
             else:
                 with dask.config.set(_LOCAL_WORKER_CONFIG):
                     self.cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1),
@@ -463,14 +469,15 @@ class DaskExecutor(SerialExecutor):
 
 
 EXECUTORS = ("serial", "processes", "dask")
+SCHEDULER_TIMEOUT = "10s"  # how long to try to reach a Dask scheduler given by address
 
 
 def make_executor(name: str = "serial", workers: int | None = None, scheduler: str | None = None):
     """An executor by name, for the command line: ``serial``, ``processes`` or ``dask``."""
     if scheduler and name != "dask":
-        raise ValueError(f"--scheduler needs the dask executor, not {name!r}")
+        raise UserError(f"--scheduler needs the dask executor (--executor dask), not {name!r}")
     if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise UserError(f"workers must be at least 1, got {workers}")
     if name == "serial":
         return SerialExecutor()
     if name == "processes":
