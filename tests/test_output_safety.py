@@ -214,3 +214,16 @@ def test_a_run_that_outgrows_the_machine_stops_with_a_clear_error(monkeypatch):
     scenario = load_scenario(WEST_KENT).with_changes({"horizon.warmup_years": 1, "horizon.years": 1})
     with pytest.raises(sim.history.RunTooLarge, match="300 referrals"):
         simulate(scenario, 1)
+
+
+def test_a_file_not_in_utf8_is_listed_as_invalid_by_pbrsim_list_and_the_app(tmp_path, capsys):
+    from sim.webapp.design import sites
+
+    (tmp_path / "good.toml").write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "good"\n')
+    (tmp_path / "windows.toml").write_bytes(f'extends = "{WEST_KENT.as_posix()}"\n# \xa34m\n'.encode("cp1252"))
+    assert main(["list", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "good.toml" in printed and "windows.toml" in printed and "INVALID: not UTF-8 text" in printed
+    found, skipped = sites(tmp_path)
+    assert [s.name for s in found] == ["good"]
+    assert len(skipped) == 1 and "windows.toml" in skipped[0] and "not UTF-8" in skipped[0]
