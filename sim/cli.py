@@ -415,14 +415,17 @@ def main(argv: list[str] | None = None) -> int:
     add_commands(sub)
 
     args = parser.parse_args(argv)
+    from .signals import exit_code, interrupt_on_signals, interrupted_message  # SIGTERM, SIGHUP: as Ctrl-C
+
     try:
-        return args.func(args)
+        with interrupt_on_signals():
+            return args.func(args)
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(interrupted_message(e, args.command), file=sys.stderr)
+        return exit_code(e)
 
 
 if __name__ == "__main__":
