@@ -32,9 +32,22 @@ ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 PYTHON = sys.executable
 
 
-def _pbrsim(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([PYTHON, "-m", "sim.cli", *map(str, args)], cwd=cwd, env=ENV, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+def _pbrsim(args: list[str], cwd: Path) -> subprocess.Popen:
+    """``pbrsim ARGS`` in a session of its own, its output to files (a process left behind would hold a pipe
+    open); :func:`_finish` waits for it."""
+    n = len(list(cwd.glob("pbrsim-*.err")))
+    out, err = cwd / f"pbrsim-{n}.out", cwd / f"pbrsim-{n}.err"
+    with out.open("w") as o, err.open("w") as e:
+        proc = subprocess.Popen([PYTHON, "-m", "sim.cli", *map(str, args)], cwd=cwd, env=ENV,
+                                start_new_session=True, stdout=o, stderr=e)
+    proc.err_path = err
+    return proc
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 60) -> str:
+    """Wait for the leader to exit; its stderr."""
+    proc.wait(timeout)
+    return proc.err_path.read_text()
 
 
 def _group(pgid: int) -> list[tuple[int, str]]:
@@ -121,7 +134,7 @@ def _signal_run(out: Path, tmp_path: Path, signum: int, when: str | float):
         before_writing = not _temp_folders(out)
         if sent:
             os.kill(proc.pid, signum)
-        _, err = proc.communicate(timeout=60)
+        err = _finish(proc)
         assert not _group_ends(proc.pid), "processes of the run survive it"
         return proc.returncode, err, sent, before_writing
     finally:
@@ -192,14 +205,14 @@ def test_a_signalled_sweep_leaves_no_process_and_resumes_to_the_same_table(tmp_p
     args = ["sweep", spec, "--executor", "processes", "--workers", "2", "--out", out]
     proc = _pbrsim(args, tmp_path)
     try:
-        assert _wait_for(lambda: any((out / "runs").rglob("*.parquet")), 120, proc), proc.communicate()
+        assert _wait_for(lambda: any((out / "runs").rglob("*.parquet")), 120, proc), _finish(proc)
         assert proc.poll() is None, "the sweep finished before it could be signalled"
         assert len(_group(proc.pid)) >= 3  # the leader, its forkserver and workers (and resource tracker)
         if how == "SIGINT to the group":
             os.killpg(proc.pid, signal.SIGINT)
         else:
             os.kill(proc.pid, getattr(signal, how))
-        _, err = proc.communicate(timeout=60)
+        err = _finish(proc)
         left = _group_ends(proc.pid)
         assert not left, f"left running after {how}: {left}"
     finally:
@@ -216,7 +229,7 @@ def test_a_signalled_sweep_leaves_no_process_and_resumes_to_the_same_table(tmp_p
 
     resumed = _pbrsim(args, tmp_path)
     try:
-        _, err = resumed.communicate(timeout=300)
+        err = _finish(resumed, 300)
         assert resumed.returncode == 0, err
         assert not _group_ends(resumed.pid), "a finished sweep left processes running"
     finally:
@@ -252,9 +265,9 @@ def test_a_signalled_app_closes_its_port_and_leaves_no_process(tmp_path, signum)
     port = _free_port()
     proc = _pbrsim(["app", "--port", port], tmp_path)
     try:
-        assert _wait_for(lambda: _answers(port), 90, proc, poll=0.2), proc.communicate(timeout=30)
+        assert _wait_for(lambda: _answers(port), 90, proc, poll=0.2), _finish(proc)
         os.kill(proc.pid, signum)
-        _, err = proc.communicate(timeout=60)
+        err = _finish(proc)
         left = _group_ends(proc.pid, 20)
         assert not left, f"left running: {left}"
         assert not _answers(port), "the port still answers"
