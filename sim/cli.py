@@ -13,6 +13,7 @@ from .config import ConfigError, plain_name
 from .errors import UserError
 from .folders import OutputFolder, OutputError
 from .scenario import MAX_YEARS, ScenarioError, load_scenario
+from .signals import exit_code, interrupt_on_signals, interrupted_message
 
 RESULTS = Path("results")
 MAX_REPLICATIONS = 10_000
@@ -571,15 +572,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("PBRSIM_DEBUG"))
     try:
-        return args.func(args)
+        with interrupt_on_signals():  # SIGTERM and SIGHUP: as Ctrl-C
+            return args.func(args)
     except UserError as e:
         if debug:
             raise
         print(f"pbrsim {args.command}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(interrupted_message(e, args.command), file=sys.stderr)
+        return exit_code(e)
     except Exception as e:  # a bug, not the user's doing: one line, and the way to the traceback
         if debug:
             raise

@@ -59,6 +59,7 @@ from .pathway import simulate
 from .scenario import Scenario, scenario_from_dict
 from .settlement import METRICS as _METRICS
 from .settlement import Settlement, check, contract_year_metrics, settle, term_metrics
+from .signals import note_kept, stop_processes, worker_initializer
 from .uncertainty import drawn_scenario, variance_split
 from .store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 
@@ -277,7 +278,10 @@ class ProcessExecutor(SerialExecutor):
     """Local worker processes (``concurrent.futures.ProcessPoolExecutor``).
 
     Workers start with ``forkserver`` where available (``spawn`` elsewhere), never by forking this process (which
-    may hold threads: progress bars, a Dask client), and import :mod:`sim.experiment` once each."""
+    may hold threads: progress bars, a Dask client), and import :mod:`sim.experiment` once each. They ignore
+    SIGINT and SIGHUP (Ctrl-C at a terminal signals the whole process group: this process decides) and end as
+    soon as this process ends, however it ends (:func:`sim.signals.worker_initializer`); the forkserver follows
+    them. On an interrupt, :meth:`close` ends the workers at once instead of waiting for their runs."""
 
     name = "processes"
 
@@ -294,7 +298,8 @@ class ProcessExecutor(SerialExecutor):
             context = multiprocessing.get_context(self.start_method)
             if self.start_method == "forkserver":
                 context.set_forkserver_preload(["sim.experiment"])
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=worker_initializer,
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def map(self, function, specs, progress=None):
@@ -327,10 +332,28 @@ class ProcessExecutor(SerialExecutor):
             for future in pending:
                 future.cancel()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, interrupted: bool | None = None) -> None:
+        """Shut the workers down. Interrupted (``interrupted=True``, or by default while a ``KeyboardInterrupt``
+        or another exception that is not an ``Exception`` propagates): end them now, losing the runs under way
+        (a store keeps those that finished); otherwise let them finish what they run."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if interrupted is None:
+            error = sys.exc_info()[1]
+            interrupted = error is not None and not isinstance(error, Exception)
+        if not interrupted:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_processes(processes)
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:  # it notices the ended workers and exits
+            manager.join(5.0)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(interrupted=kind is not None and not issubclass(kind, Exception))
 
 
 def _run_pickled(payload: bytes):
@@ -591,6 +614,10 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
                 if len(tables) >= 256:
                     chunks.append(concat(tables))
                     tables = []
+    except KeyboardInterrupt as interrupt:  # the command line says what was kept
+        if store is not None:
+            note_kept(interrupt, store)
+        raise
     finally:
         close = getattr(results, "close", None)
         if close is not None:  # stop the executor's runs now, not when a traceback is freed

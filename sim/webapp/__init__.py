@@ -66,28 +66,65 @@ def launch(port: int | None = None, wait: bool = True, scenarios: str | os.PathL
            log=None) -> int | subprocess.Popen:
     """Start the app on http://127.0.0.1:PORT (default: the first free port from 8501).
 
-    With ``wait`` (the command line), block until the server ends and return its exit code; otherwise return
-    the running process (end it with ``terminate()``)."""
+    With ``wait`` (the command line), block until the server ends and return its exit code; Ctrl-C, SIGTERM or
+    SIGHUP stop the server (and wait for it) and return 128 + the signal's number; the server also gets SIGTERM
+    if this process dies without the chance to (Linux). Otherwise return the running process (end it with
+    ``terminate()``)."""
     import importlib.util
+
+    from ..signals import exit_code, interrupt_on_signals
 
     if importlib.util.find_spec("streamlit") is None:
         raise SystemExit("the web app needs Streamlit: pip install -e '.[app]'")
     port = free_port() if port is None else int(port)
     env = environment(scenarios)
-    proc = subprocess.Popen(command(port), cwd=APP.parent, env=env, stdout=log, stderr=subprocess.STDOUT
-                            if log is not None else None)
+    popen = dict(cwd=APP.parent, env=env, stdout=log, stderr=subprocess.STDOUT if log is not None else None)
     if not wait:
-        return proc
-    print(f"pbrsim app: http://{HOST}:{port}  (Ctrl-C to stop)", flush=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
+        return subprocess.Popen(command(port), **popen)
+    proc = None
+    with interrupt_on_signals():
         try:
-            return proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            proc = subprocess.Popen(command(port), preexec_fn=_dies_with_parent(), **popen)
+            print(f"pbrsim app: http://{HOST}:{port}  (Ctrl-C to stop)", flush=True)
             return proc.wait()
+        except KeyboardInterrupt as e:
+            print("pbrsim app: stopping the server", file=sys.stderr, flush=True)
+            code = exit_code(e)
+        finally:
+            if proc is not None:
+                _stop(proc)
+    return code
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End the server and wait for it: SIGTERM, up to 10 s, then SIGKILL (also if interrupted meanwhile)."""
+    from ..signals import stop_processes
+
+    while proc.poll() is None:
+        try:
+            stop_processes([proc], timeout=10)
+        except KeyboardInterrupt:
+            proc.kill()
+
+
+def _dies_with_parent():
+    """For ``Popen(preexec_fn=...)`` on Linux: the child gets SIGTERM when this thread's process ends (also by
+    SIGKILL). None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        import signal
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    PR_SET_PDEATHSIG = 1
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    return preexec
 
 
 __all__ = ["APP", "launch", "command", "free_port"]
