@@ -108,7 +108,8 @@ def _scenario(tmp_path: Path) -> Path:
 
 
 def _temp_folders(out: Path) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.*"))
+    """A write's temporary folders beside ``out`` (not its lock file, held from the start of the run)."""
+    return sorted(p for p in out.parent.glob(f".{out.name}.*") if p.is_dir())
 
 
 def _previous_run(tmp_path: Path) -> tuple[Path, Path, dict]:
@@ -176,7 +177,7 @@ def test_sigkill_of_a_run_leaves_the_previous_results_and_the_next_run_no_half_f
         assert sent and before_writing, "the signal came too late: the run was writing"
     if sent and code != 0:
         assert code == -signal.SIGKILL
-        assert _snapshot(out) == before  # a stale .west_kent.XXXX folder may be left beside it, for now
+        assert _snapshot(out) == before  # a stale temporary folder may be left beside it, until the next run
     assert main(["run", str(scenario), "--seed", "3", "--out", str(out), "--no-plots"]) == 0
     assert (out / "summary.txt").is_file()
     assert not _temp_folders(out), "the next run left the killed run's temporary folder"
