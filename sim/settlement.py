@@ -395,9 +395,10 @@ def _apply_floor_and_cap(contract: Contract, payments: pd.DataFrame, years: pd.D
 
 def monthly_cash(settlement: Settlement) -> pd.DataFrame:
     """Calendar month by month from the contract start until the last payment: income received (payments by
-    due date), delivery cost, net and cumulative cash (pounds)."""
+    due date, also after the term: outcomes are paid in arrears), delivery cost (months of the contract's years
+    only: after the term the provider no longer delivers this contract), net and cumulative cash (pounds)."""
     h = settlement.history
-    cost = costs_module.delivery_costs(h, settlement.scenario, "month")
+    cost = _by_contract_year(settlement.years, costs_module.delivery_costs(h, settlement.scenario, "month"))
     cost = cost.groupby("start")["cost"].sum()
     last = max(h.end, settlement.payments["due"].max() if len(settlement.payments) else h.end)
     bounds = _calendar_months(h.contract_start, last)
@@ -413,21 +414,27 @@ def monthly_cash(settlement: Settlement) -> pd.DataFrame:
     return months
 
 
+def _by_contract_year(years: pd.DataFrame, frame: pd.DataFrame, column: str = "start") -> pd.DataFrame:
+    """The rows of ``frame`` whose ``column`` (a day) falls in a contract year, with their ``contract_year``;
+    rows before the first year or after the last are dropped, never put into the nearest year."""
+    t = frame[column].to_numpy(dtype=float)
+    idx = np.searchsorted(years["start"].to_numpy(), t, side="right") - 1
+    inside = (idx >= 0) & (t < years["end"].to_numpy()[np.clip(idx, 0, len(years) - 1)])
+    return frame[inside].assign(contract_year=years["contract_year"].to_numpy()[idx[inside]])
+
+
 def provider_by_year(settlement: Settlement) -> pd.DataFrame:
-    """Per contract year: income by component, delivery cost, margin, and the cash position (pounds)."""
+    """Per contract year: income by component, delivery cost, margin, and the cash position (pounds). Months
+    outside the contract's years (a horizon that runs past the term) are in neither cost nor cash."""
     income = settlement.income_by_year()
     cost = costs_module.delivery_costs(settlement.history, settlement.scenario, "month")
     years = settlement.years
-    idx = np.searchsorted(years["start"].to_numpy(), cost["start"].to_numpy(), side="right") - 1
-    cost = cost.assign(contract_year=years["contract_year"].to_numpy()[np.clip(idx, 0, len(years) - 1)])
+    cost = _by_contract_year(years, cost)
     by_year = cost.groupby("contract_year")["cost"].sum().reindex(income.index, fill_value=0.0)
     out = income.rename(columns={"total": "income"})
     out["cost"] = by_year
     out["margin"] = out["income"] - out["cost"]
-    cash = monthly_cash(settlement)
-    cash_year = np.searchsorted(years["start"].to_numpy(), cash["start"].to_numpy(), side="right") - 1
-    cash = cash.assign(contract_year=years["contract_year"].to_numpy()[np.clip(cash_year, 0, len(years) - 1)])
-    cash = cash[cash["start"] < years["end"].max()]
+    cash = _by_contract_year(years, monthly_cash(settlement))
     out["cash_at_year_end"] = cash.groupby("contract_year")["cumulative_cash"].last().reindex(out.index)
     out["lowest_cash"] = cash.groupby("contract_year")["cumulative_cash"].min().reindex(out.index)
     out["working_capital_needed"] = (-out["lowest_cash"].cummin()).clip(lower=0)
@@ -463,10 +470,8 @@ def commissioner_by_year(settlement: Settlement) -> pd.DataFrame:
     spend = pay.groupby("contract_year")["amount"].sum().reindex(years["contract_year"], fill_value=0.0)
     outcome_spend = pay[pay["kind"].isin(["outcome", "clawback", "offending"])].groupby("contract_year")[
         "amount"].sum().reindex(years["contract_year"], fill_value=0.0)
-    assess = costs_module.commissioner_costs(h, settlement.scenario, "month")
-    a_idx = np.searchsorted(years["start"].to_numpy(), assess["start"].to_numpy(), side="right") - 1
-    assess_by = assess.assign(contract_year=years["contract_year"].to_numpy()[np.clip(a_idx, 0, len(years) - 1)]) \
-        .groupby("contract_year")["cost"].sum().reindex(years["contract_year"], fill_value=0.0)
+    assess = _by_contract_year(years, costs_module.commissioner_costs(h, settlement.scenario, "month"))
+    assess_by = assess.groupby("contract_year")["cost"].sum().reindex(years["contract_year"], fill_value=0.0)
     planned = achievements(h, "planned_exit")
     sustained = achievements(h, "sustained_recovery", 365.0).assign(time=lambda d: d["time"] - 365.0)
 

@@ -891,3 +891,25 @@ def test_resettling_a_history_gives_the_same_payments_and_derived_tables_are_cop
     handed["time"] = -1.0
     assert (achievements(run, "planned_exit", 365.0)["time"] >= run.start).all()
     pd.testing.assert_frame_equal(settle(contract, run, small).payments, first)
+
+
+def test_a_horizon_past_the_contract_puts_no_later_cost_into_its_last_year(west_kent):
+    """A 6-year horizon on a 4-year contract: each contract year's cost, income and cash are those of the same
+    year of the 4-year run (the months after the term belong to no contract year)."""
+    contract = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
+    four, six = (west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": y}) for y in (4, 6))
+    views = {}
+    for name, scenario in (("four", four), ("six", six)):
+        st = settle(contract, simulate(scenario, 11), scenario)
+        views[name] = (provider_by_year(st), commissioner_by_year(st), monthly_cash(st))
+    p4, p6 = views["four"][0], views["six"][0]
+    assert list(p4.index) == list(p6.index) == [1, 2, 3, 4]
+    np.testing.assert_allclose(p6["cost"], p4["cost"], rtol=1e-9)
+    np.testing.assert_allclose(views["six"][1]["assessments"], views["four"][1]["assessments"], rtol=1e-9)
+    # a contract year's cost is the sum of its months in the cash table, and cash agrees with income less cost
+    cash = views["six"][2]
+    term_end = float(cash.loc[cash["period"] == "2016-04", "start"].iloc[0])
+    assert cash.loc[cash["start"] >= term_end, "cost"].eq(0).all(), "no delivery cost after the term"
+    assert cash.loc[cash["start"] < term_end, "cost"].sum() == pytest.approx(p6["cost"].sum(), rel=1e-9)
+    assert p6["cash_at_year_end"].iloc[-1] == pytest.approx(
+        cash.loc[cash["start"] < term_end, "net"].sum(), rel=1e-9)
