@@ -16,13 +16,18 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import numpy as np
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from .config import ConfigError, Section, read_with_extends, set_path, validated
+from .config import ConfigError, PlainName, Section, read_with_extends, set_path, validated
+from .distributions import MAX_POUNDS
 from .vocabulary import BANDS, Band
+
+MAX_YEARS = 50  # contract years (term and extension)
+MAX_DAYS = 3650  # any window, lag or standard (days)
+Weight = Annotated[float, Field(ge=0, le=1000, description="a tariff weight (1 = the unit price)")]
 
 MEASURES = {
     "reliable_improvement": "1.1 use of every presenting substance reliably improved (or abstinent) at two "
@@ -52,7 +57,8 @@ class ContractError(ConfigError):
 class PbrShare(Section):
     """Share of the annual value paid on outcomes, per contract year: exactly one of the three forms."""
 
-    by_year: list[float] | None = Field(None, description="one share per contract year (term + extension)")
+    by_year: list[float] | None = Field(None, min_length=1, max_length=MAX_YEARS,
+                                        description="one share per contract year (term + extension)")
     linear: tuple[float, float] | None = Field(None, description="[first year, last year], linear between")
     step: tuple[float, float, float] | None = Field(None, description="[first year, rise a year, maximum]")
 
@@ -84,12 +90,12 @@ class Escalator(Section):
     """Cohort escalator (Wigan-style): the unit price is multiplied according to the contract year's
     achievement rate (achievements / people in treatment) relative to a baseline rate."""
 
-    baseline_rate: float | Literal["baseline"] = Field(
+    baseline_rate: Annotated[float, Field(le=1e3)] | Literal["baseline"] = Field(
         description="achievements per person in treatment a year at baseline; 'baseline': the rate in the year "
                     "before the contract")
-    thresholds: list[float] = Field(description="relative changes on the rate (e.g. [0, 0.1]) that separate "
+    thresholds: list[Annotated[float, Field(ge=-1e3, le=1e3)]] = Field(max_length=100, description="relative changes on the rate (e.g. [0, 0.1]) that separate "
                                                 "the multipliers, ascending")
-    multipliers: list[float] = Field(description="one more than thresholds, e.g. [0.5, 1.0, 1.5]")
+    multipliers: list[Annotated[float, Field(le=1e3)]] = Field(max_length=101, description="one more than thresholds, e.g. [0.5, 1.0, 1.5]")
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -114,24 +120,24 @@ class Outcome(Section):
     """One paid outcome: what is measured, its price, and its rules."""
 
     measure: Measure = Field(description="the outcome measure (see sim.contract.MEASURES)")
-    price: float | None = Field(None, ge=0, description="pounds per outcome before the band weight")
+    price: float | None = Field(None, ge=0, le=MAX_POUNDS, description="pounds per outcome before the band weight")
     share_of_pot: float | None = Field(None, ge=0, le=1, description="share of the outcome pot; the price is "
                                        "pot x share / expected_volume")
-    expected_volume: float | Literal["baseline"] | None = Field(
+    expected_volume: Annotated[float, Field(le=1e9)] | Literal["baseline"] | None = Field(
         None, description="outcomes expected a year; 'baseline': the band-weighted number achieved in the year "
                           "before the contract, so that baseline performance earns exactly the share of the pot")
-    band_weights: dict[Band, float] | None = Field(None, description="tariff weight by band (overrides the "
-                                                   "contract's)")
-    window_days: float = Field(365.0, gt=0, description="the measure's window: two reviews within it; no "
+    band_weights: dict[Band, Weight] | None = Field(None, description="tariff weight by band (overrides the "
+                                                    "contract's)")
+    window_days: float = Field(365.0, gt=0, le=MAX_DAYS, description="the measure's window: two reviews within it; no "
                                                         "re-presentation within it (days)")
     once_per: Literal["episode", "client", "window"] = Field(
         "window", description="paid once per treatment episode, once per client over the contract, or once per "
                               "client per rolling window")
-    lag_days: float = Field(0.0, ge=0, description="evidence lag before the outcome can be claimed (days)")
+    lag_days: float = Field(0.0, ge=0, le=MAX_DAYS, description="evidence lag before the outcome can be claimed (days)")
     payment: Payment = Field("quarterly_in_arrears", description="when claimed outcomes are paid")
-    cap_per_year: float | None = Field(None, ge=0, description="most paid for this outcome in a contract year "
+    cap_per_year: float | None = Field(None, ge=0, le=MAX_POUNDS, description="most paid for this outcome in a contract year "
                                                                "(pounds)")
-    clawback_days: float | None = Field(None, gt=0, description="recover the payment if the client re-presents "
+    clawback_days: float | None = Field(None, gt=0, le=MAX_DAYS, description="recover the payment if the client re-presents "
                                                                 "within this many days of the outcome")
     escalator: Escalator | None = None
 
@@ -143,15 +149,13 @@ class Outcome(Section):
             raise ValueError("share_of_pot needs expected_volume")
         if isinstance(self.expected_volume, float) and not self.expected_volume > 0:
             raise ValueError("expected_volume must be > 0 or 'baseline'")
-        if self.band_weights is not None and any(w < 0 for w in self.band_weights.values()):
-            raise ValueError("band weights must be >= 0")
         return self
 
 
 class OffendingPayment(Section):
     """The offending pot (Home Office model): paid on the cohort's recorded offences against a baseline year."""
 
-    pot: float = Field(ge=0, description="the offending pot, within the PbR share (pounds a year)")
+    pot: float = Field(ge=0, le=MAX_POUNDS, description="the offending pot, within the PbR share (pounds a year)")
     measure: Literal["per_member", "volume"] = Field(
         "per_member", description="the cohort's average recorded offences per member (the Home Office model) or "
                                   "their total")
@@ -161,11 +165,11 @@ class OffendingPayment(Section):
     below_baseline: Literal["extend", "zero", "hold"] = Field(
         "extend", description="above the baseline: continue the line down to 0 (extend), pay nothing (zero), or "
                               "pay the baseline share (hold)")
-    price_per_offence: float = Field(ge=0, description="Estimated Community Savings per offence saved (pounds)")
-    baseline_offences: float | None = Field(None, gt=0, description="a fixed baseline in the measure's unit "
+    price_per_offence: float = Field(ge=0, le=MAX_POUNDS, description="Estimated Community Savings per offence saved (pounds)")
+    baseline_offences: float | None = Field(None, gt=0, le=1e9, description="a fixed baseline in the measure's unit "
                                             "(recorded offences a year, per member or in total); default: the "
                                             "cohort's in the year before the contract")
-    lag_days: float = Field(274.0, ge=0, description="reconciled this long after each contract year ends "
+    lag_days: float = Field(274.0, ge=0, le=MAX_DAYS, description="reconciled this long after each contract year ends "
                                                      "(police records lag)")
 
 
@@ -182,7 +186,7 @@ class Investor(Section):
     """A social impact bond: an investor funds delivery and is repaid from the outcome payments."""
 
     name: str = "investor"
-    capital: float = Field(gt=0, description="capital committed (pounds)")
+    capital: float = Field(gt=0, le=MAX_POUNDS, description="capital committed (pounds)")
 
 
 class ServiceTerms(Section):
@@ -197,39 +201,40 @@ class ServiceTerms(Section):
     intake: Literal["provider", "assessor"] = Field(
         "provider", description="who decides acceptance and start order after assessment: the provider, or the "
                                 "assessor allocating every assessed client to a start (no provider discretion)")
-    contact_floor_per_month: float | None = Field(None, ge=0, description="minimum keyworker contacts a client "
+    contact_floor_per_month: float | None = Field(None, ge=0, le=100, description="minimum keyworker contacts a client "
                                                   "on the caseload must have each month, with audit (contacts a "
                                                   "month)")
     audit_share: float = Field(0.0, ge=0, le=1, description="share of assessments and TOP reviews re-checked "
                                                             "independently; a discrepancy is clawed back")
     verified_reviews: bool = Field(False, description="TOP results verified by testing or an independent "
                                                       "reviewer rather than self-reported")
-    wait_standard_days: float | None = Field(None, gt=0, description="wait-time standard: referral to treatment "
+    wait_standard_days: float | None = Field(None, gt=0, le=MAX_DAYS, description="wait-time standard: referral to treatment "
                                              "start at most this long (days)")
 
 
 class Contract(Section):
     """A validated, frozen contract."""
 
-    name: str
+    name: PlainName
     description: str = ""
-    annual_value: float = Field(gt=0, description="contract value (pounds a year)")
-    term_years: int = Field(ge=1, description="initial term (years)")
-    extension_years: int = Field(0, ge=0, description="optional extension (years), simulated as taken")
+    annual_value: float = Field(gt=0, le=MAX_POUNDS, description="contract value (pounds a year, at most £1bn)")
+    term_years: int = Field(ge=1, le=25, description="initial term (years, 1 to 25)")
+    extension_years: int = Field(0, ge=0, le=25, description="optional extension (years, at most 25), simulated "
+                                                             "as taken")
     pbr_share: PbrShare
     core_payment: Literal["monthly_in_advance", "monthly_in_arrears", "quarterly_in_advance"] = "monthly_in_advance"
-    band_weights: dict[Band, float] = Field(default_factory=lambda: {b: 1.0 for b in BANDS},
+    band_weights: dict[Band, Weight] = Field(default_factory=lambda: {b: 1.0 for b in BANDS},
                                             description="tariff weight by band (1 = the unit price)")
     outcomes: dict[str, Outcome] = Field(default_factory=dict)
     offending: OffendingPayment | None = None
-    pbr_cap: float | None = Field(None, gt=0, description="outcome and offending payments in a contract year are "
+    pbr_cap: float | None = Field(None, gt=0, le=10, description="outcome and offending payments in a contract year are "
                                                           "at most this multiple of its PbR pot")
-    income_floor: float | None = Field(None, ge=0, description="total income in a contract year is topped up to "
+    income_floor: float | None = Field(None, ge=0, le=10, description="total income in a contract year is topped up to "
                                                                "at least this share of the annual value")
-    income_cap: float | None = Field(None, gt=0, description="total income in a contract year is cut to at most "
+    income_cap: float | None = Field(None, gt=0, le=10, description="total income in a contract year is cut to at most "
                                                              "this share of the annual value")
-    term_cap: float | None = Field(None, gt=0, description="most paid on outcomes over the whole term (pounds)")
-    reconciliation_lag_days: float = Field(91.0, ge=0, description="year-end adjustments are paid this long after "
+    term_cap: float | None = Field(None, gt=0, le=MAX_POUNDS, description="most paid on outcomes over the whole term (pounds)")
+    reconciliation_lag_days: float = Field(91.0, ge=0, le=MAX_DAYS, description="year-end adjustments are paid this long after "
                                                                    "the contract year ends")
     subcontractors: list[Subcontractor] = Field(default_factory=list)
     investor: Investor | None = None
@@ -239,23 +244,45 @@ class Contract(Section):
     _source: str = PrivateAttr(default="<contract>")
     _raw: dict | None = PrivateAttr(default=None)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        years = self.years
-        if self.pbr_share.by_year is not None and len(self.pbr_share.by_year) != years:
-            raise ValueError(f"pbr_share.by_year needs one share per contract year ({years}), got "
-                             f"{len(self.pbr_share.by_year)}")
-        shares = [self.pbr_share.for_year(k, years) for k in range(1, years + 1)]
+    @field_validator("pbr_share")
+    @classmethod
+    def _a_share_a_year(cls, share: PbrShare, info: ValidationInfo) -> PbrShare:
+        if "term_years" not in info.data or "extension_years" not in info.data:
+            return share  # reported on those keys
+        years = info.data["term_years"] + info.data["extension_years"]
+        if share.by_year is not None and len(share.by_year) != years:
+            raise ValueError(f"by_year needs one share per contract year ({years}), got {len(share.by_year)}")
+        shares = [share.for_year(k, years) for k in range(1, years + 1)]
         if any(not 0 <= x <= 1 for x in shares):
-            raise ValueError(f"pbr_share gives shares outside [0, 1]: {[round(x, 4) for x in shares]}")
-        if any(w < 0 for w in self.band_weights.values()):
-            raise ValueError("band weights must be >= 0")
-        if self.income_floor is not None and self.income_cap is not None and self.income_floor > self.income_cap:
-            raise ValueError("income_floor is above income_cap")
-        shared = sum(o.share_of_pot or 0.0 for o in self.outcomes.values())
+            raise ValueError(f"gives shares outside [0, 1]: {[round(x, 4) for x in shares]}")
+        return share
+
+    @field_validator("income_cap")
+    @classmethod
+    def _cap_above_floor(cls, cap: float | None, info: ValidationInfo) -> float | None:
+        floor = info.data.get("income_floor")
+        if cap is not None and floor is not None and floor > cap:
+            raise ValueError(f"below income_floor = {floor:g}: the floor must not be above the cap")
+        return cap
+
+    @field_validator("outcomes")
+    @classmethod
+    def _pot_shared_once(cls, outcomes: dict[str, Outcome]) -> dict[str, Outcome]:
+        shared = sum(o.share_of_pot or 0.0 for o in outcomes.values())
         if shared > 1 + 1e-9:
-            raise ValueError(f"outcome shares of the pot add up to {shared:.6g}, more than 1")
-        return self
+            shares = ", ".join(f"{k} {o.share_of_pot:g}" for k, o in outcomes.items() if o.share_of_pot)
+            raise ValueError(f"share_of_pot of the outcomes add up to {shared:.6g}, more than 1 ({shares})")
+        return outcomes
+
+    @field_validator("subcontractors")
+    @classmethod
+    def _shares_of_the_prime(cls, subs: list[Subcontractor]) -> list[Subcontractor]:
+        for key in ("share_of_income", "share_of_cost"):
+            total = sum(getattr(sub, key) for sub in subs)
+            if total > 1 + 1e-9:
+                raise ValueError(f"{key} of the subcontractors add up to {total:.6g}, more than 1 (the prime "
+                                 f"would keep less than nothing)")
+        return subs
 
     @property
     def years(self) -> int:

@@ -139,12 +139,12 @@ CASES: dict[str, tuple] = {
                                     ["subcontractors", "share_of_income"]),
     "contract_negative_band_weight": ("contract", CONTRACT + "band_weights = { critical = -1.8, substantial = 1.3, "
                                                              "moderate = 0.75, low = 0.45, no_need = 0.0 }\n",
-                                      ["band_weights", "-1.8"]),
-    "contract_floor_above_cap": ("contract", CONTRACT + "income_floor = 5e6\nincome_cap = 4e6\n",
-                                 ["income_floor", "income_cap"]),
+                                      ["band_weights.critical", "-1.8"]),
+    "contract_floor_above_cap": ("contract", CONTRACT + "income_floor = 0.9\nincome_cap = 0.8\n",
+                                 ["income_cap = 0.8", "below income_floor = 0.9"]),
     "contract_pot_shares_170": ("contract", CONTRACT + "[outcomes.abstinence]\nshare_of_pot = 0.9\n"
                                                        "[outcomes.planned_exit]\nshare_of_pot = 0.85\n",
-                                ["share_of_pot", "1.7"]),
+                                ["outcomes", "share_of_pot", "add up to"]),
     "contract_unknown_measure": ("contract", CONTRACT + '[outcomes.abstinence]\nmeasure = "happiness"\n',
                                  ["outcomes.abstinence.measure", "'happiness'"]),
     "contract_offending_pot_negative": ("contract", CONTRACT + "[offending]\npot = -200_000\n",
