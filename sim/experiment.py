@@ -491,6 +491,7 @@ class DaskExecutor(SerialExecutor):
             self._levels = {}
 
 
+LOG = logging.getLogger("pbrsim")
 EXECUTORS = ("serial", "processes", "dask")
 SCHEDULER_TIMEOUT = "10s"  # how long to try to reach a Dask scheduler given by address
 
@@ -581,6 +582,12 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
     if store is not None:
         store.begin(experiment, points)
         store.clean()
+        damaged = sorted(k for k in store.discard_damaged() if k in set(keys))
+        if damaged:
+            shown = ", ".join(f"point={p}/replication={r}" for p, r in damaged[:5]) + (" ..." if len(damaged) > 5
+                                                                                        else "")
+            LOG.warning(f"recomputing {len(damaged)} run{'s' if len(damaged) != 1 else ''} whose stored part was "
+                        f"damaged or unverified: {shown}")
         done_before = store.done() & set(keys)
     todo = [s for s in specs if s.key not in done_before]
     offset = len(done_before)

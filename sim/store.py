@@ -3,7 +3,16 @@
 Layout of a store folder::
 
     meta.json                          the experiment's spec and a digest of each point's inputs
+    parts.jsonl                        one line per finished part: its key, SHA-256 and number of rows
     point=<p>/replication=<r>.parquet  the tidy long table of one run (columns ``COLUMNS``)
+
+A part counts as finished only if its bytes match the checksum recorded for it in ``parts.jsonl`` (appended,
+with an ``fsync``, after the part is in place): a part that is truncated, empty, garbage, edited, or written
+without its line (a kill between the two) is *damaged*; :meth:`ResultStore.done` and :meth:`ResultStore.load`
+never count or read it, and :meth:`ResultStore.discard_damaged` (called by :func:`sim.experiment.run_specs` before
+it runs anything, which then says so on one line) removes it so that the run is done again. A store written
+before checksums (parts but no ``parts.jsonl``) has each part that reads as a whole table of its own run adopted
+once, its checksum recorded.
 
 Every file is written to a temporary file in the same folder (a name starting with ``.``) and renamed over its
 target with ``os.replace``, after an ``fsync``: a run killed at any moment leaves either a whole part or none,
@@ -47,6 +56,7 @@ LABEL_COLUMNS = ["period", "category", "metric"]
 SCHEMA = pa.schema([("point", pa.int64()), ("replication", pa.int64()), ("period", pa.string()),
                     ("category", pa.string()), ("metric", pa.string()), ("value", pa.float64())])
 META = "meta.json"
+PARTS = "parts.jsonl"
 FORMAT = 1
 
 _PART = re.compile(r"^replication=(-?\d+)\.parquet$")
@@ -199,8 +209,62 @@ class ResultStore:
         return found
 
     def done(self) -> set[tuple[int, int]]:
-        """The (point, replication) keys of the finished runs."""
-        return set(self._parts())
+        """The (point, replication) keys of the finished runs: parts that match their recorded checksum."""
+        return set(self._checked()[0])
+
+    def damaged(self) -> dict[tuple[int, int], str]:
+        """Parts on disk that do not count as finished, with why (unreadable, changed, no checksum)."""
+        return self._checked()[1]
+
+    def discard_damaged(self) -> dict[tuple[int, int], str]:
+        """Remove the damaged parts (so that their runs are done again); return them with why."""
+        damaged = self.damaged()
+        for key in damaged:
+            self.path(*key).unlink(missing_ok=True)
+        return damaged
+
+    def _checked(self) -> tuple[dict[tuple[int, int], Path], dict[tuple[int, int], str]]:
+        parts = self._parts()
+        recorded = self._recorded()
+        if recorded is None:  # a store from before checksums: adopt each part that reads as its own run
+            recorded = {}
+            for key, path in sorted(parts.items()):
+                if _whole_part(path, key):
+                    recorded[key] = self._record(key, path)
+        good, damaged = {}, {}
+        for key, path in parts.items():
+            entry = recorded.get(key)
+            if entry is None:
+                damaged[key] = "no checksum recorded (written when the run was killed?)"
+            elif _sha256(path) != entry["sha256"]:
+                damaged[key] = "its bytes do not match the checksum recorded (truncated, damaged or edited)"
+            else:
+                good[key] = path
+        return good, damaged
+
+    def _recorded(self) -> dict[tuple[int, int], dict] | None:
+        """The checksums in ``parts.jsonl`` (the last line for a key wins; a torn last line is ignored), or None
+        if the store has no such file."""
+        path = self.directory / PARTS
+        if not path.is_file():
+            return None
+        out = {}
+        with path.open("rb") as f:
+            for line in f:
+                try:
+                    entry = json.loads(line)
+                    out[(int(entry["point"]), int(entry["replication"]))] = entry
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a kill, or not ours
+        return out
+
+    def _record(self, key: tuple[int, int], path: Path, rows: int | None = None) -> dict:
+        entry = {"point": int(key[0]), "replication": int(key[1]), "sha256": _sha256(path), "rows": rows}
+        with (self.directory / PARTS).open("ab") as f:
+            f.write((json.dumps(entry, separators=(",", ":")) + "\n").encode())
+            f.flush()
+            os.fsync(f.fileno())
+        return entry
 
     def write(self, key: tuple[int, int], table: pd.DataFrame) -> None:
         """Write one run's table as its part, atomically. The table's rows must all carry ``key``."""
@@ -221,12 +285,15 @@ class ResultStore:
             pq.write_table(arrow, tmp)
             _fsync(tmp)
 
+        if self._recorded() is None:
+            self._checked()  # a store from before checksums: record its parts first
         write_atomic(target, write)
+        self._record((point, replication), target, len(frame))
 
     def load(self, keys: Iterable[tuple[int, int]] | None = None) -> pd.DataFrame:
         """The tables of the finished runs (those of ``keys`` only, if given), concatenated and sorted by
         (point, replication, period, category, metric); an empty table if there are none."""
-        parts = self._parts()
+        parts = self._checked()[0]
         if keys is not None:
             wanted = {(int(p), int(r)) for p, r in keys}
             parts = {k: v for k, v in parts.items() if k in wanted}
@@ -260,8 +327,15 @@ class ResultStore:
         path = self.directory / META
         if not path.is_file():
             return None
-        with path.open() as f:
-            return json.load(f)
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise StoreMismatch(f"{path} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is not a store's "
+                                f"{META}; use another folder, or delete this one to start again") from None
+        if not isinstance(meta, dict):
+            raise StoreMismatch(f"{path} is not a store's {META}; use another folder, or delete this one to start "
+                                f"again")
+        return meta
 
     def write_meta(self, meta: dict) -> None:
         text = json.dumps(meta, indent=1, sort_keys=True, default=str)
@@ -311,6 +385,24 @@ class ResultStore:
             self.write_meta({"format": FORMAT,
                              "experiment": old_experiment if old_experiment is not None else experiment,
                              "points": {str(p): d for p, d in sorted(merged.items())}})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _whole_part(path: Path, key: tuple[int, int]) -> bool:
+    """Whether a part reads as a table of the store's schema holding rows of its own run only."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError):
+        return False
+    if table.schema.names != SCHEMA.names:
+        return False
+    if table.num_rows == 0:
+        return True
+    points, replications = table.column("point").to_numpy(), table.column("replication").to_numpy()
+    return bool((points == key[0]).all() and (replications == key[1]).all())
 
 
 def _fsync(path: str) -> None:

@@ -196,3 +196,75 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     uninterrupted = run_specs(specs, SerialExecutor())
     pd.testing.assert_frame_equal(resumed, uninterrupted)
     pd.testing.assert_frame_equal(ResultStore(store_dir).load(), uninterrupted)
+
+
+# --- damaged parts -----------------------------------------------------------------------------------------------
+
+
+def _damage(store: ResultStore, key: tuple[int, int], how: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = store.path(*key)
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "garbage":
+        path.write_bytes(os.urandom(300))
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "edited":  # still a valid part of its own run, with one value changed
+        table = pq.read_table(path).to_pandas()
+        table.loc[0, "value"] += 1.0
+        pq.write_table(pa.Table.from_pandas(table, preserve_index=False), path)
+
+
+def test_damaged_parts_are_recomputed_on_resume_and_never_counted(tmp_path, caplog):
+    raw = load_scenario(SCENARIO).raw()
+    specs = [RunSpec(p, r, raw, None, 1) for p in range(2) for r in range(3)]
+    run = functools.partial(_fake_run, None, None)
+    uninterrupted = run_specs(specs, SerialExecutor(), function=run)
+    store = ResultStore(tmp_path / "store")
+    run_specs(specs, SerialExecutor(), store, function=run)
+    damaged = {(0, 1): "truncated", (1, 0): "garbage", (1, 2): "edited", (0, 2): "empty"}
+    for key, how in damaged.items():
+        _damage(store, key, how)
+    assert store.done() == {s.key for s in specs} - set(damaged)
+    assert set(store.damaged()) == set(damaged)
+    assert set(zip(*(store.load()[c] for c in ("point", "replication")))) == store.done()  # never read
+    calls: list = []
+    with caplog.at_level("WARNING", logger="pbrsim"):
+        resumed = run_specs(specs, SerialExecutor(), store, function=functools.partial(_fake_run, None, calls))
+    assert sorted(calls) == sorted(damaged), "exactly the damaged runs were done again"
+    assert "recomputing 4 runs" in caplog.text and "point=0/replication=1" in caplog.text
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
+    pd.testing.assert_frame_equal(ResultStore(tmp_path / "store").load(), uninterrupted)
+    assert store.damaged() == {}
+
+
+def test_a_part_without_its_checksum_line_is_not_finished(tmp_path):
+    store = ResultStore(tmp_path)
+    store.write((0, 0), _table(0, 0, [1.0, 2.0]))
+    store.write((0, 1), _table(0, 1, [3.0]))
+    lines = (tmp_path / "parts.jsonl").read_text().splitlines()
+    (tmp_path / "parts.jsonl").write_text(lines[0] + "\n" + lines[1][:10])  # killed while appending
+    assert store.done() == {(0, 0)} and "no checksum" in store.damaged()[(0, 1)]
+
+
+def test_a_store_from_before_checksums_adopts_its_whole_parts_once(tmp_path):
+    store = ResultStore(tmp_path)
+    for key, values in (((0, 0), [1.0]), ((0, 1), [2.0]), ((1, 0), [3.0])):
+        store.write(key, _table(*key, values))
+    (tmp_path / "parts.jsonl").unlink()
+    _damage(store, (1, 0), "garbage")
+    assert store.done() == {(0, 0), (0, 1)} and set(store.damaged()) == {(1, 0)}
+    assert (tmp_path / "parts.jsonl").is_file()
+
+
+def test_a_corrupt_meta_json_is_one_clear_error(tmp_path):
+    store = ResultStore(tmp_path)
+    (tmp_path / "meta.json").write_text('{"format": 1, "experi')
+    with pytest.raises(StoreMismatch, match="meta.json cannot be read"):
+        store.meta()
+    with pytest.raises(StoreMismatch, match=str(tmp_path)):
+        run_specs([RunSpec(0, 0, load_scenario(SCENARIO).raw(), None, 1)], store=store,
+                  function=functools.partial(_fake_run, None, None))
