@@ -285,7 +285,7 @@ class ResultStore:
             pq.write_table(arrow, tmp)
             _fsync(tmp)
 
-        if self._recorded() is None:
+        if not (self.directory / PARTS).is_file() and self._parts():
             self._checked()  # a store from before checksums: record its parts first
         write_atomic(target, write)
         self._record((point, replication), target, len(frame))
