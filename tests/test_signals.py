@@ -154,8 +154,8 @@ def test_sigterm_of_a_run_leaves_the_previous_results_as_they_were(tmp_path, whe
     code, err, sent, before_writing = _signal_run(out, tmp_path, signal.SIGTERM, when)
     if when == "writing":
         assert sent and not before_writing, "the run ended before it wrote"
-    if sent and code == -signal.SIGTERM:  # still importing pbrsim's libraries: no handler yet, nothing written
-        assert when != "writing" and float(when) < 1.0, err
+    if sent and code == -signal.SIGTERM:  # still importing pbrsim's libraries (how long depends on the machine):
+        assert when != "writing", err      # no handler yet, so nothing can have been written
         assert _snapshot(out) == before
     elif sent and code != 0:  # the run may have finished just as the signal came
         assert code == 128 + signal.SIGTERM, err
