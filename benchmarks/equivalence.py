@@ -1,6 +1,8 @@
 """Do two versions of the engine give the same results? Runs the West Kent scenario over many seeds with this
 checkout and with another git revision (checked out into a temporary worktree) and compares, seed by seed, the
-History fingerprints (spells and events), the TOP reviews and every yearly measure; where they differ it
+History fingerprints (spells and events), the TOP reviews, every yearly measure and the West Kent PbR settlement
+(payments, provider and commissioner by contract year), and for the first few seeds a 4-year run with the
+provider responding (behaviour base, its cash response included) and its settlement; where they differ it
 reports each key measure's mean over seeds with its 95% confidence interval, for both versions.
 
     python benchmarks/equivalence.py --against 0f26d35            # 30 seeds (about 3 minutes)
@@ -31,21 +33,47 @@ _RUN = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from sim import load_scenario, measures, simulate
-from sim.compare import fingerprint
-sc = load_scenario(sys.argv[1] + "/scenarios/west_kent.toml")
+try:  # the layered package (issue 16)
+    from sim.config.contract import load_contract
+    from sim.experiments.compare import fingerprint
+    from sim.experiments.provider_runs import simulate_with_provider
+    from sim.money.settlement import commissioner_by_year, provider_by_year, settle
+except ImportError:  # the flat package before it
+    from sim.compare import fingerprint
+    from sim.contract import load_contract
+    from sim.incentives import simulate_with_provider
+    from sim.settlement import commissioner_by_year, provider_by_year, settle
+root = sys.argv[1]
+sc = load_scenario(root + "/scenarios/west_kent.toml")
+contract = load_contract(root + "/scenarios/contracts/west_kent_pbr.toml")
+responding = sc.with_changes({"behaviour.mode": "base", "horizon.years": 4, "horizon.end": None})
+
+
+def money(settlement):
+    frames = {"payments": settlement.payments, "provider": provider_by_year(settlement),
+              "commissioner": commissioner_by_year(settlement)}
+    return {k: round(float(f.select_dtypes("number").fillna(0).to_numpy().sum()), 6) for k, f in frames.items()}
+
+
 out = {}
 for seed in range(1, int(sys.argv[3]) + 1):
     h = simulate(sc, seed)
     m = measures.by_period(h, "year")
+    run = simulate_with_provider(responding, contract, seed) if seed <= int(sys.argv[4]) else None
     out[seed] = {"fingerprint": fingerprint(h), "reviews": int(len(h.reviews)),
                  "quality_of_life": int(h.reviews["quality_of_life"].sum()),
-                 "measures": {k: float(v) for k, v in m.select_dtypes("number").sum().items()}}
+                 "measures": {k: float(v) for k, v in m.select_dtypes("number").sum().items()},
+                 "settlement": money(settle(contract, h, sc)),
+                 "behaviour_on": None if run is None else {
+                     "fingerprint": fingerprint(run.history), "settlement": money(run.settlement),
+                     "iterations": run.iterations}}
 json.dump(out, open(sys.argv[2], "w"))
 """
 
 
-def _results(checkout: Path, seeds: int, out: Path) -> dict:
-    subprocess.run([sys.executable, "-c", _RUN, str(checkout), str(out), str(seeds)], check=True, cwd=out.parent)
+def _results(checkout: Path, seeds: int, responding: int, out: Path) -> dict:
+    subprocess.run([sys.executable, "-c", _RUN, str(checkout), str(out), str(seeds), str(responding)], check=True,
+                   cwd=out.parent)
     return json.loads(out.read_text())
 
 
@@ -57,14 +85,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--against", required=True, help="git revision of the other engine")
     ap.add_argument("--seeds", type=int, default=30)
+    ap.add_argument("--responding", type=int, default=5, metavar="N",
+                    help="of those seeds, the first N also run a 4-year behaviour-on (base) run with its cash "
+                         "response, settled (default 5)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with bench.checkout(args.against) as other:
-            theirs = _results(other, args.seeds, tmp / "theirs.json")
-        ours = _results(ROOT, args.seeds, tmp / "ours.json")
+            theirs = _results(other, args.seeds, args.responding, tmp / "theirs.json")
+        ours = _results(ROOT, args.seeds, args.responding, tmp / "ours.json")
     same = [s for s in ours if ours[s] == theirs[s]]
-    print(f"{len(same)} of {len(ours)} seeds identical (History fingerprint, reviews, every yearly measure)")
+    print(f"{len(same)} of {len(ours)} seeds identical (History fingerprint, reviews, every yearly measure, the "
+          f"West Kent PbR settlement; behaviour-on run and its settlement for the first {args.responding})")
     if len(same) == len(ours):
         return 0
     ok = True
