@@ -16,7 +16,7 @@ machine is noisy, so differences under 15% are noise):
   because tracemalloc slows the model several-fold and the figure does not depend on the machine's load.
 * **scaling** -- arrivals (``population.arrivals_per_year.*``) and all capacities (``capacity.assessors``,
   ``recovery_workers``, ``inpatient_detox_beds``, ``rehab_places``) x4: B per referral at x4 / at x1, per round.
-* **parallel speed-up** -- 32 replications (``sim.experiment.replicate``, aggregate mode) of a shorter run
+* **parallel speed-up** -- 32 replications (``sim.experiments.core.replicate``, aggregate mode) of a shorter run
   (``horizon.years = 4``, ``horizon.warmup_years = 2``; printed in the output): serial against
   ``ProcessExecutor(2)`` and ``DaskExecutor(2)``, in rotating order. *warm*: executor already started (steady
   throughput, what a long sweep sees); *end-to-end*: including starting and closing the workers (what
@@ -270,7 +270,7 @@ def scaled_changes(scenario, factor: float) -> dict:
 def timed_run(scenario, seed: int = 1) -> dict:
     """Wall time of ``simulate`` and the counts of its History."""
     from sim import simulate
-    from sim.scenario import DAYS_PER_YEAR
+    from sim.config.scenario import DAYS_PER_YEAR
 
     gc.collect()
     t = time.perf_counter()
@@ -285,7 +285,7 @@ def timed_run(scenario, seed: int = 1) -> dict:
 
 def history_bytes(h) -> int:
     """Deep size of the History's tables (pandas ``memory_usage(deep=True)``)."""
-    from sim.history import TABLES
+    from sim.engine.history import TABLES
 
     return int(sum(getattr(h, t).memory_usage(deep=True).sum() for t in TABLES))
 
@@ -407,7 +407,7 @@ def _worker_maxrss(_=None) -> tuple[int, int]:
 def _measured_run(spec):
     """``run_one`` in aggregate mode, plus the worker's pid and peak RSS (KiB) after the run; run_specs files the
     second element under ``histories`` (it holds no History)."""
-    from sim.experiment import run_one
+    from sim.experiments.core import run_one
 
     table = run_one(spec)
     return table, _worker_maxrss()
@@ -424,7 +424,7 @@ def _importable():
 
 
 def make(name: str, workers: int):
-    from sim.experiment import DaskExecutor, ProcessExecutor, SerialExecutor
+    from sim.experiments.core import DaskExecutor, ProcessExecutor, SerialExecutor
 
     if name == "serial":
         return SerialExecutor()
@@ -439,7 +439,7 @@ def make(name: str, workers: int):
 
 def timed_replicate(name: str, scenario, n: int, workers: int, seed: int = 1):
     """(setup, work, close) seconds of ``replicate(scenario, n)`` on a fresh executor, and the table."""
-    from sim.experiment import replicate
+    from sim.experiments.core import replicate
 
     gc.collect()
     t0 = time.perf_counter()
@@ -459,7 +459,7 @@ def timed_replicate(name: str, scenario, n: int, workers: int, seed: int = 1):
 
 def stop_forkserver() -> None:
     """Stop this process's multiprocessing forkserver (our own child), so that the next ProcessExecutor starts
-    as in a fresh process: the forkserver, with ``sim.experiment`` preloaded, is part of its start-up cost.
+    as in a fresh process: the forkserver, with ``sim.experiments.core`` preloaded, is part of its start-up cost.
     Uses a private method of the standard library; does nothing where it is absent."""
     try:
         from multiprocessing import forkserver
@@ -539,7 +539,7 @@ def aggregate_experiment(scenario, n: int, workers: int = 2, seed: int = 1) -> d
     """``n`` aggregate-mode replications on ``workers`` processes, with tracemalloc on the parent only (the parent
     simulates nothing, so tracing costs little): the parent's peak and what it keeps after each finished run, the
     table's size, and the workers' peak RSS."""
-    from sim.experiment import RunSpec, run_specs, scenario_raw
+    from sim.experiments.core import RunSpec, run_specs, scenario_raw
 
     bench = _importable()
     ex = make("processes", workers)

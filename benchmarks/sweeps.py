@@ -4,7 +4,7 @@
 
 Points of a sweep that differ only in their contract, with the provider's behaviour off, see the same History in
 each replication (common random numbers; settlement is a pure function of the History). ``run_specs`` then
-simulates and measures it once and settles it under each point's contract (``sim.experiment.shared_histories``).
+simulates and measures it once and settles it under each point's contract (``sim.experiments.core.shared_histories``).
 This times two sweeps both ways on the same worker processes, alternating round by round, checks that the tables
 are identical, and prints the time ratio shared / alone (the baseline, measured in the same run):
 
@@ -33,8 +33,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.experiment import ProcessExecutor, run_one, run_specs  # noqa: E402
-from sim.sweep import load_sweep, sweep_specs  # noqa: E402
+from sim.experiments.core import ProcessExecutor, run_one, run_specs  # noqa: E402
+from sim.experiments.sweep import load_sweep, sweep_specs  # noqa: E402
 
 SCREENING = ROOT / "scenarios" / "sweeps" / "west_kent_contract_sensitivity.toml"
 

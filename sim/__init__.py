@@ -8,9 +8,10 @@ parameterise -> simulate -> analyse:
 >>> measures.by_period(history, "year")                      # doctest: +SKIP
 """
 
-from .history import History
-from .pathway import simulate
-from .scenario import Scenario, ScenarioError, load_scenario
+from sim.analysis import measures
+from sim.config.scenario import Scenario, ScenarioError, load_scenario
+from sim.core.version import __version__
+from sim.engine.history import History
+from sim.engine.system import simulate
 
-__all__ = ["History", "Scenario", "ScenarioError", "load_scenario", "simulate"]
-__version__ = "0.1.0"
+__all__ = ["History", "Scenario", "ScenarioError", "__version__", "load_scenario", "measures", "simulate"]

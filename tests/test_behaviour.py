@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import behaviour as B
+from sim.provider import model as B
 from sim import simulate
-from sim.contract import Contract, ContractError, ServiceTerms, contract_from_dict, load_contract
-from sim.costs import delivery_costs
-from sim.settlement import settle
-from sim.vocabulary import BANDS
+from sim.config.contract import Contract, ContractError, ServiceTerms, contract_from_dict, load_contract
+from sim.analysis.costs import delivery_costs
+from sim.money.settlement import settle
+from sim.core.vocabulary import BANDS
 
 from .conftest import SCENARIOS
 from .test_outcomes import Build

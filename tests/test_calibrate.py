@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from sim import load_scenario, measures, simulate
-from sim.calibrate import (CalibrationError, Evaluator, calibrate, check, current_value, parse_parameter,
+from sim.experiments.calibrate import (CalibrationError, Evaluator, calibrate, check, current_value, parse_parameter,
                            seed_sequences, write_calibrated)
 from sim.cli import main
-from sim.targets import MEASURES, TargetError, load_targets, measure, targets_from_dict
+from sim.config.targets import MEASURES, TargetError, load_targets, measure, targets_from_dict
 
 from .conftest import SCENARIOS
 
@@ -49,7 +49,7 @@ def small_history(small):
 
 
 def test_target_measures_agree_with_the_reported_measures(small_history):
-    """On a horizon of whole financial years, the target measures equal sim.measures' definitions."""
+    """On a horizon of whole financial years, the target measures equal sim.analysis.measures' definitions."""
     summary = measures.summary(small_history)
     for group in ("opiate", "alcohol", None):
         row = summary.loc[group or "all"]

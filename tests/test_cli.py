@@ -80,12 +80,12 @@ def test_interrupted_run_leaves_previous_results_whole(tmp_path, monkeypatch):
     assert main(["run", str(_tiny(tmp_path)), "--seed", "1", "--out", str(out), "--no-plots"]) == 0
     before = (out / "summary.txt").read_text()
 
-    import sim.output
+    import sim.report.output
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sim.output.measures, "summary", broken)
+    monkeypatch.setattr(sim.report.output.measures, "summary", broken)
     assert main(["run", str(_tiny(tmp_path)), "--seed", "2", "--out", str(out), "--no-plots"]) == 130
     assert (out / "summary.txt").read_text() == before
     assert (out / "tables" / "spells.parquet").is_file()

@@ -1,4 +1,4 @@
-"""Unit tests for sim.distributions: quantiles, means, validation, overrides, scalars and shares.
+"""Unit tests for sim.core.distributions: quantiles, means, validation, overrides, scalars and shares.
 
 Answers come from scipy.stats or by hand; no simulation is run.
 """
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from scipy import stats
 
-from sim.distributions import Dist, Growth, Probability, Rate, Ratio, Shares, shares_of
-from sim.vocabulary import BANDS, GROUPS
+from sim.core.distributions import Dist, Growth, Probability, Rate, Ratio, Shares, shares_of
+from sim.core.vocabulary import BANDS, GROUPS
 
 PROBS = [0.01, 0.25, 0.5, 0.9, 0.999]
 

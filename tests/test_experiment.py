@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from sim import load_scenario, measures, simulate
-from sim.compare import compare
-from sim.contract import load_contract
-from sim.experiment import (COLUMNS, CONTRACT_METRICS, DaskExecutor, ProcessExecutor, ProgressBar, Replications,
+from sim.experiments.compare import compare
+from sim.config.contract import load_contract
+from sim.experiments.core import (COLUMNS, CONTRACT_METRICS, DaskExecutor, ProcessExecutor, ProgressBar, Replications,
                             ResultStore, RunSpec, SerialExecutor, SharedRunFailed, StoreMismatch, contract_raw,
                             make_executor, replicate, replications_needed, run_one, run_shared, run_specs,
                             shared_histories, summarise)
@@ -209,12 +209,12 @@ def test_tasks_partition_the_runs(keys, replications, workers, largest):
 
 @pytest.fixture
 def simulations(monkeypatch):
-    """How many Histories ``sim.experiment`` simulates (in this process)."""
-    import sim.experiment
+    """How many Histories ``sim.experiments.core`` simulates (in this process)."""
+    import sim.experiments.core
 
     count = []
-    real = sim.experiment.simulate
-    monkeypatch.setattr(sim.experiment, "simulate", lambda *a, **k: count.append(1) or real(*a, **k))
+    real = sim.experiments.core.simulate
+    monkeypatch.setattr(sim.experiments.core, "simulate", lambda *a, **k: count.append(1) or real(*a, **k))
     return count
 
 
@@ -263,16 +263,16 @@ def test_uncertain_contract_terms_under_a_shared_history(tiny, simulations):
 
 
 def test_a_failing_run_keeps_the_runs_before_it_in_its_task(tiny, monkeypatch, tmp_path):
-    import sim.experiment
+    import sim.experiments.core
 
-    real = sim.experiment.settle
+    real = sim.experiments.core.settle
 
     def settle(contract, history, scenario):
         if contract.offending.pot == 400_000:
             raise RuntimeError("a settlement that fails")
         return real(contract, history, scenario)
 
-    monkeypatch.setattr(sim.experiment, "settle", settle)
+    monkeypatch.setattr(sim.experiments.core, "settle", settle)
     runs = _contract_runs(tiny, replications=1)
     with pytest.raises(RuntimeError, match="a settlement that fails"):
         run_specs(runs, store=tmp_path / "store")
@@ -290,7 +290,7 @@ def test_a_failed_shared_task_crosses_processes_whole():
 def test_grouping_reads_the_scenario_as_data(tiny):
     """A date written as a date or as text is the same scenario: the runs share a History, and agree with
     runs alone. Runs that hand back their History (not aggregate) keep their own."""
-    from sim.experiment import _check_points
+    from sim.experiments.core import _check_points
 
     as_text = tiny.raw()
     as_text["horizon"] = {**as_text["horizon"], "contract_start": as_text["horizon"]["contract_start"].isoformat()}
@@ -304,7 +304,7 @@ def test_grouping_reads_the_scenario_as_data(tiny):
 def test_a_responding_provider_keeps_its_own_history(tiny):
     """With provider behaviour on, the History depends on the contract: such runs are never grouped, and
     ``run_shared`` refuses them."""
-    from sim.experiment import _check_points
+    from sim.experiments.core import _check_points
 
     responding = tiny.with_changes({"behaviour.mode": "stress", "horizon.years": 2}).raw()
     c = contract_raw(CONTRACT)
@@ -409,8 +409,8 @@ def test_replications_needed_look_ahead_and_several_metrics():
 def test_contract_parameters_can_be_uncertain():
     """A ``contract.`` key path in [uncertainty] changes the contract of each draw: under a block contract the
     income of a contract year is exactly the drawn annual value."""
-    from sim.contract import load_contract
-    from sim.experiment import RunSpec, contract_raw, run_one
+    from sim.config.contract import load_contract
+    from sim.experiments.core import RunSpec, contract_raw, run_one
 
     scenario = load_scenario(SCENARIOS / "west_kent.toml").with_changes({
         "horizon.warmup_years": 2, "horizon.years": 1,

@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import incentives as I
-from sim.behaviour import MECHANISMS, capacity_changes
-from sim.compare import fingerprint
-from sim.contract import Contract, load_contract
-from sim.sweep import SweepError, sweep_from_dict
-from sim.vocabulary import BANDS
+from sim.provider import outputs as I
+from sim.provider.model import MECHANISMS, capacity_changes
+from sim.experiments.compare import fingerprint
+from sim.config.contract import Contract, load_contract
+from sim.experiments.sweep import SweepError, sweep_from_dict
+from sim.core.vocabulary import BANDS
 
 from .conftest import SCENARIOS
 from .test_outcomes import AFTER_EXIT, S, Build

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import sim.pathway
+import sim.engine.system
 from sim.cli import main
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -31,7 +31,7 @@ def nothing_runs(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a simulation started although the input is malformed")
 
-    monkeypatch.setattr(sim.pathway.TreatmentSystem, "__init__", refuse)  # every run starts here
+    monkeypatch.setattr(sim.engine.system.TreatmentSystem, "__init__", refuse)  # every run starts here
 
 
 def _command(kind: str, path: Path, tmp_path: Path) -> list[str]:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sim import measures
-from sim.calendar import periods
-from sim.history import Client, Recorder
-from sim.scenario import Horizon
-from sim.vocabulary import BANDS, STATES
+from sim.core.calendar import periods
+from sim.engine.history import Client, Recorder
+from sim.config.scenario import Horizon
+from sim.core.vocabulary import BANDS, STATES
 
 S = {name: i for i, name in enumerate(STATES)}
 

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import measures, simulate
-from sim.history import Client, Recorder
-from sim.offending import (OFFENDING_STREAM, attachment_fraction, client_uniforms, cohort_offences,
+from sim.engine.history import Client, Recorder
+from sim.analysis.offending import (OFFENDING_STREAM, attachment_fraction, client_uniforms, cohort_offences,
                            offences_by_spell, offending_settlement)
-from sim.randomness import ClientRandom, Stream
-from sim.scenario import DAYS_PER_YEAR, Horizon
-from sim.vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
+from sim.core.randomness import ClientRandom, Stream
+from sim.config.scenario import DAYS_PER_YEAR, Horizon
+from sim.core.vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
 
 S = {name: i for i, name in enumerate(STATES)}
 Y = DAYS_PER_YEAR
@@ -407,7 +407,7 @@ def test_simulation_less_offending_in_treatment_than_before(run):
 def test_poisson_quantile_is_scipys():
     from scipy import stats
 
-    from sim.offending import poisson_quantile
+    from sim.analysis.offending import poisson_quantile
 
     rng = np.random.default_rng(0)
     u = rng.random(20_000)

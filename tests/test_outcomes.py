@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.contract import MEASURES
-from sim.history import Client, Recorder
-from sim.outcomes import COLUMNS, NORMATIVE_QUALITY_OF_LIFE, achievements
-from sim.scenario import Horizon
-from sim.vocabulary import BANDS, GROUPS, REVIEW_STAGES, STATES, USE_AT_REVIEW
+from sim.config.contract import MEASURES
+from sim.engine.history import Client, Recorder
+from sim.analysis.outcomes import COLUMNS, NORMATIVE_QUALITY_OF_LIFE, achievements
+from sim.config.scenario import Horizon
+from sim.core.vocabulary import BANDS, GROUPS, REVIEW_STAGES, STATES, USE_AT_REVIEW
 
 S = {name: i for i, name in enumerate(STATES)}
 CONTRACT_START = dt.date(2012, 4, 1)  # as West Kent: 2012-13 is day 0 to 365, 2013-14 day 365 to 730
@@ -24,7 +24,7 @@ AFTER_EXIT = {"planned": "recovered", "dropped_out": "disengaged", "died": "died
 
 
 class Build:
-    """A History by hand, through ``sim.history.Recorder`` as the pathway records one.
+    """A History by hand, through ``sim.engine.history.Recorder`` as the pathway records one.
 
     ``episode`` refers, assesses on the same day (into ``band``), starts treatment at ``start`` and exits at
     ``exit`` for ``reason``, recording the states as it goes; a later ``episode`` of the same client is a

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import sim.history
-import sim.pathway
+import sim.engine.history
+import sim.engine.system
 from sim import load_scenario, simulate
 from sim.cli import main
-from sim.folders import MANIFEST, OutputError, OutputFolder, is_results_folder
+from sim.core.folders import MANIFEST, OutputError, OutputFolder, is_results_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
@@ -34,7 +34,7 @@ def nothing_runs(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a simulation started")
 
-    monkeypatch.setattr(sim.pathway.TreatmentSystem, "__init__", refuse)  # every run starts here
+    monkeypatch.setattr(sim.engine.system.TreatmentSystem, "__init__", refuse)  # every run starts here
 
 
 def _exit(argv, capsys) -> tuple[int, str]:
@@ -201,7 +201,7 @@ def test_an_internal_error_is_one_line_unless_debug(tmp_path, capsys, monkeypatc
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(sim.pathway, "simulate", broken)
+    monkeypatch.setattr(sim.engine.system, "simulate", broken)
     code, err = _exit(["run", str(_scenario(tmp_path)), "--out", str(tmp_path / "o")], capsys)
     assert code == 1 and "internal error: ZeroDivisionError: a bug" in err and "--debug" in err
     with pytest.raises(ZeroDivisionError):
@@ -210,9 +210,9 @@ def test_an_internal_error_is_one_line_unless_debug(tmp_path, capsys, monkeypatc
 
 
 def test_a_run_that_outgrows_the_machine_stops_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(sim.history, "MAX_EPISODES", 300)
+    monkeypatch.setattr(sim.engine.history, "MAX_EPISODES", 300)
     scenario = load_scenario(WEST_KENT).with_changes({"horizon.warmup_years": 1, "horizon.years": 1})
-    with pytest.raises(sim.history.RunTooLarge, match="300 referrals"):
+    with pytest.raises(sim.engine.history.RunTooLarge, match="300 referrals"):
         simulate(scenario, 1)
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from sim import simulate
-from sim.history import TABLES
-from sim.vocabulary import STATES, TREATMENT_STATES
+from sim.engine.history import TABLES
+from sim.core.vocabulary import STATES, TREATMENT_STATES
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +172,7 @@ def test_treatment_states_hold_a_caseload_place(history, small):
 def test_a_hold_a_rounding_error_in_the_past_is_now(small):
     """A death time reached as admission + stay can differ from the death time by a rounding error: waiting
     until it must not ask SimPy for a negative delay. Anything further in the past is a bug and says so."""
-    from sim.pathway import TreatmentSystem
+    from sim.engine.system import TreatmentSystem
 
     ts = TreatmentSystem(small, 1)
     ts.env.run(until=10.0)
@@ -183,7 +183,7 @@ def test_a_hold_a_rounding_error_in_the_past_is_now(small):
 
 def test_episode_rows_are_the_keyed_draws_of_each_stage():
     """A row drawn in a batch holds exactly the numbers each stage would draw for itself."""
-    from sim.randomness import EPISODE_LAYOUT, ClientRandom, episode_draws
+    from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, episode_draws
 
     r = ClientRandom(np.random.SeedSequence(3))
     clients, episodes = np.array([7, 7, 123_456, 2]), np.array([0, 4, 1, 0])
@@ -197,7 +197,7 @@ def test_episode_rows_are_the_keyed_draws_of_each_stage():
 def test_drawing_rows_in_batches_changes_no_result(small, monkeypatch):
     """Batched rows (first episodes at arrival, re-presentations before they are due) are only a faster way to
     the same numbers: a run that computes every draw as the stage asks gives identical tables."""
-    from sim import pathway
+    from sim.engine import system as pathway
 
     batched = simulate(small, seed=4)
     assert (batched.episodes["episode"] > 0).sum() > 50  # re-presentations happen, so their rows are used
@@ -213,7 +213,7 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(small, enabled):
     """The cyclic collector is paused during a run (speed) and restored after it, also when the run fails."""
     import gc
 
-    from sim.pathway import TreatmentSystem
+    from sim.engine.system import TreatmentSystem
 
     was = gc.isenabled()
     try:
@@ -238,7 +238,7 @@ def test_a_child_forked_during_a_run_starts_with_the_collector_as_before():
     import gc
     import os
 
-    from sim import pathway
+    from sim.engine import system as pathway
 
     was = gc.isenabled()
     gc.enable()
@@ -258,7 +258,7 @@ def test_a_child_forked_during_a_run_starts_with_the_collector_as_before():
 def test_a_client_process_yielding_neither_an_event_nor_a_day_says_so():
     import simpy
 
-    from sim.pathway import ClientProcess
+    from sim.engine.system import ClientProcess
 
     def life():
         yield 3

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from sim import simulate
-from sim.validation import NO_RETURNS, erlang_c_wait
+from sim.experiments.validation import NO_RETURNS, erlang_c_wait
 
 @pytest.fixture(scope="module")
 def mmc(west_kent):

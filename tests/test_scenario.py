@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 import sim
 from sim import ScenarioError, load_scenario
-from sim.scenario import Horizon, Scenario, scenario_from_dict
+from sim.config.scenario import Horizon, Scenario, scenario_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"

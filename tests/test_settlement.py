@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sim import offending as offending_module
+from sim.analysis import offending as offending_module
 from sim import simulate
-from sim.compare import METRICS, compare, fingerprint
-from sim.contract import Contract, load_contract
-from sim.costs import delivery_costs
-from sim.offending import COHORT_COLUMNS, attachment_fraction, cohort_offences
-from sim.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
+from sim.experiments.compare import METRICS, compare, fingerprint
+from sim.config.contract import Contract, load_contract
+from sim.analysis.costs import delivery_costs
+from sim.analysis.offending import COHORT_COLUMNS, attachment_fraction, cohort_offences
+from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
 
 from .conftest import SCENARIOS
 from .test_outcomes import Build
@@ -763,7 +763,7 @@ def test_compare_settles_the_same_histories_under_every_contract(comparison):
 def test_compare_on_worker_processes_is_identical(small, comparison):
     """Replications run elsewhere, from the scenario and contracts as data, finishing in any order: the same
     comparison, table for table."""
-    from sim.experiment import ProcessExecutor
+    from sim.experiments.core import ProcessExecutor
 
     wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
     block = load_contract(SCENARIOS / "contracts" / "block.toml")
@@ -881,9 +881,9 @@ def test_monthly_cash_is_the_running_sum_of_net(settled, run, small):
 
 
 def test_resettling_a_history_gives_the_same_payments_and_derived_tables_are_copies(run, small):
-    """Achievements, costs and cohorts are kept on the History between settlements (sim.history.derived): a
+    """Achievements, costs and cohorts are kept on the History between settlements (sim.engine.history.derived): a
     caller changing what it was handed must not change what the next settlement sees."""
-    from sim.outcomes import achievements
+    from sim.analysis.outcomes import achievements
 
     contract = load_contract(CONTRACTS[0])
     first = settle(contract, run, small).payments

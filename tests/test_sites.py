@@ -8,10 +8,10 @@ import tomllib
 import pytest
 
 from sim import load_scenario
-from sim.calibrate import check
-from sim.contract import load_contract
-from sim.settlement import check as check_contract
-from sim.targets import load_targets
+from sim.experiments.calibrate import check
+from sim.config.contract import load_contract
+from sim.money.settlement import check as check_contract
+from sim.config.targets import load_targets
 
 from .conftest import SCENARIOS
 

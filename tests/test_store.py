@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 
 from sim import load_scenario
-from sim.experiment import ProcessExecutor, RunSpec, SerialExecutor, run_one, run_specs
-from sim.store import COLUMNS, ResultStore, StoreMismatch, empty_table
+from sim.experiments.core import ProcessExecutor, RunSpec, SerialExecutor, run_one, run_specs
+from sim.experiments.store import COLUMNS, ResultStore, StoreMismatch, empty_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "west_kent.toml"

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from sim import load_scenario
-from sim.contract import load_contract
-from sim.sweep import (
+from sim.config.contract import load_contract
+from sim.experiments.sweep import (
     Parameter, SweepError, SweepSpec, applied_points, check_sweep, design_points, iter_points, load_sweep, morris_indices,
     plot_morris, plot_sobol, point_scenario, sobol_indices, sweep_table_to_outputs,
 )
@@ -409,7 +409,7 @@ def test_plots_return_figures():
 def test_a_point_of_the_example_simulates_and_settles():
     """The example's shortened horizon runs (under a second) and settles under its two-year contract."""
     from sim import simulate
-    from sim.settlement import settle
+    from sim.money.settlement import settle
 
     spec = load_sweep(EXAMPLE)
     points = design_points(spec)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.experiment import ProcessExecutor
-from sim.sweep import analyse, design_points, load_sweep, run_sweep
+from sim.experiments.core import ProcessExecutor
+from sim.experiments.sweep import analyse, design_points, load_sweep, run_sweep
 from tests.conftest import SCENARIOS
 
 pytestmark = pytest.mark.slow

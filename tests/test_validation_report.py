@@ -9,7 +9,7 @@ import pytest
 
 from sim import simulate
 from sim.cli import main
-from sim.validation import discover, erlang_c_wait, littles_law, validation_report
+from sim.experiments.validation import discover, erlang_c_wait, littles_law, validation_report
 
 from .conftest import SCENARIOS
 

@@ -51,7 +51,7 @@ def command(port: int) -> list[str]:
 
 def environment(scenarios: str | os.PathLike | None = None) -> dict[str, str]:
     """The server's environment: the same settings as variables, and the scenarios folder it offers."""
-    from .design import scenarios_folder
+    from sim.webapp.design import scenarios_folder
 
     env = dict(os.environ)
     for key, value in SETTINGS.items():
@@ -72,7 +72,7 @@ def launch(port: int | None = None, wait: bool = True, scenarios: str | os.PathL
     ``terminate()``)."""
     import importlib.util
 
-    from ..signals import exit_code, interrupt_on_signals
+    from sim.experiments.signals import exit_code, interrupt_on_signals
 
     if importlib.util.find_spec("streamlit") is None:
         raise SystemExit("the web app needs Streamlit: pip install -e '.[app]'")
@@ -98,7 +98,7 @@ def launch(port: int | None = None, wait: bool = True, scenarios: str | os.PathL
 
 def _stop(proc: subprocess.Popen) -> None:
     """End the server and wait for it: SIGTERM, up to 10 s, then SIGKILL (also if interrupted meanwhile)."""
-    from ..signals import stop_processes
+    from sim.experiments.signals import stop_processes
 
     while proc.poll() is None:
         try:

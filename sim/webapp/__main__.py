@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import launch
+from sim.webapp import launch
 
 
 def main(argv=None) -> int:

@@ -13,11 +13,11 @@ import time
 
 import streamlit as st
 
-from sim.scenario import load_scenario
+from sim.config.scenario import load_scenario
 from sim.webapp import design as D
 from sim.webapp import runs as R
 from sim.webapp import views as V
-from sim.vocabulary import BANDS
+from sim.core.vocabulary import BANDS
 
 log = logging.getLogger("pbrsim.webapp")
 THIS_DESIGN = "this design"
@@ -186,7 +186,7 @@ def design_page() -> None:
             head[4].caption("base and stress arrive with the provider-behaviour model (issue 7); until then the "
                             "provider delivers the same service under every contract")
         else:
-            head[4].caption("base, stress: the provider responds to this contract (sim.behaviour), so a tariff "
+            head[4].caption("base, stress: the provider responds to this contract (sim.provider.model), so a tariff "
                             "change simulates again")
 
         st.markdown("**Share of the annual value paid on outcomes (%)**")

@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError
-from ..contract import MEASURES, Contract, contract_from_dict, load_contract
-from ..scenario import Scenario, load_scenario
-from ..settlement import check
-from ..vocabulary import BANDS
+from sim.config.base import ConfigError
+from sim.config.contract import MEASURES, Contract, contract_from_dict, load_contract
+from sim.config.scenario import Scenario, load_scenario
+from sim.money.settlement import check
+from sim.core.vocabulary import BANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONTRACTS = ROOT / "scenarios" / "contracts"
@@ -86,10 +86,10 @@ def site_contract(scenario: Scenario) -> Contract:
 
 
 def behaviour_available() -> bool:
-    """Whether the provider-behaviour model is there (``sim.behaviour.provider_model``, issue 7)."""
-    if importlib.util.find_spec("sim.behaviour") is None:
+    """Whether the provider-behaviour model is there (``sim.provider.model.provider_model``, issue 7)."""
+    if importlib.util.find_spec("sim.provider.model") is None:
         return False
-    return hasattr(importlib.import_module("sim.behaviour"), "provider_model")
+    return hasattr(importlib.import_module("sim.provider.model"), "provider_model")
 
 
 def behaviour_changes(level: str) -> dict:
@@ -100,7 +100,7 @@ def behaviour_changes(level: str) -> dict:
     if level == "off":
         return {}
     if not behaviour_available():
-        raise ValueError("provider behaviour is not available yet (sim.behaviour): only 'off' can be run")
+        raise ValueError("provider behaviour is not available yet (sim.provider.model): only 'off' can be run")
     return {"behaviour.mode": level}
 
 

@@ -22,17 +22,17 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .. import measures
-from ..compare import Comparison, fingerprint
-from ..contract import contract_from_dict
-from ..history import History
-from ..offending import cohort_offences
-from ..pathway import simulate
-from ..scenario import scenario_from_dict
-from ..settlement import commissioner_by_year, contract_year_metrics, monthly_cash, settle, term_metrics
-from .design import Design
+from sim.analysis import measures
+from sim.experiments.compare import Comparison, fingerprint
+from sim.config.contract import contract_from_dict
+from sim.engine.history import History
+from sim.analysis.offending import cohort_offences
+from sim.engine.system import simulate
+from sim.config.scenario import scenario_from_dict
+from sim.money.settlement import commissioner_by_year, contract_year_metrics, monthly_cash, settle, term_metrics
+from sim.webapp.design import Design
 
-# yearly measures shown with uncertainty bands (columns of sim.measures.by_period)
+# yearly measures shown with uncertainty bands (columns of sim.analysis.measures.by_period)
 OUTCOME_MEASURES = ("in_treatment", "treatment_starts", "planned_exits", "successful_completions",
                     "planned_share_of_exits", "re_presentations", "deaths")
 
@@ -67,7 +67,7 @@ def simulate_replication(scenario_raw: dict, seed: int, contract_raw: dict | Non
     scenario = scenario_from_dict(scenario_raw, "<page design>")
     provider = None
     if contract_raw is not None and scenario.behaviour.mode != "off":
-        from ..behaviour import provider_model
+        from sim.provider.model import provider_model
 
         provider = provider_model(scenario, contract_from_dict(contract_raw, "<page contract>"))
     return simulate(scenario, seed, provider=provider) if provider is not None else simulate(scenario, seed)
@@ -172,7 +172,7 @@ def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replica
 
 def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict) -> Settled:
     """Settle every History under one contract (validated again: the page's design or a shipped one), in this
-    process: what settlement derives from a History is kept on it (``sim.history.derived``), so re-settling
+    process: what settlement derives from a History is kept on it (``sim.engine.history.derived``), so re-settling
     under another tariff takes a fraction of the first settlement."""
     contract_from_dict(contract_raw, "<page contract>")  # refuse a bad contract here, before any work
     done = [settle_one(contract_raw, h, scenario_raw, r) for r, h in enumerate(histories)]
@@ -190,7 +190,7 @@ def _first_replication(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparison(settled: Sequence[Settled]) -> Comparison:
-    """Several contracts on the same replications, as :class:`sim.compare.Comparison` (the first is the
+    """Several contracts on the same replications, as :class:`sim.experiments.compare.Comparison` (the first is the
     reference of the paired differences)."""
     names = [s.contract for s in settled]
     if len(set(names)) != len(names):

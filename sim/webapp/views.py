@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..compare import Comparison
-from ..settlement import METRICS
-from .runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
+from sim.experiments.compare import Comparison
+from sim.money.settlement import METRICS
+from sim.webapp.runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
 
 MEASURE_LABELS = {
     "in_treatment": "people in treatment", "treatment_starts": "treatment starts", "planned_exits": "planned exits",

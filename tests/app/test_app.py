@@ -123,7 +123,7 @@ def test_download_round_trips_through_pbrsim_run(app_env, tmp_path):
 def test_provider_behaviour_runs_each_design_with_the_provider_responding(app_env):
     at = start()
     if "stress" not in at.radio(key="behaviour").options:
-        pytest.skip("the provider-behaviour model (sim.behaviour) is not there")
+        pytest.skip("the provider-behaviour model (sim.provider.model) is not there")
     at.number_input(key="replications").set_value(1)
     at.radio(key="behaviour").set_value("stress")
     run(at)

@@ -9,9 +9,9 @@ import tomllib
 import numpy as np
 import pytest
 
-from sim.contract import contract_from_dict
-from sim.scenario import load_scenario
-from sim.settlement import commissioner_by_year, contract_year_metrics, settle
+from sim.config.contract import contract_from_dict
+from sim.config.scenario import load_scenario
+from sim.money.settlement import commissioner_by_year, contract_year_metrics, settle
 from sim.webapp import design as D
 from sim.webapp import runs as R
 
@@ -79,7 +79,7 @@ def test_provider_behaviour_is_a_scenario_change_and_responds_to_the_contract(si
         assert "not available" in str(e.value)
         return
     from sim import simulate
-    from sim.behaviour import provider_model
+    from sim.provider.model import provider_model
 
     design = D.build_design(site, form, 1, 5, "stress")
     assert design.scenario.behaviour.mode == "stress"
@@ -179,6 +179,6 @@ def test_downloaded_files_are_valid_toml_that_load(design, tmp_path):
     loaded = load_scenario(scenario_path)
     assert loaded == design.scenario.with_changes({"contract": contract_path.name})
     assert loaded.contract_path() == contract_path
-    from sim.contract import load_contract
+    from sim.config.contract import load_contract
 
     assert load_contract(contract_path) == design.contract

@@ -1,0 +1,368 @@
+"""What happened, as tidy tables. The simulation records; it computes no measures and no money.
+
+Times are simulation days since the contract start (negative in the warm-up); ``History.date(t)`` converts.
+
+Tables (pandas DataFrames, one row per ...):
+
+``clients``  — person: ``client_id`` (stable: arrival stream x 1,000,000 + sequence), ``group``, ``male``,
+    ``age`` (years at first referral), ``injecting``, ``dual_diagnosis``, ``housing_problem``,
+    ``criminal_justice``, ``offending_rate`` (offences/year when untreated; 0 for non-offenders),
+    ``source`` (of the first referral), ``first_referral`` (day), ``band`` (at the first assessment, or empty),
+    ``stock`` (True if first referred before the contract start).
+``episodes`` — referral (first or re-presentation): ``client_id``, ``episode`` (0 = first), ``referral``
+    (day), ``source``, ``assessed`` (day), ``band``, ``dependency_domain``, ``wider_needs_domain``,
+    ``treatment_start`` (day), ``modality``, ``mutual_aid``, ``exit`` (day), ``exit_reason`` (see
+    ``vocabulary.EXIT_REASONS``, plus ``signposted``, ``did_not_attend``, ``left_waiting_list`` and
+    ``deflected``); and what provider behaviour (``sim.provider.model``) did: ``assessed_band`` (the band the
+    assessment itself gave; ``band`` differs only after band drift), ``deflected`` (not accepted for a start),
+    ``parked`` (reduced keyworking), ``discharge_shift_days`` (a planned exit held, +, or brought forward, -).
+    Missing values (NaN, empty) mean "did not happen before the end of the horizon".
+``spells``   — time a client spent in one state: ``client_id``, ``episode``, ``state``, ``start``, ``end``
+    (days), ``censored`` (True if still in the state at the end of the horizon). Spells of a client tile
+    [first referral, end of horizon] without gaps or overlaps.
+``events``   — dated happenings: ``client_id``, ``episode``, ``time`` (day), ``kind`` (one of
+    ``vocabulary.EVENT_KINDS``, which says what each means), ``detail``.
+``reviews``  — TOP reviews due: ``client_id``, ``episode``, ``time``, ``number`` (0 = at start),
+    ``completed``, ``use`` (abstinent / improved / neither), ``injecting``, ``offending`` (any offence in the
+    previous 28 days), ``housing_problem``, ``quality_of_life`` (0-20), ``stage`` (start, review, exit),
+    ``misrecorded`` (an unfavourable answer recorded favourably by a provider gaming the measure). Only
+    completed reviews are evidence.
+``capacity`` — capacity in force: ``resource``, ``time`` (day from which it holds), ``capacity`` (places).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import tempfile
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.core.errors import UserError
+from sim.core.folders import OutputFolder
+from sim.core.vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
+
+_KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
+TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
+
+
+class Client:
+    """A person's fixed attributes and where they are now (the recorder's open spell)."""
+
+    __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
+                 "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
+                 "spell_episode", "band", "raised_until", "ep", "draws", "next_draws")
+
+    def __init__(self, cid: int, g: int, source: int, t: float):
+        self.id, self.g, self.source, self.first_referral = cid, g, source, t
+        self.episode = 0
+        self.state = -1
+        self.since = t
+        self.spell_episode = 0  # the episode the open spell belongs to (set when it opens)
+        self.band = -1
+        self.raised_until = -np.inf
+        self.ep = None
+        self.draws = None  # the current episode's uniforms, when drawn in a batch (see sim.engine.system)
+        self.next_draws = None  # the next episode's, when drawn before a re-presentation
+
+
+class Episode:
+    __slots__ = ("client_id", "episode", "referral", "source", "assessed", "band", "dependency", "wider_needs",
+                 "treatment_start", "modality", "mutual_aid", "exit", "exit_reason", "assessed_band", "deflected",
+                 "parked", "discharge_shift_days")
+
+    def __init__(self, client_id: int, episode: int, referral: float, source: int):
+        self.client_id, self.episode, self.referral, self.source = client_id, episode, referral, source
+        self.assessed = self.treatment_start = self.exit = np.nan
+        self.band = self.dependency = self.wider_needs = self.modality = self.assessed_band = -1
+        self.mutual_aid = self.deflected = self.parked = False
+        self.exit_reason = ""
+        self.discharge_shift_days = 0.0
+
+
+MAX_EPISODES = 6_000_000  # referrals one run may record (about 1.5 KiB each with their spells and events: 9 GB)
+
+
+class RunTooLarge(UserError):
+    """A run that would outgrow the machine: far more referrals than its first referrals explain."""
+
+
+class Recorder:
+    """Appends rows during a run; builds the History tables once at the end.
+
+    Spells and events are kept as typed columns (``array.array``), not lists of tuples: a few bytes a row
+    instead of a hundred, which is most of a run's memory."""
+
+    def __init__(self):
+        self.clients: list[Client] = []
+        self.episodes: list[Episode] = []
+        self._spells = tuple(array(code) for code in "qlbdd")  # client_id, episode, state, start, end
+        self._events = tuple(array(code) for code in "qldhh")  # client_id, episode, time, kind, detail
+        self._details: dict[str, int] = {"": 0}
+        self.review_blocks: list[tuple[np.ndarray, ...]] = []  # columns in _REVIEW_COLUMNS order
+        self.capacity: list[tuple] = []
+        self._finished = False
+
+    def new_client(self, c: Client) -> None:
+        self.clients.append(c)
+
+    def new_episode(self, c: Client, t: float, source: int) -> Episode:
+        if len(self.episodes) >= MAX_EPISODES:
+            raise RunTooLarge(f"the run reached {MAX_EPISODES:,} referrals (first referrals and re-presentations) "
+                              f"by day {t:,.0f}: more than one machine can hold; a re-presentation, re-referral or "
+                              f"custody rate is probably far too high")
+        ep = Episode(c.id, c.episode, t, source)
+        self.episodes.append(ep)
+        c.ep = ep
+        return ep
+
+    def state(self, c: Client, state: int, t: float) -> None:
+        """The client enters ``state`` at ``t``, closing the spell they were in."""
+        if c.state >= 0 and t > c.since:
+            self._spell(c, t)
+        c.state, c.since, c.spell_episode = state, t, c.episode
+
+    def _spell(self, c: Client, end: float) -> None:
+        """Record the client's current spell as ending at ``end``."""
+        ids, eps, states, starts, ends = self._spells
+        ids.append(c.id)
+        eps.append(c.spell_episode)
+        states.append(c.state)
+        starts.append(c.since)
+        ends.append(end)
+
+    def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
+        self.add_event(c.id, c.episode, t, kind, detail)
+
+    def add_event(self, client_id: int, episode: int, t: float, kind: str, detail: str = "") -> None:
+        ids, eps, times, kinds, details = self._events
+        ids.append(client_id)
+        eps.append(episode)
+        times.append(t)
+        kinds.append(_KIND_CODE[kind])
+        code = self._details.get(detail)
+        if code is None:
+            code = self._details[detail] = len(self._details)
+        details.append(code)
+
+    def finish(self, end: float, horizon, scenario_name: str, seed) -> History:
+        """The History. A recorder finishes once: its columns are released as each table is built, which keeps
+        a run's peak memory down."""
+        if self._finished:
+            raise RuntimeError("this Recorder has already built its History")
+        self._finished = True
+        n_closed = len(self._spells[0])
+        for c in self.clients:
+            if c.state >= 0:
+                self._spell(c, end)
+        spells = _spells_frame(self._spells, n_closed)
+        self._spells = ()
+        events = _events_frame(self._events, list(self._details))
+        self._events = ()
+        reviews = _reviews_frame(self.review_blocks)
+        self.review_blocks = []
+        return History(
+            clients=self._clients(),
+            episodes=self._episodes(),
+            spells=spells,
+            events=events,
+            reviews=reviews,
+            capacity=pd.DataFrame(self.capacity, columns=["resource", "time", "capacity"]),
+            contract_start=horizon.contract_start, start=horizon.start_day, end=end,
+            scenario=scenario_name, seed=seed,
+        )
+
+    def _clients(self) -> pd.DataFrame:
+        cs = self.clients
+        df = pd.DataFrame({
+            "client_id": np.array([c.id for c in cs], dtype=np.int64),
+            "group": pd.Categorical.from_codes([c.g for c in cs], GROUPS),
+            "male": np.array([c.male for c in cs], dtype=bool),
+            "age": np.array([c.age for c in cs], dtype=float),
+            "injecting": np.array([c.injecting for c in cs], dtype=bool),
+            "dual_diagnosis": np.array([c.dual_diagnosis for c in cs], dtype=bool),
+            "housing_problem": np.array([c.housing_problem for c in cs], dtype=bool),
+            "criminal_justice": np.array([c.criminal_justice for c in cs], dtype=bool),
+            "offending_rate": np.array([c.offending_rate for c in cs], dtype=float),
+            "source": pd.Categorical.from_codes([c.source for c in cs], SOURCES),
+            "first_referral": np.array([c.first_referral for c in cs], dtype=float),
+        })
+        first_band = {e.client_id: e.band for e in self.episodes if e.episode == 0}
+        df["band"] = pd.Categorical.from_codes([first_band.get(c.id, -1) for c in cs], BANDS)
+        df["stock"] = df["first_referral"] < 0
+        return df.sort_values("client_id", ignore_index=True)
+
+    def _episodes(self) -> pd.DataFrame:
+        es = self.episodes
+        col = lambda name: [getattr(e, name) for e in es]  # noqa: E731
+        df = pd.DataFrame({
+            "client_id": np.array(col("client_id"), dtype=np.int64),
+            "episode": np.array(col("episode"), dtype=np.int64),
+            "referral": np.array(col("referral"), dtype=float),
+            "source": pd.Categorical.from_codes(col("source"), SOURCES),
+            "assessed": np.array(col("assessed"), dtype=float),
+            "band": pd.Categorical.from_codes(col("band"), BANDS),
+            "dependency_domain": pd.Categorical.from_codes(col("dependency"), BANDS),
+            "wider_needs_domain": pd.Categorical.from_codes(col("wider_needs"), BANDS),
+            "treatment_start": np.array(col("treatment_start"), dtype=float),
+            "modality": pd.Categorical.from_codes(col("modality"), MODALITIES),
+            "mutual_aid": np.array(col("mutual_aid"), dtype=bool),
+            "exit": np.array(col("exit"), dtype=float),
+            "exit_reason": pd.Series(col("exit_reason"), dtype="string"),
+            "assessed_band": pd.Categorical.from_codes(col("assessed_band"), BANDS),
+            "deflected": np.array(col("deflected"), dtype=bool),
+            "parked": np.array(col("parked"), dtype=bool),
+            "discharge_shift_days": np.array(col("discharge_shift_days"), dtype=float),
+        })
+        return df.sort_values(["client_id", "episode"], ignore_index=True)
+
+
+def _column(values: array) -> np.ndarray:
+    """A recorded column as numpy, without a copy (the array's own buffer)."""
+    return np.frombuffer(values, dtype=values.typecode) if len(values) else np.array([], dtype=values.typecode)
+
+
+def _spells_frame(columns: tuple[array, ...], n_closed: int) -> pd.DataFrame:
+    ids, eps, states, starts, ends = (_column(c) for c in columns)
+    order = np.lexsort((starts, ids))  # by client, then start (a client's spells never share a start)
+    return pd.DataFrame({
+        "client_id": ids[order].astype(np.int64),
+        "episode": eps[order].astype(np.int64),
+        "state": pd.Categorical.from_codes(states[order], STATES),
+        "start": starts[order],
+        "end": ends[order],
+        "censored": order >= n_closed,
+    })
+
+
+def _events_frame(columns: tuple[array, ...], details: list[str]) -> pd.DataFrame:
+    ids, eps, times, kinds, detail = (_column(c) for c in columns)
+    order = np.lexsort((ids, times))  # by time, then client; stable, so a client's same-time events keep order
+    return pd.DataFrame({
+        "client_id": ids[order].astype(np.int64),
+        "episode": eps[order].astype(np.int64),
+        "time": times[order],
+        "kind": pd.Categorical.from_codes(kinds[order], categories=list(EVENT_KINDS)),
+        "detail": pd.Series(np.array(details, dtype=object)[detail[order]], dtype="string"),
+    })
+
+
+_REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
+                   "housing_problem", "quality_of_life", "stage", "misrecorded")
+
+
+def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
+    if len(blocks) == 1:
+        cols = list(blocks[0])
+    elif blocks:
+        cols = [np.concatenate([b[i] for b in blocks]) for i in range(len(_REVIEW_COLUMNS))]
+    else:
+        cols = [np.array([], dtype=t) for t in (np.int64, np.int64, float, np.int64, bool, np.int64, bool, bool,
+                                                 bool, np.int64, np.int64, bool)]
+    col = dict(zip(_REVIEW_COLUMNS, cols))
+    order = np.lexsort((col["number"], col["episode"], col["client_id"]))
+    df = pd.DataFrame({name: (np.asarray(values)[order].astype(np.int64) if name in ("client_id", "episode", "number",
+                                                                                     "quality_of_life")
+                              else np.asarray(values)[order]) for name, values in col.items()
+                       if name not in ("use", "stage")})
+    df.insert(5, "use", pd.Categorical.from_codes(np.asarray(col["use"])[order].astype(np.int8), USE_AT_REVIEW))
+    df.insert(10, "stage", pd.Categorical.from_codes(np.asarray(col["stage"])[order].astype(np.int8), REVIEW_STAGES))
+    return df
+
+
+@dataclass
+class History:
+    """The tidy tables of one simulated run (see the module docstring for columns and units)."""
+
+    clients: pd.DataFrame
+    episodes: pd.DataFrame
+    spells: pd.DataFrame
+    events: pd.DataFrame
+    reviews: pd.DataFrame
+    capacity: pd.DataFrame
+    contract_start: dt.date
+    start: float  # warm-up start (day)
+    end: float    # end of the horizon (day)
+    scenario: str = ""
+    seed: object = None
+    meta: dict = field(default_factory=dict)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_derived", None)  # tables derived on demand (see ``derived``) are not shipped
+        return state
+
+    def date(self, t: float | np.ndarray):
+        """Calendar date(s) of simulation day(s) ``t``."""
+        base = np.datetime64(self.contract_start, "D")
+        return base + np.floor(np.asarray(t)).astype("timedelta64[D]")
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in TABLES}
+
+    def write(self, directory: str | Path, formats: tuple[str, ...] = ("parquet", "csv")) -> None:
+        """Write every table as ``<table>.<format>``. Files appear whole or not at all."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables().items():
+            for fmt in formats:
+                target = directory / f"{name}.{fmt}"
+                write_atomic(target, lambda p, df=df, fmt=fmt: (
+                    df.to_parquet(p, index=False) if fmt == "parquet" else df.to_csv(p, index=False)))
+
+
+def derived(compute):
+    """Keep what a pure function of a History (and other fixed arguments) returns on that History, and hand
+    out copies: a History never changes after its run, and settling one History under many contracts (a tariff
+    changed in the web app, a comparison, a sweep of contract terms) needs its achievements, costs and offending
+    cohorts again and again. Plain arguments are told apart by value, objects such as a Scenario by equality
+    (the entry keeps them)."""
+
+    def plain(value) -> bool:
+        return isinstance(value, (str, int, float, bool, type(None)))
+
+    @functools.wraps(compute)
+    def wrapper(history: History, *args, **kwargs):
+        cache = history.__dict__.setdefault("_derived", {})
+        values = (*args, *(kwargs[k] for k in sorted(kwargs)))
+        key = (compute.__qualname__, tuple(sorted(kwargs)), tuple(v if plain(v) else type(v).__name__ for v in values))
+        objects = [v for v in values if not plain(v)]
+        entries = cache.setdefault(key, [])
+        for kept, result in entries:
+            if all(a is b or a == b for a, b in zip(kept, objects)):
+                break
+        else:
+            result = compute(history, *args, **kwargs)
+            entries.append((objects, result))
+        return result.copy() if isinstance(result, (pd.DataFrame, pd.Series)) else result
+
+    return wrapper
+
+
+def write_atomic(target: Path, write) -> None:
+    """Call ``write(temp_path)`` then rename over ``target``: readers never see a half-written file."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def replace_directory(target: Path | OutputFolder, build, kind: str = "results") -> Path:
+    """Build a directory's contents in a temporary sibling, then swap it in whole (see :mod:`sim.core.folders`: the
+    target is checked and locked first, and only a pbrsim results folder is ever replaced). ``target`` may be an
+    :class:`~sim.core.folders.OutputFolder` opened (checked and locked) before the run began."""
+    if isinstance(target, OutputFolder):
+        return target.replace(build)
+    with OutputFolder(target, kind) as folder:
+        return folder.replace(build)

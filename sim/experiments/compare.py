@@ -1,0 +1,125 @@
+"""Paired comparison of contracts: every replication's History is settled under every contract.
+
+Because settlement is pure, the contracts see exactly the same simulated clients (common random numbers), so
+differences between them are paired and their confidence intervals narrow. With provider behaviour on, the
+provider responds to each contract: each is simulated on the same seed, so the same people arrive with the same
+draws, and the histories differ only where the provider's responses make them differ. The first contract is the reference
+for the differences. Replication seeds are spawned from one root ``SeedSequence``. Replications can run on any
+executor of :mod:`sim.experiments.core` (``pbrsim compare --executor processes``), with identical results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from sim.config.contract import Contract, contract_from_dict
+from sim.experiments.core import SerialExecutor
+from sim.engine.system import simulate
+from sim.config.scenario import Scenario, scenario_from_dict
+from sim.provider.model import provider_model
+from sim.money.settlement import METRICS, contract_year_metrics, settle, term_metrics
+
+@dataclass
+class Comparison:
+    contracts: list[str]
+    by_year: pd.DataFrame      # replication, contract, contract_year, metric columns
+    term: pd.DataFrame         # replication, contract, metric columns: totals over the observed contract years
+    fingerprints: pd.DataFrame  # replication, contract, history fingerprint (identical across contracts unless
+                                # the provider responds to them)
+
+    def summary(self) -> pd.DataFrame:
+        """Per contract: mean, 95% CI of each term total, and the probability the provider makes a loss."""
+        rows = []
+        for name, d in self.term.groupby("contract", sort=False):
+            row = {"contract": name, "replications": len(d), "probability_of_loss": float((d["margin"] < 0).mean())}
+            for m in METRICS:
+                mean, half = _mean_ci(d[m].to_numpy(dtype=float))
+                row[m], row[f"{m}_ci"] = mean, half
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("contract")
+
+    def paired_differences(self) -> pd.DataFrame:
+        """Each contract minus the first, replication by replication: mean difference and 95% CI."""
+        wide = self.term.set_index(["replication", "contract"])
+        ref = self.contracts[0]
+        rows = []
+        for name in self.contracts[1:]:
+            for m in METRICS:
+                diff = (wide.xs(name, level="contract")[m] - wide.xs(ref, level="contract")[m]).to_numpy(float)
+                mean, half = _mean_ci(diff)
+                rows.append({"contract": name, "versus": ref, "metric": m, "mean_difference": mean,
+                             "ci_low": mean - half, "ci_high": mean + half})
+        return pd.DataFrame(rows)
+
+
+def _mean_ci(x: np.ndarray) -> tuple[float, float]:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    half = special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def fingerprint(history) -> str:
+    """A short hash of a History's spells and events: equal fingerprints, identical clients."""
+    h = pd.util.hash_pandas_object(history.spells, index=False).sum() ^ \
+        pd.util.hash_pandas_object(history.events, index=False).sum()
+    return f"{int(h) & (2**64 - 1):016x}"
+
+
+def compare(scenario: Scenario, contracts: list[Contract], replications: int, seed: int | None = None,
+            progress=None, executor=None) -> Comparison:
+    """Simulate ``replications`` Histories and settle each under every contract. With provider behaviour on
+    (``scenario.behaviour.mode``), the provider responds to each contract, so each contract's clients are
+    simulated on their own, from the same seed: the same people arrive, and differ only where the provider's
+    responses make them differ. ``executor`` (see :mod:`sim.experiments.core`; default: this process) runs the
+    replications, each from the scenario and contracts as data; the comparison is identical whichever runs them."""
+    if not contracts:
+        raise ValueError("give at least one contract")
+    names = [c.name for c in contracts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"contract names must differ, got {names}")
+    root = np.random.SeedSequence(scenario.seed if seed is None else seed)
+    raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
+    tasks = [(raw, contract_raws, r, child) for r, child in enumerate(root.spawn(replications))]
+    done = (executor or SerialExecutor()).map(_replication_task, tasks, progress)
+    results = sorted(done, key=lambda result: result[0])  # executors finish in any order
+    year_rows = [frame for _, frames, _ in results for frame in frames]
+    prints = [p for _, _, found in results for p in found]
+    by_year = pd.concat(year_rows, ignore_index=True)
+    by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
+        ["replication", "contract", "contract_year"])]]
+    term = pd.DataFrame([term_metrics(d).rename(None) for _, d in by_year.groupby(["replication", "contract"],
+                                                                                    sort=False)])
+    keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
+    term = pd.concat([keys, term.reset_index(drop=True)], axis=1)
+    return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))
+
+
+def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
+    """Replication ``r``, from the scenario and contracts as data: its History (one for every contract the
+    provider is blind to) settled under each contract; the figures per contract year, and each History's
+    fingerprint. The provider's model is built once per process and kept (see ``provider_model``)."""
+    scenario_raw, contract_raws, r, child = task
+    scenario = scenario_from_dict(scenario_raw, "<compared scenario>")
+    contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
+    providers = [provider_model(scenario, contract) for contract in contracts]
+    year_rows, prints = [], []
+    blind = None
+    for contract, provider in zip(contracts, providers):
+        if provider is None:
+            blind = history = simulate(scenario, child) if blind is None else blind
+        else:
+            history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
+                               provider=provider)
+        by_year = contract_year_metrics(settle(contract, history, scenario))
+        year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
+        prints.append((r, contract.name, fingerprint(history)))
+    return r, year_rows, prints

@@ -1,0 +1,923 @@
+"""Experiments at scale: runs described as data, executors that run them anywhere, and replications with error bars.
+
+A run is a :class:`RunSpec`: a point (an index into an experiment's parameter sets), a replication number, the
+scenario and contract as plain dicts (workers get scenario data, never pickled simulators), the root seed and
+the mode. :func:`run_one` turns a spec into one tidy long table with columns ``point, replication, period,
+category, metric, value``:
+
+* the yearly measures of :func:`sim.analysis.measures.by_period` (financial years, period ``"2012-13"``...), for all
+  clients (category ``"all"``) and per substance group (category = the group), for the columns in
+  ``MEASURE_COLUMNS`` (capacity use for all clients only; shares empty where undefined are NaN rows);
+* under a contract (category ``"contract"``), per contract year (period ``"contract year N"``) the metrics of
+  ``CONTRACT_METRICS`` (as ``pbrsim compare`` computes them) and ``observed`` (1 if the whole contract year lies
+  inside the horizon, else 0); and over the term (period ``"term"``) their totals over the observed years
+  (``working_capital_needed``: the largest; ``spend_per_planned_exit``: spend / planned exits).
+
+Seeds: replication ``r`` of every point uses ``SeedSequence(seed, spawn_key=(r,))`` — the ``r``-th child of
+``SeedSequence(seed)``, as in :mod:`sim.experiments.compare` — so every point of a sweep sees the same random numbers in
+replication ``r`` (common random numbers across points), and a result never depends on which worker ran it or
+when. Runs whose History cannot depend on their contract (the same scenario and replication, the provider's
+behaviour off) are one task: the History is simulated and measured once and settled under each contract
+(:func:`shared_histories`, :func:`run_shared`), giving exactly the tables of runs simulated one by one.
+Executors (:class:`SerialExecutor`, :class:`ProcessExecutor`, :class:`DaskExecutor`) share one interface,
+``executor.map(function, specs, progress=None)``, yielding results as runs finish; :func:`run_specs` sorts the
+final table, so the same specs give identical tables whatever the executor or number of workers. With a
+:class:`sim.experiments.store.ResultStore`, every finished run is written to disk as soon as its task ends, and a killed
+experiment resumes without recomputing finished runs.
+
+>>> from sim import load_scenario                                              # doctest: +SKIP
+>>> reps = replicate(load_scenario("scenarios/west_kent.toml"), 20, seed=1)    # doctest: +SKIP
+>>> reps.summary()            # per period, category and metric: n, mean, sd, 95% CI     # doctest: +SKIP
+>>> replications_needed(reps.table, ["planned_exits", "in_treatment"]).n      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from sim.analysis import measures
+from sim.provider.model import provider_model
+from sim.config.contract import Contract, contract_from_dict, load_contract
+from sim.core.errors import UserError
+from sim.engine.history import History
+from sim.engine.system import simulate
+from sim.config.scenario import Scenario, scenario_from_dict
+from sim.money.settlement import METRICS as _METRICS
+from sim.money.settlement import Settlement, check, contract_year_metrics, settle, term_metrics
+from sim.experiments.signals import note_kept, stop_processes, worker_initializer
+from sim.experiments.uncertainty import drawn_scenario, variance_split
+from sim.experiments.store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
+
+__all__ = [
+    "RunSpec", "run_one", "run_shared", "SharedRunFailed", "run_specs", "shared_histories", "contract_year_metrics",
+    "SerialExecutor", "ProcessExecutor", "DaskExecutor", "make_executor", "ProgressBar", "progress_bar", "replicate",
+    "Replications", "summarise", "replications_needed", "ReplicationsNeeded", "ResultStore", "StoreMismatch",
+    "COLUMNS", "KEY_COLUMNS", "MEASURE_COLUMNS", "CONTRACT_METRICS", "EXECUTORS", "empty_table", "tidy", "concat",
+]
+
+MEASURE_COLUMNS = (
+    "referrals", "re_presentations", "assessments", "treatment_starts", "in_treatment", "in_treatment_at_end",
+    "waiting_at_end", "waiting_mean", "mean_wait_days", "started_within_3_weeks", "exits", "planned_exits",
+    "dropped_out", "declined", "transferred", "custody", "died_in_treatment", "planned_share_of_exits",
+    "successful_completions", "re_presented_6m", "re_presented_12m", "deaths", "caseload_use", "detox_bed_use",
+    "rehab_place_use",
+)  # the numeric columns of measures.by_period (see its docstring for units); the last three: all clients only
+MEASURE_BREAKDOWNS = (None, "group")
+CONTRACT_METRICS = tuple(_METRICS)  # income, outcome_payments, cost, margin, ... (sim.money.settlement.METRICS)
+CONTRACT_CATEGORY = "contract"
+PARAMETER_PERIOD, PARAMETER_CATEGORY = "parameters", "psa"  # the parameter draw of a run (see sim.experiments.uncertainty)
+TERM_PERIOD = "term"
+
+
+# --- one run ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an experiment, as data (small and picklable).
+
+    ``scenario`` is ``Scenario.raw()`` (after any changes); ``contract`` a contract's raw dict or None;
+    ``seed`` the experiment's root seed (replication ``r`` uses ``SeedSequence(seed, spawn_key=(r,))``);
+    ``aggregate``: ship back only the tidy table (True) or the History too (False). Every replication of a point
+    has the same scenario, contract, seed and mode."""
+
+    point: int
+    replication: int
+    scenario: dict
+    contract: dict | None = None
+    seed: int = 0
+    aggregate: bool = True
+    runs_per_draw: int = 1  # probabilistic sensitivity analysis: replication r uses parameter draw r // this
+
+    __hash__ = None  # holds dicts
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.point, self.replication)
+
+    def seed_sequence(self) -> np.random.SeedSequence:
+        return np.random.SeedSequence(self.seed, spawn_key=(self.replication,))
+
+    def history_digest(self) -> str:
+        """A hash of what the run's History depends on when its provider is blind to the contract: the scenario,
+        the seed and the draws (not the contract, the replication number or the mode)."""
+        return digest({"scenario": self.scenario, "seed": self.seed, "runs_per_draw": self.runs_per_draw})
+
+    def inputs_digest(self) -> str:
+        """A hash of what determines the point's results (not the replication number)."""
+        return digest({"scenario": self.scenario, "contract": self.contract, "seed": self.seed,
+                       "aggregate": self.aggregate, "runs_per_draw": self.runs_per_draw})
+
+    def build(self) -> tuple[Scenario, Contract | None]:
+        """The validated scenario and contract."""
+        scenario = scenario_from_dict(self.scenario, f"<point {self.point}>")
+        contract = None
+        if self.contract is not None:
+            contract = contract_from_dict(self.contract, f"<contract of point {self.point}>")
+        return scenario, contract
+
+
+def scenario_raw(scenario: Scenario | dict) -> dict:
+    return scenario if isinstance(scenario, dict) else scenario.raw()
+
+
+def contract_raw(contract: Contract | dict | str | os.PathLike | None) -> dict | None:
+    """A contract as a plain dict (the file as written, after ``extends``), or None."""
+    if contract is None or isinstance(contract, dict):
+        return contract
+    if isinstance(contract, (str, os.PathLike)):
+        contract = load_contract(contract)
+    return contract.raw()
+
+
+def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | tuple[pd.DataFrame, History]:
+    """Simulate one run and return its tidy long table (see the module docstring).
+
+    With ``keep_history`` (default: ``not spec.aggregate``) return ``(table, history)``."""
+    scenario, contract, parts = _inputs(spec)
+    history = simulate(scenario, spec.seed_sequence(), provider=provider_model(scenario, contract))
+    return _result(spec, scenario, contract, parts, history, _measure_rows(history), keep_history)
+
+
+def run_shared(specs: list[RunSpec]) -> list:
+    """Runs that differ only in their contract, with a provider blind to it: the same replication of the same
+    scenario, so the same History (common random numbers). It is simulated and measured once, then settled under
+    each run's contract. Each result is exactly what ``run_one(spec)`` returns (see :func:`shared_histories`).
+    If a run fails, the runs before it are not lost: :class:`SharedRunFailed` carries them and the error."""
+    results, history, measured = [], None, None
+    first = specs[0]
+    shared = (first.history_digest(), first.replication)
+    for spec in specs:
+        if (spec.history_digest(), spec.replication) != shared:
+            raise ValueError(f"runs {first.key} and {spec.key} differ in scenario, seed or replication: they do "
+                             "not share a History")
+        try:
+            scenario, contract, parts = _inputs(spec)
+            if provider_model(scenario, contract) is not None:
+                raise ValueError(f"run {spec.key}: its provider responds to the contract, so it has a History of "
+                                 "its own")
+            if history is None:
+                history = simulate(scenario, spec.seed_sequence())
+                measured = _measure_rows(history)
+            results.append(_result(spec, scenario, contract, parts, history, measured))
+        except Exception as e:
+            raise SharedRunFailed(results, e) from e
+    return results
+
+
+class SharedRunFailed(Exception):
+    """A run of a task of runs sharing a History failed: ``results``, the runs finished before it, and ``error``."""
+
+    def __init__(self, results: list, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.results, self.error = results, error
+
+    def __reduce__(self):  # across processes: the results and the error, not the message alone
+        return (type(self), (self.results, self.error))
+
+
+def _inputs(spec: RunSpec) -> tuple[Scenario, Contract | None, list[pd.DataFrame]]:
+    """The run's scenario and contract, with its parameter draw in place under uncertainty (then also the rows
+    that record the draw)."""
+    scenario, contract = spec.build()
+    parts = []
+    if scenario.uncertainty:  # one parameter set per draw, recorded beside the results
+        draw = spec.replication // max(spec.runs_per_draw, 1)
+        if contract is None:
+            scenario, values = drawn_scenario(scenario, spec.seed, draw)
+        else:
+            scenario, contract, values = drawn_scenario(scenario, spec.seed, draw, contract)
+        parts.append(pd.DataFrame({"period": PARAMETER_PERIOD, "category": PARAMETER_CATEGORY,
+                                   "metric": ["draw", *values], "value": [float(draw), *values.values()]}))
+    return scenario, contract, parts
+
+
+def _result(spec: RunSpec, scenario: Scenario, contract: Contract | None, parts: list[pd.DataFrame],
+            history: History, measured: pd.DataFrame, keep_history: bool | None = None):
+    parts = [*parts, measured]
+    if contract is not None:
+        parts.append(_contract_rows(settle(contract, history, scenario)))
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(0, "point", spec.point)
+    table.insert(1, "replication", spec.replication)
+    table = tidy(table)
+    keep = (not spec.aggregate) if keep_history is None else keep_history
+    return (table, history) if keep else table
+
+
+def _measure_rows(history: History) -> pd.DataFrame:
+    frames = []
+    for by in MEASURE_BREAKDOWNS:
+        yearly = measures.by_period(history, "year", by)
+        cols = [c for c in MEASURE_COLUMNS if c in yearly.columns]
+        frames.append(yearly.melt(id_vars=["period", "category"], value_vars=cols, var_name="metric"))
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = out["value"].astype(float)
+    return out
+
+
+def _contract_rows(settlement: Settlement) -> pd.DataFrame:
+    by_year = contract_year_metrics(settlement)
+    yearly = by_year.astype(float)
+    yearly.index = [f"contract year {k}" for k in by_year.index]
+    long = yearly.rename_axis("period").reset_index().melt(id_vars="period", var_name="metric")
+    term = term_metrics(by_year)
+    term_rows = pd.DataFrame({"period": TERM_PERIOD, "metric": term.index, "value": term.to_numpy(dtype=float)})
+    out = pd.concat([long, term_rows], ignore_index=True)
+    out.insert(1, "category", CONTRACT_CATEGORY)
+    return out
+
+
+# --- executors -------------------------------------------------------------------------------------------------
+
+
+def _in_flight(workers: int) -> int:
+    """Runs submitted at once: enough to keep every worker busy, few enough to keep memory flat."""
+    return max(2, 2 * workers)
+
+
+class SerialExecutor:
+    """Runs one after another in this process."""
+
+    name = "serial"
+    workers = 1
+
+    def map(self, function: Callable, specs: Iterable, progress: Callable[[int], Any] | None = None) -> Iterator:
+        for done, spec in enumerate(specs, 1):
+            result = function(spec)
+            if progress is not None:
+                progress(done)
+            yield result
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ProcessExecutor(SerialExecutor):
+    """Local worker processes (``concurrent.futures.ProcessPoolExecutor``).
+
+    Workers start with ``forkserver`` where available (``spawn`` elsewhere), never by forking this process (which
+    may hold threads: progress bars, a Dask client), and import :mod:`sim.experiments.core` once each. They ignore
+    SIGINT and SIGHUP (Ctrl-C at a terminal signals the whole process group: this process decides) and end as
+    soon as this process ends, however it ends (:func:`sim.experiments.signals.worker_initializer`); the forkserver follows
+    them. On an interrupt, :meth:`close` ends the workers at once instead of waiting for their runs."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, start_method: str | None = None):
+        self.workers = int(workers or os.cpu_count() or 1)
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        methods = multiprocessing.get_all_start_methods()
+        self.start_method = start_method or ("forkserver" if "forkserver" in methods else "spawn")
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context(self.start_method)
+            if self.start_method == "forkserver":
+                context.set_forkserver_preload(["sim.experiments.core"])
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=worker_initializer,
+                                             initargs=(os.getpid(),))
+        return self._pool
+
+    def map(self, function, specs, progress=None):
+        pool = self._get_pool()
+        todo = iter(specs)
+        pending = {pool.submit(function, s) for s in islice(todo, _in_flight(self.workers))}
+        done, failure = 0, None
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    try:
+                        result = future.result()
+                    except Exception as e:  # let the runs under way finish (a store keeps them), then raise
+                        if failure is None:
+                            failure = e
+                            for f in pending:
+                                f.cancel()
+                        continue
+                    if failure is None:
+                        pending |= {pool.submit(function, s) for s in islice(todo, 1)}
+                    done += 1
+                    if progress is not None:
+                        progress(done)
+                    yield result
+                pending = {f for f in pending if not f.cancelled()}
+            if failure is not None:
+                raise failure
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self, interrupted: bool | None = None) -> None:
+        """Shut the workers down. Interrupted (``interrupted=True``, or by default while a ``KeyboardInterrupt``
+        or another exception that is not an ``Exception`` propagates): end them now, losing the runs under way
+        (a store keeps those that finished); otherwise let them finish what they run."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if interrupted is None:
+            error = sys.exc_info()[1]
+            interrupted = error is not None and not isinstance(error, Exception)
+        if not interrupted:
+            pool.shutdown(wait=True, cancel_futures=True)
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_processes(processes)
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:  # it notices the ended workers and exits
+            manager.join(5.0)
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(interrupted=kind is not None and not issubclass(kind, Exception))
+
+
+def _run_pickled(payload: bytes):
+    """Dask task: the function and spec travel as one opaque pickle, so Dask never inspects scenario data."""
+    function, spec = pickle.loads(payload)
+    return function(spec)
+
+
+def _ensure_importable(root: str) -> bool:
+    """On a worker: make the ``sim`` package importable (a shared filesystem); True if it is."""
+    import importlib
+
+    try:
+        importlib.import_module("sim.experiments.core")
+        return True
+    except ImportError:
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        importlib.invalidate_caches()
+        importlib.import_module("sim.experiments.core")
+        return True
+
+
+_DASK_LOGGERS = ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
+                 "distributed.core", "distributed.comm", "distributed.batched", "distributed.client",
+                 "distributed.http.proxy", "distributed.utils_perf", "bokeh", "tornado")
+
+
+# A local cluster has no dashboard, so the monitors that feed it serve nobody; the worker's statistical profiler
+# (every 10 ms) and event-loop tick (every 20 ms) interrupt the run and made it about 8% slower
+_LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                        "distributed.admin.system-monitor.interval": "5s",
+                        "distributed.worker.memory.monitor-interval": "1s"}
+
+
+class DaskExecutor(SerialExecutor):
+    """dask.distributed: a ``LocalCluster`` of ``workers`` single-threaded processes (default: one per core), or
+    the existing cluster at ``scheduler`` (an address such as ``tcp://10.0.0.5:8786``).
+
+    The cluster and client this executor opens are closed by :meth:`close` (or on leaving a ``with`` block); an
+    existing cluster is left running. Dask's log messages below ERROR are silenced while it runs. Workers must be
+    able to import ``sim``: a LocalCluster shares this machine's files; on a remote cluster the package's folder
+    is added to the workers' ``sys.path`` if it is not installed there (a shared filesystem), else install it."""
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, threads_per_worker: int = 1,
+                 quiet: bool = True):
+        import dask
+        from distributed import Client, LocalCluster
+
+        self._levels = {}
+        if quiet:
+            for name in _DASK_LOGGERS:
+                logger = logging.getLogger(name)
+                self._levels[name] = logger.level
+                logger.setLevel(logging.ERROR)
+        self.cluster = None
+        try:
+            if scheduler:
+                try:
+                    self.client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+                except (OSError, TimeoutError, ValueError) as e:
+                    raise UserError(f"cannot reach the Dask scheduler at {scheduler!r} within "
+                                    f"{SCHEDULER_TIMEOUT} ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                                    f"check --scheduler") from None
+            else:
+                with dask.config.set(_LOCAL_WORKER_CONFIG):
+                    self.cluster = LocalCluster(n_workers=int(workers or os.cpu_count() or 1),
+                                                threads_per_worker=threads_per_worker, processes=True,
+                                                dashboard_address=None,
+                                                silence_logs=logging.ERROR if quiet else logging.WARNING)
+                self.client = Client(self.cluster)
+            root = str(Path(__file__).resolve().parents[1])
+            self.client.run(_ensure_importable, root)
+        except BaseException:
+            self._close_quietly()
+            raise
+
+    @property
+    def workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def map(self, function, specs, progress=None):
+        import cloudpickle  # a dependency of distributed: lambdas and local functions travel too
+        from distributed import as_completed
+
+        def submit(spec):
+            return self.client.submit(_run_pickled, cloudpickle.dumps((function, spec)), pure=False,
+                                      key=f"run-{spec.point}-{spec.replication}-{os.urandom(6).hex()}"
+                                      if isinstance(spec, RunSpec) else None)
+
+        todo = iter(specs)
+        running = as_completed([submit(s) for s in islice(todo, _in_flight(self.workers))])
+        done, failure = 0, None
+        try:
+            for future in running:
+                try:
+                    result = future.result()
+                except Exception as e:  # let the runs under way finish (a store keeps them), then raise
+                    failure = failure or e
+                    continue
+                finally:
+                    future.release()
+                if failure is None:
+                    for s in islice(todo, 1):
+                        running.add(submit(s))
+                done += 1
+                if progress is not None:
+                    progress(done)
+                yield result
+            if failure is not None:
+                raise failure
+        finally:
+            pending = list(running.futures)
+            if pending:
+                self.client.cancel(pending)
+            running.clear()
+
+    def _close_quietly(self) -> None:
+        client = getattr(self, "client", None)
+        if client is not None:
+            client.close()
+            self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def close(self) -> None:
+        try:
+            self._close_quietly()
+        finally:
+            for name, level in self._levels.items():
+                logging.getLogger(name).setLevel(level)
+            self._levels = {}
+
+
+LOG = logging.getLogger("pbrsim")
+EXECUTORS = ("serial", "processes", "dask")
+SCHEDULER_TIMEOUT = "10s"  # how long to try to reach a Dask scheduler given by address
+
+
+def make_executor(name: str = "serial", workers: int | None = None, scheduler: str | None = None):
+    """An executor by name, for the command line: ``serial``, ``processes`` or ``dask``."""
+    if scheduler and name != "dask":
+        raise UserError(f"--scheduler needs the dask executor (--executor dask), not {name!r}")
+    if workers is not None and workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    if name == "serial":
+        return SerialExecutor()
+    if name == "processes":
+        return ProcessExecutor(workers)
+    if name == "dask":
+        return DaskExecutor(workers, scheduler)
+    raise ValueError(f"unknown executor {name!r}: choose one of {', '.join(EXECUTORS)}")
+
+
+# --- progress --------------------------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A tqdm bar with an ETA, fed the number of finished runs: ``progress(done)``. Shown on a terminal (stderr)
+    or when ``show=True``; otherwise silent. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, total: int, desc: str | None = None, show: bool | None = None, file=None):
+        from tqdm import tqdm
+
+        file = file or sys.stderr
+        if show is None:
+            show = hasattr(file, "isatty") and file.isatty()
+        self.bar = tqdm(total=total, desc=desc, unit="run", file=file, disable=not show, dynamic_ncols=True,
+                        smoothing=0.1)
+        self._n = 0
+
+    def __call__(self, done: int) -> None:
+        if done > self._n:
+            self.bar.update(done - self._n)
+            self._n = done
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress_bar(total: int, desc: str | None = None, show: bool | None = None) -> ProgressBar:
+    return ProgressBar(total, desc, show)
+
+
+# --- running many ----------------------------------------------------------------------------------------------
+
+
+def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str | os.PathLike | None = None,
+              progress: Callable[[int], Any] | None = None, *, function: Callable = run_one,
+              experiment: dict | None = None, histories: dict | None = None) -> pd.DataFrame:
+    """Run ``specs`` on ``executor`` (default serial) and return their tidy table, sorted by
+    (point, replication, period, category, metric).
+
+    With a ``store`` (a :class:`ResultStore` or a folder) each finished run is written when its task ends, runs
+    already there are skipped, and the table is read back from the store at the end; ``experiment`` (JSON-like) is
+    the experiment's spec, checked against the one stored (see :meth:`ResultStore.begin`). Without a store,
+    results are kept in memory. ``progress(done)`` receives the number of finished runs, counting runs found in
+    the store. ``function(spec)`` returns a table, or ``(table, history)``: the History then goes into
+    ``histories`` (a dict keyed by (point, replication)) if given. With the default ``run_one``, runs that share
+    a History are one task (:func:`shared_histories`). Every spec is checked (scenario, contract) before anything
+    runs.
+    """
+    specs = list(specs)
+    keys = [s.key for s in specs]
+    if len(set(keys)) != len(keys):
+        seen, dup = set(), None
+        for k in keys:
+            if k in seen:
+                dup = k
+                break
+            seen.add(k)
+        raise ValueError(f"run (point, replication) = {dup} appears more than once")
+    points, history_keys = _check_points(specs)
+    if isinstance(store, (str, os.PathLike)):
+        store = ResultStore(store)
+    done_before: set = set()
+    if store is not None:
+        store.begin(experiment, points)
+        store.clean()
+        damaged = sorted(k for k in store.discard_damaged() if k in set(keys))
+        if damaged:
+            shown = ", ".join(f"point={p}/replication={r}" for p, r in damaged[:5]) + (" ..." if len(damaged) > 5
+                                                                                        else "")
+            LOG.warning(f"recomputing {len(damaged)} run{'s' if len(damaged) != 1 else ''} whose stored part was "
+                        f"damaged or unverified: {shown}")
+        done_before = store.done() & set(keys)
+    todo = [s for s in specs if s.key not in done_before]
+    offset = len(done_before)
+    if progress is not None and offset:
+        progress(offset)
+    report = None if progress is None else (lambda n: progress(offset + n))
+
+    own = executor is None or isinstance(executor, str)
+    if executor is None:
+        executor = SerialExecutor()
+    elif isinstance(executor, str):
+        executor = make_executor(executor)
+    tables: list[pd.DataFrame] = []  # the latest results; merged into compact chunks as they come
+    chunks: list[pd.DataFrame] = []
+    results: Iterable = ()
+    try:
+        if function is run_one:  # runs that share a History simulate it once
+            tasks = shared_histories(todo, history_keys, getattr(executor, "workers", 1))
+            results = _flatten(executor.map(_run_task, tasks) if tasks else (), report)
+        else:
+            results = executor.map(function, todo, report) if todo else ()
+        for result in results:
+            table, history = result if isinstance(result, tuple) else (result, None)
+            key = _key_of(table)
+            if history is not None and histories is not None:
+                histories[key] = history
+            if store is not None:
+                store.write(key, table)
+            else:
+                tables.append(table)
+                if len(tables) >= 256:
+                    chunks.append(concat(tables))
+                    tables = []
+    except KeyboardInterrupt as interrupt:  # the command line says what was kept
+        if store is not None:
+            note_kept(interrupt, store)
+        raise
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:  # stop the executor's runs now, not when a traceback is freed
+            close()
+        if own:
+            executor.close()
+    if store is not None:
+        return store.load(keys)
+    return concat(chunks + tables)
+
+
+def _run_task(specs: list[RunSpec]) -> list:
+    return run_shared(specs) if len(specs) > 1 else [run_one(specs[0])]
+
+
+def _flatten(task_results: Iterable[list], progress: Callable[[int], Any] | None) -> Iterator:
+    """Each task's results, one run at a time, counting finished runs for ``progress``. A task whose run failed
+    gives the runs it finished before the error is raised (after the tasks under way, as the executors do)."""
+    done = 0
+
+    def counted(results):
+        nonlocal done
+        for result in results:
+            done += 1
+            if progress is not None:
+                progress(done)
+            yield result
+
+    try:
+        for results in task_results:
+            yield from counted(results)
+    except SharedRunFailed as failed:
+        yield from counted(failed.results)
+        raise failed.error from failed
+    finally:
+        close = getattr(task_results, "close", None)
+        if close is not None:
+            close()
+
+
+def _key_of(table: pd.DataFrame) -> tuple[int, int]:
+    if not len(table):
+        raise ValueError("a run returned an empty table")
+    return int(table["point"].iloc[0]), int(table["replication"].iloc[0])
+
+
+def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str | None]]:
+    """Digest of each point's inputs (every replication of a point must share them), and of what its Histories
+    depend on (:meth:`RunSpec.history_digest`) when they cannot depend on its contract: the provider blind to it
+    (behaviour off, or no contract) and the History not handed back (aggregate mode); else None. Validates each
+    point once."""
+    points: dict[int, str] = {}
+    histories: dict[int, str | None] = {}
+    for s in specs:
+        d = s.inputs_digest()
+        if s.point in points:
+            if points[s.point] != d:
+                raise ValueError(f"the replications of point {s.point} differ in scenario, contract, seed or mode")
+            continue
+        points[s.point] = d
+        scenario, contract = s.build()
+        if contract is not None:
+            check(contract, scenario)
+        blind = contract is None or scenario.behaviour.mode == "off"
+        # a run that hands back its History keeps one of its own: Histories in the results are never shared
+        histories[s.point] = s.history_digest() if blind and s.aggregate else None
+    return points, histories
+
+
+def shared_histories(specs: list[RunSpec], history_keys: dict[int, str | None], workers: int = 1,
+                     largest: int = 16) -> list[list[RunSpec]]:
+    """The runs as tasks: runs with the same History (the same replication of points whose Histories digest the
+    same, see :func:`_check_points`) go together, to be simulated once (:func:`run_shared`); every other run is a
+    task of its own. Fewer tasks than workers are split so every worker has one (each part simulates the History
+    again); no task holds more than ``largest`` runs, since work under way when an experiment is stopped is lost.
+    Tasks keep the order of their first run."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for i, spec in enumerate(specs):
+        key = history_keys.get(spec.point)
+        groups.setdefault((key, spec.replication) if key is not None else (None, i), []).append(spec)
+    tasks = []
+    for group in groups.values():
+        n = len(group)
+        parts = math.ceil(n / largest)  # of near-equal size
+        bounds = [i * n // parts for i in range(parts + 1)]
+        tasks += [group[a:b] for a, b in zip(bounds, bounds[1:])]
+    while len(tasks) < workers:  # halve the largest task, in place
+        i = max(range(len(tasks)), key=lambda k: len(tasks[k]), default=None)
+        if i is None or len(tasks[i]) < 2:
+            break
+        half = len(tasks[i]) // 2
+        tasks[i:i + 1] = [tasks[i][:half], tasks[i][half:]]
+    return tasks
+
+
+# --- replications ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Replications:
+    """``n`` replications of one scenario (point 0): the tidy long ``table``, and Histories if kept."""
+
+    table: pd.DataFrame
+    scenario: str
+    seed: int
+    contract: str | None = None
+    histories: dict | None = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.table["replication"].nunique())
+
+    def summary(self, confidence: float = 0.95) -> pd.DataFrame:
+        """Per (period, category, metric): n, mean, sd, ci_low, ci_high (t-interval)."""
+        return summarise(self.table, ("period", "category", "metric"), confidence)
+
+    def needed(self, metrics, relative_half_width: float = 0.05, confidence: float = 0.95,
+               k_limit: int = 5) -> ReplicationsNeeded:
+        return replications_needed(self.table, metrics, relative_half_width, confidence, k_limit)
+
+
+def summarise(table: pd.DataFrame, by: Iterable[str] = ("point", "period", "category", "metric"),
+              confidence: float = 0.95) -> pd.DataFrame:
+    """Across replications, per group of ``by``: ``n`` (finite values), ``mean``, ``sd`` and the ``confidence``
+    t-interval of the mean (``ci_low``, ``ci_high``; NaN with fewer than two values). Works on a partly finished
+    store's table too."""
+    by = list(by)
+    values = table.assign(value=table["value"].where(np.isfinite(table["value"])))
+    g = values.groupby(by, observed=True, sort=True)["value"]
+    out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
+    n = out["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(n >= 2, special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2), np.nan)
+        half = t * out["sd"].to_numpy() / np.sqrt(n)
+    out["ci_low"] = out["mean"] - half
+    out["ci_high"] = out["mean"] + half
+    out["n"] = out["n"].astype(np.int64)
+    return out.reset_index()
+
+
+def replicate(scenario: Scenario, n: int, seed: int | None = None, contract=None, executor=None,
+              store: ResultStore | str | os.PathLike | None = None, progress: Callable[[int], Any] | None = None,
+              aggregate: bool = True, runs_per_draw: int = 1) -> Replications:
+    """``n`` replications of ``scenario`` (point 0), replication ``r`` from ``SeedSequence(seed, spawn_key=(r,))``
+    (``seed`` defaults to the scenario's), optionally settled under ``contract`` (a Contract, its raw dict or a
+    file). With a ``store``, finished replications are kept on disk and skipped on a rerun, and a rerun with a
+    larger ``n`` adds replications. ``aggregate=False`` also keeps each History (in memory; not in the store)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    seed = int(scenario.seed if seed is None else seed)
+    raw, craw = scenario_raw(scenario), contract_raw(contract)
+    specs = [RunSpec(0, r, raw, craw, seed, aggregate, runs_per_draw) for r in range(n)]
+    experiment = {"kind": "replicate", "scenario": raw, "contract": craw, "seed": seed, "aggregate": aggregate,
+                  "runs_per_draw": runs_per_draw}
+    histories = None if aggregate else {}
+    table = run_specs(specs, executor, store, progress, experiment=experiment, histories=histories)
+    name = scenario.name if isinstance(scenario, Scenario) else str(raw.get("name", ""))
+    return Replications(table, name, seed, None if craw is None else craw.get("name"),
+                        None if histories is None else {r: h for (_, r), h in sorted(histories.items())})
+
+
+# --- how many replications -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReplicationsNeeded:
+    """``table``: per output (point, period, category, metric), the replications available, the relative CI
+    half-width with all of them, and ``n_needed`` (NaN: more replications needed) and ``n_provisional``; ``n``:
+    the largest ``n_needed`` over the outputs (NaN if any output needs more replications)."""
+
+    table: pd.DataFrame
+    n: float
+    relative_half_width: float
+    confidence: float
+
+    @property
+    def enough(self) -> bool:
+        return not math.isnan(self.n)
+
+    def __str__(self) -> str:
+        if self.enough:
+            return (f"{int(self.n)} replications give every output a {self.confidence:.0%} CI within "
+                    f"±{self.relative_half_width:.1%} of its mean")
+        short = self.table[self.table["n_needed"].isna()]
+        names = ", ".join(f"{r.metric} ({r.category}, {r.period})" for r in short.head(5).itertuples())
+        return f"more replications needed for {len(short)} output(s): {names}"
+
+
+def _relative_half_widths(x: np.ndarray, confidence: float) -> np.ndarray:
+    """d[n-1] = CI half-width / |mean| of the first n values, n = 1..len(x) (d[0] = NaN)."""
+    m = len(x)
+    d = np.full(m, np.nan)
+    if m < 2:
+        return d
+    y = x - x.mean()  # shift for accuracy: the variance does not change
+    n = np.arange(1, m + 1, dtype=float)
+    s1, s2 = np.cumsum(y), np.cumsum(y * y)
+    mean = s1 / n + x.mean()
+    var = np.maximum((s2 - s1 * s1 / n) / np.maximum(n - 1, 1), 0.0)
+    t = special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2)
+    half = t * np.sqrt(var / n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = np.where(half == 0, 0.0, half / np.abs(mean))
+    d[0] = np.nan
+    return d
+
+
+def _look_ahead(n: int, k_limit: int) -> int:
+    """Hoad et al.'s f(kLimit, n): kLimit up to 100 replications, then growing in proportion to n."""
+    return k_limit if n <= 100 else int(math.floor(k_limit * n / 100))
+
+
+def _solution(d: np.ndarray, target: float, k_limit: int) -> tuple[float, float]:
+    """(confirmed n, provisional n) for the relative half-widths ``d`` (``d[i]``: after i + 1 replications)."""
+    ok = d <= target  # NaN (n = 1) compares False
+    m = len(d)
+    for i in range(1, m):
+        if not ok[i]:
+            continue
+        n = i + 1
+        ahead = _look_ahead(n, k_limit)
+        if not ok[i:i + ahead + 1].all():  # d_n .. d_{n+ahead}, as far as they exist
+            continue
+        if i + ahead <= m - 1:
+            return float(n), float(n)
+        # the look-ahead runs past the replications there are; it does for every later n too (it never shrinks)
+        return math.nan, float(n)
+    return math.nan, math.nan
+
+
+def replications_needed(table: pd.DataFrame, metrics, relative_half_width: float = 0.05,
+                        confidence: float = 0.95, k_limit: int = 5) -> ReplicationsNeeded:
+    """How many replications give each output a confidence interval within ``relative_half_width`` of its mean.
+
+    The replications algorithm of Hoad, Robinson and Davies (2010), "Automated selection of the number of
+    replications for a discrete-event simulation", Journal of the Operational Research Society 61(11),
+    1632-1644: taking replications in order (replication 0, 1, ...), the relative precision after ``n`` of them is
+    d_n = t_{n-1, (1+confidence)/2} * s_n / sqrt(n) / |mean_n| (cumulative mean and standard deviation). The
+    answer is the smallest n with d_n <= ``relative_half_width`` that stays so for the next f(kLimit, n)
+    replications, f = ``k_limit`` for n <= 100 and floor(``k_limit`` * n / 100) above (their look-ahead, which
+    guards against a chance early convergence). It is confirmed only when those look-ahead replications exist;
+    otherwise ``n_needed`` is NaN ("more replications needed") and ``n_provisional`` gives the smallest n that
+    meets the target for every replication after it that there is. An output that never varies needs 2.
+
+    ``metrics``: metric names (every period and category of each), or (period, category, metric) tuples.
+    Values that are NaN (undefined shares) are left out. The overall ``n`` is the largest over all outputs (NaN if
+    any needs more replications): run that many to meet the target for every output at once.
+    """
+    if not 0 < confidence < 1 or relative_half_width <= 0 or k_limit < 0:
+        raise ValueError("need 0 < confidence < 1, relative_half_width > 0 and k_limit >= 0")
+    metrics = [metrics] if isinstance(metrics, (str, tuple)) else list(metrics)
+    names = {m for m in metrics if isinstance(m, str)}
+    triples = {tuple(m) for m in metrics if not isinstance(m, str)}
+    labels = table[["period", "category", "metric"]].astype(object)
+    chosen = labels["metric"].isin(names)
+    if triples:
+        chosen |= pd.Series(list(zip(labels["period"], labels["category"], labels["metric"])),
+                            index=table.index).isin(triples)
+    sub = table[chosen.to_numpy()]
+    missing = (names - set(sub["metric"].astype(object))) | \
+        (triples - set(zip(*(sub[c].astype(object) for c in ("period", "category", "metric")))))
+    if missing:
+        raise ValueError(f"not in the table: {sorted(map(str, missing))}")
+    rows = []
+    for (point, period, category, metric), d in sub.groupby(["point", "period", "category", "metric"],
+                                                             observed=True, sort=True):
+        x = d.sort_values("replication")["value"].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        rel = _relative_half_widths(x, confidence)
+        confirmed, provisional = _solution(rel, relative_half_width, k_limit)
+        mean = float(x.mean()) if len(x) else math.nan
+        rows.append({"point": point, "period": period, "category": category, "metric": metric,
+                     "replications": len(x), "mean": mean,
+                     "relative_half_width": float(rel[-1]) if len(x) else math.nan,
+                     "n_needed": confirmed, "n_provisional": provisional})
+    result = pd.DataFrame(rows, columns=["point", "period", "category", "metric", "replications", "mean",
+                                         "relative_half_width", "n_needed", "n_provisional"])
+    for c in ("period", "category", "metric"):
+        result[c] = result[c].astype(object)
+    overall = math.nan if result["n_needed"].isna().any() or not len(result) else float(result["n_needed"].max())
+    return ReplicationsNeeded(result, overall, relative_half_width, confidence)
+
+
+# --- probabilistic sensitivity analysis ----------------------------------------------------------------------------
+
+
+def parameter_and_stochastic_variance(table: pd.DataFrame) -> pd.DataFrame:
+    """For a replicated experiment with parameter draws (``[uncertainty]``, several runs per draw), the split of
+    each result's variance into parameter and stochastic parts, per (point, period, category, metric)."""
+    draws = table[(table["period"] == PARAMETER_PERIOD) & (table["metric"] == "draw")][
+        ["point", "replication", "value"]].rename(columns={"value": "draw"})
+    if draws.empty:
+        raise ValueError("no parameter draws in this table: the scenario has no [uncertainty]")
+    results = table[table["period"] != PARAMETER_PERIOD].merge(draws, on=["point", "replication"])
+    results = results.astype({"period": str, "category": str, "metric": str})
+    return variance_split(results, by=["point", "period", "category", "metric"])

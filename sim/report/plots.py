@@ -1,0 +1,152 @@
+"""Plots of the period measures (matplotlib, Agg backend): each function takes measure tables, returns a Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sim.core.vocabulary import GROUP_LABELS  # noqa: E402
+
+EXIT_COLUMNS = {"planned_exits": "Planned (free of dependence)", "dropped_out": "Dropped out",
+                "declined": "Declined", "transferred": "Transferred", "custody": "Custody",
+                "died_in_treatment": "Died"}
+
+
+def caseload_by_group(by_group: pd.DataFrame, title: str = "") -> plt.Figure:
+    """People in structured treatment each quarter, stacked by substance group."""
+    wide = by_group.pivot(index="period", columns="category", values="in_treatment").fillna(0)
+    wide = wide[[g for g in GROUP_LABELS if g in wide.columns]].rename(columns=GROUP_LABELS)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    wide.plot.bar(stacked=True, ax=ax, width=0.85)
+    ax.set_ylabel("people in treatment in the quarter")
+    ax.set_xlabel("")
+    ax.set_title(title or "Caseload by substance group")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def waiting_list(overall: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Average waiting list for a caseload place, and the share starting within three weeks of referral."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    x = range(len(overall))
+    ax.bar(x, overall["waiting_mean"], color="tab:orange", label="waiting for a caseload place (mean)")
+    ax.set_ylabel("people waiting (time average)")
+    ax.set_xticks(list(x), overall["period"], rotation=90)
+    ax2 = ax.twinx()
+    ax2.plot(list(x), 100 * overall["started_within_3_weeks"], color="tab:blue", marker="o",
+             label="started within 3 weeks (%)")
+    ax2.set_ylim(0, 105)
+    ax2.set_ylabel("% of starts within 3 weeks of referral")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], loc="lower right", fontsize=8)
+    ax.set_title(title or "Waiting list and waits")
+    fig.tight_layout()
+    return fig
+
+
+def exits_by_type(overall: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Treatment exits each quarter, stacked by reason."""
+    wide = overall.set_index("period")[list(EXIT_COLUMNS)].rename(columns=EXIT_COLUMNS)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    wide.plot.bar(stacked=True, ax=ax, width=0.85)
+    ax.set_ylabel("exits in the quarter")
+    ax.set_xlabel("")
+    ax.set_title(title or "Exits from structured treatment by reason")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def completions_by_group(by_group_year: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Successful completions as a share of all in treatment, per financial year and group (NDTMS measure)."""
+    wide = by_group_year.pivot(index="period", columns="category", values="successful_completions")
+    wide = wide[[g for g in GROUP_LABELS if g in wide.columns]].rename(columns=GROUP_LABELS) * 100
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    wide.plot.bar(ax=ax, width=0.8)
+    ax.set_ylabel("% of people in treatment completing")
+    ax.set_xlabel("financial year")
+    ax.set_title(title or "Successful completions as a share of all in treatment")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- contracts ---------------------------------------------------------------------------------------------------
+
+
+def income_by_component(income: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Provider income per contract year, stacked by component (pounds, shown in thousands)."""
+    parts = income.drop(columns=["total"], errors="ignore")
+    parts = parts.loc[:, (parts != 0).any()] / 1e3
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    parts.plot.bar(stacked=True, ax=ax, width=0.8)
+    ax.set_xlabel("contract year")
+    ax.set_ylabel("income (£ thousand)")
+    ax.set_title(title or "Provider income by component")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cumulative_cash(cash: pd.DataFrame, title: str = "") -> plt.Figure:
+    """The provider's cumulative cash position month by month: income received less delivery cost."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(range(len(cash)), cash["cumulative_cash"] / 1e3, marker=".")
+    ax.axhline(0, color="grey", lw=0.8)
+    ticks = list(range(0, len(cash), 6))
+    ax.set_xticks(ticks, cash["period"].iloc[ticks], rotation=90)
+    ax.set_ylabel("cumulative cash (£ thousand)")
+    ax.set_title(title or "Provider cash position (payment lags included)")
+    fig.tight_layout()
+    return fig
+
+
+def offending_against_baseline(offending: pd.DataFrame, title: str = "") -> plt.Figure:
+    """The offending measure per contract year against its baseline, and the share of the pot it earns."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    x = offending["contract_year"].astype(str)
+    ax.bar(x, offending["measure"], color="tab:purple", label="offending measure")
+    ax.axhline(offending["baseline"].iloc[0], color="black", ls="--", label="baseline")
+    ax.set_xlabel("contract year")
+    ax.set_ylabel(offending["unit"].iloc[0] if "unit" in offending else "recorded offences")
+    ax2 = ax.twinx()
+    ax2.plot(x, 100 * offending["fraction_paid"], color="tab:green", marker="o", label="share of pot paid (%)")
+    ax2.set_ylim(0, 105)
+    ax2.set_ylabel("% of the offending pot paid")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], loc="lower right", fontsize=8)
+    ax.set_title(title or "Offending against baseline (Home Office cohort model)")
+    fig.tight_layout()
+    return fig
+
+
+def cost_per_outcome(summary: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Commissioner spend per planned exit under each contract, with 95% confidence intervals."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ci = summary["spend_per_planned_exit_ci"].fillna(0)
+    ax.bar(summary.index, summary["spend_per_planned_exit"], yerr=ci, capsize=4, color="tab:blue")
+    ax.set_ylabel("spend per planned exit (£)")
+    ax.set_title(title or "Commissioner cost per planned exit, by contract")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def paired_differences(diffs: pd.DataFrame, metric: str = "margin", title: str = "") -> plt.Figure:
+    """Paired differences against the first contract, with 95% confidence intervals (pounds, in thousands)."""
+    d = diffs[diffs["metric"] == metric]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    y = range(len(d))
+    ax.errorbar(d["mean_difference"] / 1e3, list(y), xerr=(d["ci_high"] - d["mean_difference"]).fillna(0) / 1e3,
+                fmt="o", capsize=4)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(list(y), d["contract"])
+    ref = d["versus"].iloc[0] if len(d) else ""
+    ax.set_xlabel(f"{metric} over the term minus {ref} (£ thousand)")
+    ax.set_title(title or f"Paired differences in {metric} against {ref}")
+    fig.tight_layout()
+    return fig
