@@ -34,15 +34,15 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 from sim import load_scenario, measures, simulate
 try:  # the layered package (issue 16)
-    from sim.config.base.contract import load_contract
+    from sim.config.contract import load_contract
     from sim.experiments.compare import fingerprint
     from sim.experiments.provider_runs import simulate_with_provider
     from sim.money.settlement import commissioner_by_year, provider_by_year, settle
 except ImportError:  # the flat package before it
-    from sim.experiments.compare import fingerprint
-    from sim.config.contract import load_contract
-    from sim.provider.outputs import simulate_with_provider
-    from sim.money.settlement import commissioner_by_year, provider_by_year, settle
+    from sim.compare import fingerprint
+    from sim.contract import load_contract
+    from sim.incentives import simulate_with_provider
+    from sim.settlement import commissioner_by_year, provider_by_year, settle
 root = sys.argv[1]
 sc = load_scenario(root + "/scenarios/west_kent.toml")
 contract = load_contract(root + "/scenarios/contracts/west_kent_pbr.toml")

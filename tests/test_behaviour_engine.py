@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from sim import simulate
-from sim.provider.model import provider_model
 from sim.config.contract import load_contract
 from sim.engine.history import TABLES
+from sim.experiments.providers import provider_model
 from tests.conftest import SCENARIOS
 
 SEED = 11

@@ -10,10 +10,18 @@ import numpy as np
 import pytest
 
 from sim import load_scenario, measures, simulate
-from sim.experiments.calibrate import (CalibrationError, Evaluator, calibrate, check, current_value, parse_parameter,
-                           seed_sequences, write_calibrated)
 from sim.cli import main
 from sim.config.targets import MEASURES, TargetError, load_targets, measure, targets_from_dict
+from sim.experiments.calibrate import (
+    CalibrationError,
+    Evaluator,
+    calibrate,
+    check,
+    current_value,
+    parse_parameter,
+    seed_sequences,
+    write_calibrated,
+)
 
 from .conftest import SCENARIOS
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from sim import load_scenario, simulate
-from sim.core.calendar import periods
 from sim.analysis.costs import COMMISSIONER_ITEMS, PROVIDER_ITEMS, commissioner_costs, costs_by_period, delivery_costs
-from sim.engine.history import Client, Recorder
 from sim.config.scenario import Horizon
+from sim.core.calendar import periods
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, STATES, TREATMENT_STATES
+from sim.engine.history import Client, Recorder
 
 from .conftest import SCENARIOS
 

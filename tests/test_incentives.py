@@ -14,15 +14,43 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.provider import outputs as I
-from sim.provider.model import MECHANISMS, capacity_changes
-from sim.experiments.compare import fingerprint
+from sim.config.behaviour import MECHANISMS, STRUCTURED_BANDS
 from sim.config.contract import Contract, load_contract
-from sim.experiments.sweep import SweepError, sweep_from_dict
 from sim.core.vocabulary import BANDS
+from sim.experiments.audit import STRENGTH_SHARES, audit_contract
+from sim.experiments.behaviour_sweep import (
+    BEHAVIOUR_CATEGORY,
+    PBR_SHARE_PATH,
+    STEEPNESS_PATH,
+    apply_derived,
+    behaviour_sweep_specs,
+    check_behaviour_sweep,
+    load_behaviour_sweep,
+    run_behaviour_sweep,
+    steep_weights,
+)
+from sim.experiments.compare import fingerprint
+from sim.experiments.provider_runs import simulate_with_provider
+from sim.experiments.sweep import SweepError, sweep_from_dict
+from sim.provider.cash import capacity_changes
+from sim.provider.features import contract_features
+from sim.provider.outputs import (
+    ALL,
+    GAP,
+    OUTPUT_COLUMNS,
+    TERM,
+    UNPLANNED,
+    _episodes,
+    behaviour_outputs,
+    mechanism_strength,
+    output_value,
+    pair_outcomes,
+)
+from sim.report.audit import audit_report, write_audit
+from sim.report.behaviour_sweep import write_behaviour_sweep
 
 from .conftest import SCENARIOS
-from .test_outcomes import AFTER_EXIT, S, Build
+from .test_outcomes import AFTER_EXIT, Build, S
 
 MONTH = 365.25 / 12
 SEED = 3
@@ -44,8 +72,8 @@ def off(scenario):
     return scenario.with_changes({"behaviour.mode": "off"})
 
 
-def value(outputs, metric, band=I.ALL, period=I.TERM):
-    return I.output_value(outputs, metric, band, period)
+def value(outputs, metric, band=ALL, period=TERM):
+    return output_value(outputs, metric, band, period)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +84,7 @@ def wk_pbr():
 @pytest.fixture(scope="module")
 def blind(small, wk_pbr):
     """The behaviour-off run of the small scenario under the West Kent contract."""
-    return I.simulate_with_provider(off(small), wk_pbr, SEED)
+    return simulate_with_provider(off(small), wk_pbr, SEED)
 
 
 def tiny(outcomes, years=3, share=1.0, **kw) -> Contract:
@@ -99,8 +127,8 @@ def by_hand():
 
 def test_outputs_by_hand(by_hand):
     assert AFTER_EXIT["planned"] == "recovered"  # the builder's states, as the outputs read them
-    out = I.behaviour_outputs(by_hand)
-    assert set(out.columns) == set(I.OUTPUT_COLUMNS)
+    out = behaviour_outputs(by_hand)
+    assert set(out.columns) == set(OUTPUT_COLUMNS)
     assert list(dict.fromkeys(out["period"])) == ["contract year 1", "contract year 2", "contract year 3", "term"]
     assert not out.duplicated(["period", "band", "metric"]).any()
     # intake (by the day of assessment); bands are need bands: client 5 counts as moderate
@@ -108,7 +136,7 @@ def test_outputs_by_hand(by_hand):
     assert value(out, "referrals", period=Y1) == 4
     assert value(out, "share_starting", "critical", Y1) == 1.0
     assert value(out, "share_starting", "low", Y1) == 0.5
-    assert value(out, "share_starting", I.GAP, Y1) == 0.5
+    assert value(out, "share_starting", GAP, Y1) == 0.5
     assert value(out, "deflected_share", "low", Y1) == 0.5
     assert value(out, "signposted_out") == 1
     assert value(out, "band_drift_share", "moderate") == 1.0 and value(out, "band_drift_share", "critical") == 0
@@ -142,7 +170,7 @@ def test_outputs_by_hand(by_hand):
 
 
 def test_a_shorter_window_moves_the_bunching(by_hand):
-    out = I.behaviour_outputs(by_hand, window_days=300)
+    out = behaviour_outputs(by_hand, window_days=300)
     # client 4 re-presents exactly 300 days after the exit: the first day after a 300-day window
     assert value(out, "re_presented_month_after", "low") == 1
     assert value(out, "sustained_share", "low") == 1.0
@@ -154,7 +182,7 @@ def test_pairing_outcomes_client_by_client():
                        "true": [True, True, True, False, True]})
     off_ = pd.DataFrame({"client_id": [1, 2, 4, 3], "component": ["a", "a", "a", "a"],
                          "earned": [15.0, 5.0, 60.0, 45.0], "need": ["low"] * 4, "true": [True] * 4})
-    p = I.pair_outcomes(on, off_)
+    p = pair_outcomes(on, off_)
     counts = p["status"].value_counts().to_dict()
     # client 1: one matched, one more; 2: matched; 3: its 'a' was misrecorded (lost) and 'b' is new; 4: lost
     assert counts == {"anyway": 2, "additional": 2, "lost": 2}
@@ -177,7 +205,7 @@ def parking(small):
 
 @pytest.fixture(scope="module")
 def parked(parking, wk_pbr):
-    return I.simulate_with_provider(parking, wk_pbr, SEED)
+    return simulate_with_provider(parking, wk_pbr, SEED)
 
 
 def test_parking_raises_declined_to_continue_among_the_parked(parked, blind):
@@ -186,10 +214,10 @@ def test_parking_raises_declined_to_continue_among_the_parked(parked, blind):
     parked = run.history.episodes.loc[run.history.episodes["parked"], ["client_id", "episode"]]
     assert len(parked) > 20
     a, b = paired(run.history, blind.history, parked)
-    unplanned = lambda d: d["exit_reason"].isin(I.UNPLANNED).mean()  # noqa: E731
+    unplanned = lambda d: d["exit_reason"].isin(UNPLANNED).mean()  # noqa: E731
     assert unplanned(a) > unplanned(b) + 0.05
     # the bands parked most: more unplanned exits, fewer contacts
-    bands = [b for b in I.STRUCTURED_BANDS if value(out, "parked_share", b) > 0.02]
+    bands = [b for b in STRUCTURED_BANDS if value(out, "parked_share", b) > 0.02]
     assert bands
     for band in bands:
         assert value(out, "unplanned_exit_share", band) > value(base, "unplanned_exit_share", band)
@@ -203,8 +231,8 @@ def test_holding_lengthens_stays_and_lowers_re_presentations_within_the_window(s
     priced = tiny({"abstinence": {"measure": "abstinence", "price": 30000.0},
                    "sustained": {"measure": "sustained_recovery", "price": 30000.0, "window_days": 365,
                                  "lag_days": 91, "once_per": "episode"}})
-    run = I.simulate_with_provider(scenario, priced, SEED)
-    base = I.simulate_with_provider(off(scenario), priced, SEED)
+    run = simulate_with_provider(scenario, priced, SEED)
+    base = simulate_with_provider(off(scenario), priced, SEED)
     out, out_off = run.outputs(), base.outputs()
     assert value(out, "held_share") > 0.05 and value(out, "mean_shift_days") > 0
     assert value(out, "length_of_stay_days") > value(out_off, "length_of_stay_days")
@@ -215,7 +243,7 @@ def test_holding_lengthens_stays_and_lowers_re_presentations_within_the_window(s
     assert (a["exit"] - a["treatment_start"]).mean() > (b["exit"] - b["treatment_start"]).mean() + 7
 
     def within(history, rows):
-        nxt = I._episodes(history).set_index(["client_id", "episode"])["next_referral"]
+        nxt = _episodes(history).set_index(["client_id", "episode"])["next_referral"]
         gap = nxt.reindex(pd.MultiIndex.from_frame(rows[["client_id", "episode"]])).to_numpy() - rows["exit"]
         return (gap < 365).to_numpy(), (rows["exit"] + 365 <= history.end).to_numpy()
 
@@ -233,8 +261,8 @@ def test_cream_skimming_lowers_the_critical_share_of_starters_only_when_the_prov
     scenario = only(small, "cream_skimming")
     provider = wk_pbr.with_changes({"band_weights": FLAT, "service_terms": {"assessment": "provider"}})
     assessor = provider.with_changes({"service_terms.intake": "assessor"})
-    run = I.simulate_with_provider(scenario, provider, SEED)
-    allocated = I.simulate_with_provider(scenario, assessor, SEED)
+    run = simulate_with_provider(scenario, provider, SEED)
+    allocated = simulate_with_provider(scenario, assessor, SEED)
     out, base = run.outputs(), blind.outputs()
     assert value(out, "deflected_share", "critical") > 0.01
     assert value(out, "share_of_starters", "critical") < value(base, "share_of_starters", "critical")
@@ -242,7 +270,7 @@ def test_cream_skimming_lowers_the_critical_share_of_starters_only_when_the_prov
     assert value(out, "not_served") > 0 and value(base, "not_served") == 0
     # the assessor allocates every start: no discretion, nothing deflected, the contract-blind History
     assert fingerprint(allocated.history) == fingerprint(blind.history)
-    assert I.mechanism_strength(allocated.history, allocated.provider)["deflected_share"] == 0
+    assert mechanism_strength(allocated.history, allocated.provider)["deflected_share"] == 0
 
 
 # --- damping -------------------------------------------------------------------------------------------------
@@ -252,8 +280,8 @@ def test_an_independent_lasar_removes_band_drift(small, wk_pbr):
     scenario = only(small, "band_drift")
     drift = {}
     for who in ("independent", "embedded", "provider"):
-        run = I.simulate_with_provider(scenario, wk_pbr.with_changes({"service_terms.assessment": who}), SEED)
-        drift[who] = I.mechanism_strength(run.history, run.provider)["band_drift_share"]
+        run = simulate_with_provider(scenario, wk_pbr.with_changes({"service_terms.assessment": who}), SEED)
+        drift[who] = mechanism_strength(run.history, run.provider)["band_drift_share"]
         if who == "provider":
             out = run.outputs()
             assert value(out, "drift_overpayment") > 0
@@ -263,10 +291,10 @@ def test_an_independent_lasar_removes_band_drift(small, wk_pbr):
 
 def test_a_binding_cap_removes_the_incentive_at_the_margin(small, wk_pbr):
     scenario = small.with_changes({"behaviour": {"mode": "stress", **KEEN}})
-    free = I.simulate_with_provider(scenario, wk_pbr, SEED, iterations=1)
-    capped = I.simulate_with_provider(scenario, wk_pbr.with_changes({"pbr_cap": 0.05}), SEED, iterations=1)
-    s_free = I.mechanism_strength(free.history, free.provider, free.cash)
-    s_capped = I.mechanism_strength(capped.history, capped.provider, capped.cash)
+    free = simulate_with_provider(scenario, wk_pbr, SEED, iterations=1)
+    capped = simulate_with_provider(scenario, wk_pbr.with_changes({"pbr_cap": 0.05}), SEED, iterations=1)
+    s_free = mechanism_strength(free.history, free.provider, free.cash)
+    s_capped = mechanism_strength(capped.history, capped.provider, capped.cash)
     assert s_free["mean_pressure"] > 0.1 and s_free["distortion"] > 0.05
     assert s_capped["share_at_risk"] < 1e-6 and s_capped["mean_pressure"] < 1e-6
     assert s_capped["distortion"] == 0.0
@@ -276,7 +304,7 @@ def test_a_binding_cap_removes_the_incentive_at_the_margin(small, wk_pbr):
 
 
 def test_contact_floors_bound_parking(parking, parked, wk_pbr):
-    runs = {floor: I.simulate_with_provider(
+    runs = {floor: simulate_with_provider(
         parking, wk_pbr.with_changes({"service_terms.contact_floor_per_month": floor}), SEED) for floor in (3.0, 4.0)}
     runs[None] = parked
     out = {floor: run.outputs() for floor, run in runs.items()}
@@ -295,8 +323,8 @@ def test_contact_floors_bound_parking(parking, parked, wk_pbr):
 def test_comparisons_across_contracts_stay_paired_with_behaviour_on(small, wk_pbr):
     scenario = small.with_changes({"behaviour": {"mode": "stress", **KEEN}})
     high = load_contract(SCENARIOS / "contracts" / "high_stretch.toml")
-    a = I.simulate_with_provider(scenario, wk_pbr, SEED, iterations=1)
-    b = I.simulate_with_provider(scenario, high, SEED, iterations=1)
+    a = simulate_with_provider(scenario, wk_pbr, SEED, iterations=1)
+    b = simulate_with_provider(scenario, high, SEED, iterations=1)
     assert fingerprint(a.history) != fingerprint(b.history)  # the provider responds to each contract differently
     people = ["client_id", "group", "male", "age", "injecting", "offending_rate", "source", "first_referral"]
     pd.testing.assert_frame_equal(a.history.clients[people], b.history.clients[people])
@@ -307,10 +335,10 @@ def test_comparisons_across_contracts_stay_paired_with_behaviour_on(small, wk_pb
 
 def test_zero_pressure_is_the_contract_blind_run(small, blind):
     block = load_contract(SCENARIOS / "contracts" / "block.toml")
-    run = I.simulate_with_provider(small.with_changes({"behaviour": {"mode": "stress", **KEEN}}), block, SEED)
+    run = simulate_with_provider(small.with_changes({"behaviour": {"mode": "stress", **KEEN}}), block, SEED)
     assert fingerprint(run.history) == fingerprint(blind.history)
-    strength = I.mechanism_strength(run.history, run.provider, run.cash)
-    assert all(strength[m] == 0 for m in I.STRENGTH_SHARES) and strength["mean_pressure"] == 0
+    strength = mechanism_strength(run.history, run.provider, run.cash)
+    assert all(strength[m] == 0 for m in STRENGTH_SHARES) and strength["mean_pressure"] == 0
 
 
 def test_cash_stress_cuts_capacity_as_a_fixed_point(small, wk_pbr):
@@ -318,18 +346,18 @@ def test_cash_stress_cuts_capacity_as_a_fixed_point(small, wk_pbr):
     intake; the capacity path the last run used is the one its own cash implies."""
     poor = wk_pbr.with_changes({"annual_value": 2_000_000})
     scenario = only(small, "cash_stress")
-    run = I.simulate_with_provider(scenario, poor, SEED, iterations=5)
+    run = simulate_with_provider(scenario, poor, SEED, iterations=5)
     assert run.converged and run.iterations >= 2 and run.capacity_path
     assert capacity_changes(run.cash, scenario) == run.capacity_path
     caseload = run.history.capacity[run.history.capacity["resource"] == "caseload"]
     assert caseload["capacity"].iloc[-1] < caseload["capacity"].iloc[0]
     assert run.cash["intake_frozen"].any() and run.cash["stress"].max() > 0
-    strength = I.mechanism_strength(run.history, run.provider, run.cash)
+    strength = mechanism_strength(run.history, run.provider, run.cash)
     assert strength["capacity_cut"] > 0.3 and strength["months_intake_frozen"] > 0
     out = run.outputs()
     assert value(out, "caseload_places", period=Y2) < value(out, "caseload_places", period=Y1)
     # the same design, the mechanism off: one run, nothing cut, the reserve still reported
-    calm = I.simulate_with_provider(scenario.with_changes({"behaviour.cash_stress.enabled": False}), poor, SEED)
+    calm = simulate_with_provider(scenario.with_changes({"behaviour.cash_stress.enabled": False}), poor, SEED)
     assert calm.iterations == 1 and not calm.capacity_path and calm.cash["reserve"].min() < 0
 
 
@@ -340,24 +368,24 @@ def test_cash_stress_cuts_capacity_as_a_fixed_point(small, wk_pbr):
 def audit(small, wk_pbr):
     scenario = small.with_changes({"behaviour.provider": KEEN["provider"]})
     provider_run = wk_pbr.with_changes({"service_terms.assessment": "provider"})
-    return I.audit_contract(scenario, provider_run, replications=2, seed=SEED, iterations=1, modes=("stress",))
+    return audit_contract(scenario, provider_run, replications=2, seed=SEED, iterations=1, modes=("stress",))
 
 
 def test_the_audit_reports_mechanisms_effects_features_and_the_tariff_check(audit):
     assert audit.modes == ("off", "stress")
     s = audit.strengths.set_index(["mode", "replication"])
-    assert (s.loc["off", list(I.STRENGTH_SHARES)] == 0).all().all()
+    assert (s.loc["off", list(STRENGTH_SHARES)] == 0).all().all()
     assert (s.loc["stress", "mean_pressure"] > 0).all() and (s.loc["stress", "band_drift_share"] > 0).all()
     assert "band_drift_share" in audit.switched_on("stress")
     eff = audit.effects
     assert set(eff["mode"]) == {"stress"} and (eff["n"] <= 2).all()
-    drift = eff[(eff["metric"] == "band_drift_share") & (eff["band"] == I.ALL) & (eff["period"] == I.TERM)].iloc[0]
+    drift = eff[(eff["metric"] == "band_drift_share") & (eff["band"] == ALL) & (eff["period"] == TERM)].iloc[0]
     assert drift["off"] == 0 and drift["difference"] > 0 and drift["ci_low"] <= drift["difference"]
     features = audit.features.set_index("feature")
     assert "M6" in features.loc["Who assesses", "raises"]
     assert features.loc["Contact floor", "setting"] == "none"
-    assert audit.tariff is not None and audit.tariff.table.index.tolist() == list(I.STRUCTURED_BANDS)
-    report = audit.report()
+    assert audit.tariff is not None and audit.tariff.table.index.tolist() == list(STRUCTURED_BANDS)
+    report = audit_report(audit)
     for heading in ("## In brief", "## Which mechanisms switch on", "## What they do to the outputs",
                     "## The contract features responsible", "## Margin-neutral tariff check"):
         assert heading in report
@@ -367,7 +395,7 @@ def test_contract_features_follow_the_design(audit, wk_pbr):
     damped = wk_pbr.with_changes({"service_terms": {"contact_floor_per_month": 3, "audit_share": 0.1,
                                                     "verified_reviews": True, "wait_standard_days": 21},
                                   "income_floor": 0.9})
-    f = I.contract_features(damped, audit.provider).set_index("feature")
+    f = contract_features(damped, audit.provider).set_index("feature")
     assert f.loc["Contact floor", "damps"] == "M2 parking"
     assert "M6" in f.loc["Audit with clawback", "damps"] and f.loc["Who assesses", "raises"] == ""
     assert f.loc["Verified TOP reviews", "damps"] and f.loc["Income floor", "damps"] == "M7"
@@ -376,7 +404,7 @@ def test_contract_features_follow_the_design(audit, wk_pbr):
 
 def test_audit_contract_command_writes_the_folder_whole(tmp_path, audit):
     out = tmp_path / "audit"
-    I.write_audit(audit, out)
+    write_audit(audit, out)
     names = {p.name for p in out.iterdir()}
     assert {"report.md", "mechanisms.csv", "mechanism_summary.csv", "effects.csv", "key_effects.csv", "features.csv",
             "outputs.csv", "tariff_check.csv", "price_schedule.csv", "cash.csv", "plots"} <= names
@@ -409,21 +437,21 @@ def test_pbrsim_audit_contract(tmp_path):
 def test_steep_weights_by_hand():
     design = {"critical": 1.8, "substantial": 1.3, "moderate": 0.75, "low": 0.45, "no_need": 0.0}
     for k in (-1.0, 0.0, math.log(4), 3.0):
-        w = I.steep_weights(design, k)
+        w = steep_weights(design, k)
         assert w["critical"] / w["low"] == pytest.approx(math.exp(k))
-        assert np.mean([w[b] for b in I.STRUCTURED_BANDS]) == pytest.approx(1.075)
+        assert np.mean([w[b] for b in STRUCTURED_BANDS]) == pytest.approx(1.075)
         assert w["no_need"] == 0.0
         ladder = [w[b] for b in ("low", "moderate", "substantial", "critical")]
         assert np.allclose(np.diff(np.log(ladder)), k / 3)
-    assert I.steep_weights(design, 0.0)["critical"] == pytest.approx(1.075)
+    assert steep_weights(design, 0.0)["critical"] == pytest.approx(1.075)
 
 
 def test_derived_keys(wk_pbr):
-    c = I.apply_derived(wk_pbr, {I.STEEPNESS_PATH: 0.0, I.PBR_SHARE_PATH: 0.4})
+    c = apply_derived(wk_pbr, {STEEPNESS_PATH: 0.0, PBR_SHARE_PATH: 0.4})
     assert [c.share(y) for y in range(1, c.years + 1)] == [0.4] * c.years
-    assert len({round(c.band_weights[b], 9) for b in I.STRUCTURED_BANDS}) == 1
+    assert len({round(c.band_weights[b], 9) for b in STRUCTURED_BANDS}) == 1
     with pytest.raises(KeyError, match="not a derived sweep key"):
-        I.apply_derived(wk_pbr, {"contract.steepness": 1.0})
+        apply_derived(wk_pbr, {"contract.steepness": 1.0})
 
 
 def sweep_raw(**kw):
@@ -432,43 +460,43 @@ def sweep_raw(**kw):
            "seed": 1, "changes": {"horizon.warmup_years": 2, "horizon.years": 2, "contract.extension_years": 0,
                                   "contract.pbr_share.by_year": [0.5, 0.5], "behaviour.mode": "stress",
                                   "contract.service_terms.assessment": "embedded"},
-           "parameters": [{"path": I.STEEPNESS_PATH, "values": [0.0, 3.0]}]}
+           "parameters": [{"path": STEEPNESS_PATH, "values": [0.0, 3.0]}]}
     raw.update(kw)
     return raw
 
 
 def test_a_behaviour_sweep_is_checked_before_it_runs():
-    I.check_behaviour_sweep(sweep_from_dict(sweep_raw()))
+    check_behaviour_sweep(sweep_from_dict(sweep_raw()))
     raw = sweep_raw()
     raw["changes"] = {**raw["changes"], "behaviour.mode": "off"}
-    raw["parameters"] = [{"path": I.PBR_SHARE_PATH, "values": [0.5, 1.5]},
+    raw["parameters"] = [{"path": PBR_SHARE_PATH, "values": [0.5, 1.5]},
                          {"path": "contract.offending.pott", "low": 1, "high": 2, "levels": 2}]
     with pytest.raises(SweepError) as e:
-        I.check_behaviour_sweep(sweep_from_dict(raw))
+        check_behaviour_sweep(sweep_from_dict(raw))
     text = str(e.value)
     assert "contract.offending.pott" in text
 
 
 def test_the_shipped_behaviour_sweeps_are_valid():
-    spec = I.load_behaviour_sweep(SCENARIOS / "sweeps" / "behaviour_band_weights.toml")
-    steep = next(p for p in spec.parameters if p.path == I.STEEPNESS_PATH)
+    spec = load_behaviour_sweep(SCENARIOS / "sweeps" / "behaviour_band_weights.toml")
+    steep = next(p for p in spec.parameters if p.path == STEEPNESS_PATH)
     assert min(steep.values) < 0 < max(steep.values) and any(abs(v - math.log(4)) < 1e-3 for v in steep.values)
     scenario, contract = spec.base()
     assert scenario.behaviour.mode != "off" and contract.terms.assessment != "independent"
-    features = I.load_behaviour_sweep(SCENARIOS / "sweeps" / "behaviour_contract_features.toml")
-    assert len(I.behaviour_sweep_specs(features)) == features.expected_points() * features.replications
+    features = load_behaviour_sweep(SCENARIOS / "sweeps" / "behaviour_contract_features.toml")
+    assert len(behaviour_sweep_specs(features)) == features.expected_points() * features.replications
 
 
 @pytest.mark.slow
 def test_a_behaviour_sweep_runs_through_the_experiment_machinery(tmp_path):
     spec = sweep_from_dict(sweep_raw())
-    points, table = I.run_behaviour_sweep(spec, store=tmp_path / "runs")
+    points, table = run_behaviour_sweep(spec, store=tmp_path / "runs")
     assert len(points) == 2 and set(table["point"]) == {0, 1}
     cats = set(table["category"].astype(str))
-    assert {"all", "contract", I.BEHAVIOUR_CATEGORY, "behaviour.critical", "behaviour_change.all"} <= cats
-    summary = I.write_behaviour_sweep(spec, points, table, tmp_path / "out")
+    assert {"all", "contract", BEHAVIOUR_CATEGORY, "behaviour.critical", "behaviour_change.all"} <= cats
+    summary = write_behaviour_sweep(spec, points, table, tmp_path / "out")
     assert (tmp_path / "out" / "distortion_band_weight_steepness.png").stat().st_size > 0
     # steeper weights pay for upcoding where LASARS sits in the provider
     assert summary.loc[1, "band_drift_share"] > summary.loc[0, "band_drift_share"]
-    again = I.run_behaviour_sweep(spec, store=tmp_path / "runs")[1]  # resumed from the store
+    again = run_behaviour_sweep(spec, store=tmp_path / "runs")[1]  # resumed from the store
     pd.testing.assert_frame_equal(table, again)

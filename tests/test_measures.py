@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from sim import measures
-from sim.core.calendar import periods
-from sim.engine.history import Client, Recorder
 from sim.config.scenario import Horizon
+from sim.core.calendar import periods
 from sim.core.vocabulary import BANDS, STATES
+from sim.engine.history import Client, Recorder
 
 S = {name: i for i, name in enumerate(STATES)}
 

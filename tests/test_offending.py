@@ -11,12 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim import measures, simulate
-from sim.engine.history import Client, Recorder
-from sim.analysis.offending import (OFFENDING_STREAM, attachment_fraction, client_uniforms, cohort_offences,
-                           offences_by_spell, offending_settlement)
-from sim.core.randomness import ClientRandom, Stream
+from sim.analysis.offending import (
+    OFFENDING_STREAM,
+    attachment_fraction,
+    client_uniforms,
+    cohort_offences,
+    offences_by_spell,
+    offending_settlement,
+)
 from sim.config.scenario import DAYS_PER_YEAR, Horizon
+from sim.core.randomness import ClientRandom, Stream
 from sim.core.vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
+from sim.engine.history import Client, Recorder
 
 S = {name: i for i, name in enumerate(STATES)}
 Y = DAYS_PER_YEAR

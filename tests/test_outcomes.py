@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim.config.contract import MEASURES
-from sim.engine.history import Client, Recorder
 from sim.analysis.outcomes import COLUMNS, NORMATIVE_QUALITY_OF_LIFE, achievements
+from sim.config.contract import MEASURES
 from sim.config.scenario import Horizon
 from sim.core.vocabulary import BANDS, GROUPS, REVIEW_STAGES, STATES, USE_AT_REVIEW
+from sim.engine.history import Client, Recorder
 
 S = {name: i for i, name in enumerate(STATES)}
 CONTRACT_START = dt.date(2012, 4, 1)  # as West Kent: 2012-13 is day 0 to 365, 2013-14 day 365 to 730

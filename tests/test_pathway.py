@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from sim import simulate
-from sim.engine.history import TABLES
 from sim.core.vocabulary import STATES, TREATMENT_STATES
+from sim.engine.history import TABLES
 
 
 @pytest.fixture(scope="module")

@@ -61,8 +61,8 @@ def test_a_responding_provider_keeps_the_books_and_the_same_arrivals(small, mode
                                                                       floor, seed):
     """With the provider responding, every client is still accounted for, places are never over-filled, and
     the same people arrive with the same attributes as in the contract-blind run (paired comparisons)."""
-    from sim.provider.model import provider_model
     from sim.config.contract import load_contract
+    from sim.experiments.providers import provider_model
     from tests.conftest import SCENARIOS
 
     contract = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml").with_changes({

@@ -12,6 +12,7 @@ from scipy import stats
 from sim import simulate
 from sim.experiments.validation import NO_RETURNS, erlang_c_wait
 
+
 @pytest.fixture(scope="module")
 def mmc(west_kent):
     """Assessment as M/M/2: Poisson first referrals only, no booking delay, exponential assessor time."""

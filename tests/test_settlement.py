@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sim.analysis import offending as offending_module
 from sim import simulate
-from sim.experiments.compare import METRICS, compare, fingerprint
-from sim.config.contract import Contract, load_contract
+from sim.analysis import offending as offending_module
 from sim.analysis.costs import delivery_costs
 from sim.analysis.offending import COHORT_COLUMNS, attachment_fraction, cohort_offences
+from sim.config.contract import Contract, load_contract
+from sim.experiments.compare import METRICS, compare, fingerprint
 from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
 
 from .conftest import SCENARIOS

@@ -8,10 +8,10 @@ import tomllib
 import pytest
 
 from sim import load_scenario
-from sim.experiments.calibrate import check
 from sim.config.contract import load_contract
-from sim.money.settlement import check as check_contract
 from sim.config.targets import load_targets
+from sim.experiments.calibrate import check
+from sim.money.settlement import check as check_contract
 
 from .conftest import SCENARIOS
 

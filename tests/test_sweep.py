@@ -18,8 +18,20 @@ import pytest
 from sim import load_scenario
 from sim.config.contract import load_contract
 from sim.experiments.sweep import (
-    Parameter, SweepError, SweepSpec, applied_points, check_sweep, design_points, iter_points, load_sweep, morris_indices,
-    plot_morris, plot_sobol, point_scenario, sobol_indices, sweep_table_to_outputs,
+    Parameter,
+    SweepError,
+    SweepSpec,
+    applied_points,
+    check_sweep,
+    design_points,
+    iter_points,
+    load_sweep,
+    morris_indices,
+    plot_morris,
+    plot_sobol,
+    point_scenario,
+    sobol_indices,
+    sweep_table_to_outputs,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,11 +45,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from sim.core.calendar import FREQUENCIES, periods as make_periods
-from sim.core.distributions import Scalar
-from sim.engine.history import History, derived
 from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from sim.core.calendar import FREQUENCIES
+from sim.core.calendar import periods as make_periods
+from sim.core.distributions import Scalar
 from sim.core.vocabulary import BANDS, GROUPS, TREATMENT_STATES
+from sim.engine.history import History, derived
 
 PROVIDER_ITEMS: tuple[str, ...] = ("staff", "overheads", "prescribing", "community_detox", "inpatient_detox",
                                    "rehab", "bbv_tests", "hep_b", "mutual_aid")

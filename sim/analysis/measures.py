@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 
 from sim.core.calendar import periods as make_periods
-from sim.engine.history import History
 from sim.core.vocabulary import BANDS, GROUPS, TREATMENT_STATES
+from sim.engine.history import History
 
 BREAKDOWNS = (None, "band", "group")
 WINDOW_DAYS = {6: 183.0, 12: 365.0}  # re-presentation windows, in whole days

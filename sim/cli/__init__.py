@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from sim.config.base import ConfigError, plain_name
-from sim.core.errors import UserError
-from sim.core.folders import OutputFolder, OutputError
 from sim.config.scenario import MAX_YEARS, ScenarioError, load_scenario
+from sim.core.errors import UserError
+from sim.core.folders import OutputError, OutputFolder
 from sim.experiments.signals import exit_code, interrupt_on_signals, interrupted_message
 
 RESULTS = Path("results")
@@ -122,8 +122,8 @@ def _contract(scenario, choice: str | None):
 def scenario_contract(scenario):
     """The contract the scenario names (None if it names none); a bad contract file's errors say which
     scenario named it."""
-    from sim.config.contract import load_contract
     from sim.config.base import source_of
+    from sim.config.contract import load_contract
 
     path = scenario.contract_path()
     if path is None:
@@ -136,10 +136,10 @@ def scenario_contract(scenario):
 
 
 def cmd_run(args) -> int:
-    from sim.provider.model import provider_model
-    from sim.report.output import contract_text, summary_text, write_run
     from sim.engine.system import simulate
+    from sim.experiments.providers import provider_model
     from sim.money.settlement import check, settle
+    from sim.report.output import contract_text, summary_text, write_run
 
     scenario = _scenario(args)
     contract = _contract(scenario, args.contract)
@@ -164,8 +164,8 @@ def cmd_run(args) -> int:
 def cmd_compare(args) -> int:
     from tqdm import tqdm
 
-    from sim.experiments.compare import compare
     from sim.config.contract import load_contract
+    from sim.experiments.compare import compare
     from sim.report.output import write_comparison
 
     scenario = _scenario(args)
@@ -255,8 +255,8 @@ def cmd_replicate(args) -> int:
 
 def cmd_sweep(args) -> int:
     from sim.experiments.core import progress_bar
-    from sim.report.output import write_sweep
     from sim.experiments.sweep import check_sweep, design_points, load_sweep, run_sweep
+    from sim.report.output import write_sweep
 
     spec = load_sweep(args.spec)
     check_sweep(spec)
@@ -314,8 +314,8 @@ def _wide():
 
 
 def cmd_calibrate(args) -> int:
-    from sim.experiments.calibrate import calibrate, check, write_calibrated
     from sim.config.targets import load_targets
+    from sim.experiments.calibrate import calibrate, check, write_calibrated
 
     scenario = load_scenario(args.scenario)
     targets = load_targets(args.targets)
@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     lst.add_argument("folder", nargs="?", default="scenarios")
     lst.set_defaults(func=cmd_list)
 
-    from sim.provider.outputs import add_commands  # audit-contract and behaviour-sweep (provider behaviour, issue 7)
+    from sim.cli.provider import add_commands  # audit-contract and behaviour-sweep (provider behaviour, issue 7)
 
     add_commands(sub)
 

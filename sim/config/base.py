@@ -15,7 +15,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from sim.core.errors import UserError
 
-
 M = TypeVar("M", bound=BaseModel)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")

@@ -21,9 +21,9 @@ from typing import Any, Self
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
-from sim.provider.model import BehaviourSpec
 from sim.config.base import ConfigError, PlainName, problems, read_with_extends, set_path, source_of, validated
 from sim.config.base import Section as _Section
+from sim.config.behaviour import BehaviourSpec
 from sim.core.distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
 from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 

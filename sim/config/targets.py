@@ -46,8 +46,8 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.base import ConfigError, Section, read_with_extends, validated
 from sim.config.contract import contract_years
-from sim.engine.history import History
 from sim.core.vocabulary import GROUPS, SOURCES, TREATMENT_STATES, Group
+from sim.engine.history import History
 
 TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
 EFFECTIVE_DAYS = 84.0         # NDTMS "effective treatment": retained 12 weeks, or a planned exit before that

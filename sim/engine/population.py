@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from sim.core.randomness import Stream, sequence_generator
 from sim.config.scenario import DAYS_PER_YEAR, Scenario
+from sim.core.randomness import Stream, sequence_generator
 from sim.core.vocabulary import GROUPS, SOURCES
 
 CLIENTS_PER_STREAM = 1_000_000

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from sim.core.randomness import ClientRandom, Stream
 from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from sim.core.randomness import ClientRandom, Stream
 from sim.core.vocabulary import USE_AT_REVIEW
 
 NEITHER = USE_AT_REVIEW.index("neither")

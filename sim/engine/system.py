@@ -26,14 +26,14 @@ import simpy
 from scipy import special
 from simpy.events import NORMAL
 
+from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
+from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews
-from sim.provider.model import deflection_fate, representation_risk, threshold_distance, throttled_delay
+from sim.engine.capacities import Capacity
 from sim.engine.history import Client, History, Recorder
 from sim.engine.population import arrivals, group_and_source
-from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
-from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
-from sim.engine.capacities import Capacity
-from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
+from sim.provider.decisions import deflection_fate, representation_risk, threshold_distance, throttled_delay
 
 INF = math.inf
 S = {name: i for i, name in enumerate(STATES)}
@@ -977,6 +977,6 @@ class TreatmentSystem:
 def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = None, progress=None,
              provider=None) -> History:
     """Simulate one replication of a scenario; ``seed`` defaults to the scenario's own. ``provider``: a
-    :class:`sim.provider.model.ProviderModel` (see :func:`sim.provider.model.provider_model`) for a provider responding
+    :class:`sim.provider.model.ProviderModel` (see :func:`sim.experiments.providers.provider_model`) for a provider responding
     to its contract; None, or a behaviour mode of off, is the contract-blind model."""
     return TreatmentSystem(scenario, seed, provider).run(progress)

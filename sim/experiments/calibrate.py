@@ -39,9 +39,9 @@ import pandas as pd
 from scipy import optimize, stats
 
 from sim.config.base import ConfigError
-from sim.engine.system import simulate
 from sim.config.scenario import Scenario, ScenarioError, scenario_from_dict
 from sim.config.targets import Target, TargetFile, evaluate
+from sim.engine.system import simulate
 
 DEFAULT_SPAN = 4.0          # default bounds: start / 4 to start x 4
 DIFF_STEP = 0.05            # finite-difference step on the log scale (about 5%)
@@ -401,8 +401,8 @@ def _toml_value(x: float) -> str:
 def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | Path, name: str | None = None,
                      description: str | None = None, command: str = "") -> Path:
     """Write a scenario that extends ``scenario_path`` and sets only the fitted keys (atomically)."""
-    from sim.engine.history import write_atomic
     from sim.core.version import __version__
+    from sim.engine.history import write_atomic
 
     out = Path(out)
     source, folder = Path(scenario_path).resolve(), out.resolve().parent

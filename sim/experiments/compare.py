@@ -18,11 +18,12 @@ import pandas as pd
 from scipy import special
 
 from sim.config.contract import Contract, contract_from_dict
-from sim.experiments.core import SerialExecutor
-from sim.engine.system import simulate
 from sim.config.scenario import Scenario, scenario_from_dict
-from sim.provider.model import provider_model
+from sim.engine.system import simulate
+from sim.experiments.core import SerialExecutor
+from sim.experiments.providers import provider_model
 from sim.money.settlement import METRICS, contract_year_metrics, settle, term_metrics
+
 
 @dataclass
 class Comparison:

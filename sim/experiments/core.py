@@ -51,17 +51,17 @@ import pandas as pd
 from scipy import special
 
 from sim.analysis import measures
-from sim.provider.model import provider_model
 from sim.config.contract import Contract, contract_from_dict, load_contract
+from sim.config.scenario import Scenario, scenario_from_dict
 from sim.core.errors import UserError
 from sim.engine.history import History
 from sim.engine.system import simulate
-from sim.config.scenario import Scenario, scenario_from_dict
+from sim.experiments.providers import provider_model
+from sim.experiments.signals import note_kept, stop_processes, worker_initializer
+from sim.experiments.store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
+from sim.experiments.uncertainty import drawn_scenario, variance_split
 from sim.money.settlement import METRICS as _METRICS
 from sim.money.settlement import Settlement, check, contract_year_metrics, settle, term_metrics
-from sim.experiments.signals import note_kept, stop_processes, worker_initializer
-from sim.experiments.uncertainty import drawn_scenario, variance_split
-from sim.experiments.store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 
 __all__ = [
     "RunSpec", "run_one", "run_shared", "SharedRunFailed", "run_specs", "shared_histories", "contract_year_metrics",

@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.experiments.calibrate import fit_table, seed_sequences
-from sim.core.errors import UserError
-from sim.engine.history import replace_directory
-from sim.engine.system import simulate
 from sim.config.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.config.targets import DAYS_PER_YEAR, TargetFile, evaluate, load_targets
+from sim.core.errors import UserError
 from sim.core.vocabulary import TREATMENT_STATES
+from sim.engine.history import replace_directory
+from sim.engine.system import simulate
+from sim.experiments.calibrate import fit_table, seed_sequences
 
 ROOT = Path(__file__).resolve().parents[1]
 LITTLE_TOLERANCE = 0.05       # steady-state window: L within 5% of lambda W

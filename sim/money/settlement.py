@@ -26,12 +26,12 @@ import pandas as pd
 
 from sim.analysis import costs as costs_module
 from sim.analysis import offending as offending_module
+from sim.analysis.outcomes import achievements
 from sim.config.base import ConfigError
 from sim.config.contract import Contract, ContractError, Outcome, add_months, contract_years
-from sim.engine.history import History
-from sim.analysis.outcomes import achievements
 from sim.config.scenario import Scenario
 from sim.core.vocabulary import TREATMENT_STATES
+from sim.engine.history import History
 
 PAYMENT_COLUMNS = ["component", "kind", "client_id", "band", "earned", "due", "contract_year", "amount"]
 

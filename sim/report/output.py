@@ -9,14 +9,12 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from sim.core.version import __version__
-
 from sim.analysis import measures
-
-from sim.report import plots
-from sim.money import settlement as settlement_module
-from sim.engine.history import History, replace_directory
 from sim.config.scenario import Scenario
+from sim.core.version import __version__
+from sim.engine.history import History, replace_directory
+from sim.money import settlement as settlement_module
+from sim.report import plots
 
 
 def summary_text(history: History, scenario: Scenario, wall_seconds: float | None = None) -> str:
@@ -155,8 +153,8 @@ def _seed_repr(seed) -> object:
 def write_sweep(spec, points, table, out: Path, metrics: list[str]) -> dict:
     """A sweep's design, results and, for Sobol and Morris designs, the sensitivity indices of each metric
     (term totals for contract metrics, the mean over years otherwise) with their plots."""
-    from sim.experiments import sweep as sweep_module
     from sim.engine.history import write_atomic
+    from sim.experiments import sweep as sweep_module
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

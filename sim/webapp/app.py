@@ -14,10 +14,10 @@ import time
 import streamlit as st
 
 from sim.config.scenario import load_scenario
+from sim.core.vocabulary import BANDS
 from sim.webapp import design as D
 from sim.webapp import runs as R
 from sim.webapp import views as V
-from sim.core.vocabulary import BANDS
 
 log = logging.getLogger("pbrsim.webapp")
 THIS_DESIGN = "this design"

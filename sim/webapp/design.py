@@ -18,8 +18,8 @@ from pathlib import Path
 from sim.config.base import ConfigError
 from sim.config.contract import MEASURES, Contract, contract_from_dict, load_contract
 from sim.config.scenario import Scenario, load_scenario
-from sim.money.settlement import check
 from sim.core.vocabulary import BANDS
+from sim.money.settlement import check
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONTRACTS = ROOT / "scenarios" / "contracts"
@@ -86,10 +86,10 @@ def site_contract(scenario: Scenario) -> Contract:
 
 
 def behaviour_available() -> bool:
-    """Whether the provider-behaviour model is there (``sim.provider.model.provider_model``, issue 7)."""
-    if importlib.util.find_spec("sim.provider.model") is None:
+    """Whether the provider-behaviour model is there (``sim.experiments.providers.provider_model``, issue 7)."""
+    if importlib.util.find_spec("sim.experiments.providers") is None:
         return False
-    return hasattr(importlib.import_module("sim.provider.model"), "provider_model")
+    return hasattr(importlib.import_module("sim.experiments.providers"), "provider_model")
 
 
 def behaviour_changes(level: str) -> dict:

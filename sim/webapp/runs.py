@@ -23,12 +23,12 @@ import pandas as pd
 from scipy import special
 
 from sim.analysis import measures
-from sim.experiments.compare import Comparison, fingerprint
-from sim.config.contract import contract_from_dict
-from sim.engine.history import History
 from sim.analysis.offending import cohort_offences
-from sim.engine.system import simulate
+from sim.config.contract import contract_from_dict
 from sim.config.scenario import scenario_from_dict
+from sim.engine.history import History
+from sim.engine.system import simulate
+from sim.experiments.compare import Comparison, fingerprint
 from sim.money.settlement import commissioner_by_year, contract_year_metrics, monthly_cash, settle, term_metrics
 from sim.webapp.design import Design
 
@@ -67,7 +67,7 @@ def simulate_replication(scenario_raw: dict, seed: int, contract_raw: dict | Non
     scenario = scenario_from_dict(scenario_raw, "<page design>")
     provider = None
     if contract_raw is not None and scenario.behaviour.mode != "off":
-        from sim.provider.model import provider_model
+        from sim.experiments.providers import provider_model
 
         provider = provider_model(scenario, contract_from_dict(contract_raw, "<page contract>"))
     return simulate(scenario, seed, provider=provider) if provider is not None else simulate(scenario, seed)

@@ -79,7 +79,7 @@ def test_provider_behaviour_is_a_scenario_change_and_responds_to_the_contract(si
         assert "not available" in str(e.value)
         return
     from sim import simulate
-    from sim.provider.model import provider_model
+    from sim.experiments.providers import provider_model
 
     design = D.build_design(site, form, 1, 5, "stress")
     assert design.scenario.behaviour.mode == "stress"

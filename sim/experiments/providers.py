@@ -1,0 +1,56 @@
+"""Which provider model a run uses: built once per scenario, contract and pilot seed, from a contract-blind
+pilot run that is simulated here and kept in memory (a sweep changes the scenario or contract at every point,
+so only the latest few are kept).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from sim.config.contract import Contract
+from sim.provider.model import ProviderModel
+
+if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
+    from sim.config.scenario import Scenario
+    from sim.engine.history import History
+
+
+
+_PILOTS: dict[tuple[str, int], History] = {}
+_MODELS: dict[tuple[str, str, int], ProviderModel] = {}
+_KEEP = 4  # a sweep changes the scenario or contract at every point: keep only the latest few
+
+
+def _remember(cache: dict, key, make):
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = make()
+        while len(cache) > _KEEP:
+            cache.pop(next(iter(cache)))
+    return found
+
+
+def provider_model(scenario: Scenario, contract: Contract | None, seed: int | None = None,
+                   cash: pd.DataFrame | None = None) -> ProviderModel | None:
+    """The provider's view of ``contract`` for runs of ``scenario``, or None when its behaviour mode is off or
+    there is no contract. Beliefs are expectations, the same for every replication: they come from one
+    contract-blind pilot run of the scenario (behaviour off) on ``seed`` (default: the scenario's own). The
+    pilot run and the model (without a cash path) are kept in memory for further calls in this process, so
+    replications of one design build them once."""
+    if contract is None or scenario.behaviour.mode == "off":
+        return None
+    from sim.engine.system import simulate
+    from sim.experiments.store import digest
+
+    blind = scenario.with_changes({"behaviour.mode": "off"})
+    seed = scenario.seed if seed is None else int(seed)
+    pilot = _remember(_PILOTS, (digest(blind.raw()), seed), lambda: simulate(blind, seed))
+
+    def build() -> ProviderModel:
+        return ProviderModel.build(scenario, contract, pilot, scenario.behaviour.resolve(), cash=cash)
+
+    if cash is not None:
+        return build()
+    return _remember(_MODELS, (digest(scenario.raw()), digest(contract.raw()), seed), build)
