@@ -238,15 +238,15 @@ def test_a_child_forked_during_a_run_starts_with_the_collector_as_before():
     import gc
     import os
 
-    from sim.engine import system as pathway
+    from sim.engine import kernel
 
     was = gc.isenabled()
     gc.enable()
     try:
-        with pathway.cyclic_gc_paused():
+        with kernel.cyclic_gc_paused():
             pid = os.fork()
             if pid == 0:  # the child: nothing paused, the collector back on
-                os._exit(0 if gc.isenabled() and pathway._gc_pauses == 0 else 1)
+                os._exit(0 if gc.isenabled() and kernel._gc_pauses == 0 else 1)
             _, status = os.waitpid(pid, 0)
             assert not gc.isenabled()  # the parent's run is still paused
         assert os.waitstatus_to_exitcode(status) == 0
@@ -258,7 +258,7 @@ def test_a_child_forked_during_a_run_starts_with_the_collector_as_before():
 def test_a_client_process_yielding_neither_an_event_nor_a_day_says_so():
     import simpy
 
-    from sim.engine.system import ClientProcess
+    from sim.engine.kernel import ClientProcess
 
     def life():
         yield 3

@@ -44,13 +44,13 @@ class ConfigError(UserError):
     def __init__(self, problems: list[tuple[str, str, Any, str]], via: tuple[tuple[str, str, Any], ...] = ()):
         self.problems = problems
         self.via = tuple(via)
-        lines = [f"{f}: {k} = {_show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems[: self.shown]]
+        lines = [f"{f}: {k} = {show(v)}: {m}" if k else f"{f}: {m}" for f, k, v, m in problems[: self.shown]]
         rest = problems[self.shown:]
         if rest:
             unknown = sum(1 for *_, m in rest if str(m).startswith("unknown key"))
             lines.append(f"... and {len(rest):,} more problem{'s' if len(rest) != 1 else ''}"
                          + (f" ({unknown:,} of them unknown keys)" if unknown else ""))
-        reached = "".join(f"\n  reached from {f}: {k} = {_show(v)}" for f, k, v in self.via)
+        reached = "".join(f"\n  reached from {f}: {k} = {show(v)}" for f, k, v in self.via)
         super().__init__(f"invalid {self.what}\n  " + "\n  ".join(lines) + reached)
 
     def reached_from(self, file: str, key: str, value: Any) -> ConfigError:
@@ -59,7 +59,8 @@ class ConfigError(UserError):
         return error
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 120 characters."""
     text = repr(value) if not isinstance(value, (dt.date, dict)) else str(value)
     return text if len(text) <= 120 else text[:117] + "..."
 

@@ -41,8 +41,10 @@ class Stream(IntEnum):
     INTAKE = 15        # acceptance for a start and the fate of a deflected referral (M1)
     PARKING = 16       # parking for the episode (M2)
     REVIEW_GAMING = 17 # misrecorded TOP items (M3)
-    DISCHARGE = 18     # holding a ready client (M4)
+    DISCHARGE = 18     # holding or fast-tracking a ready client (M4)
     BAND_DRIFT = 19    # band recorded more severe than assessed (M6)
+    EXIT_RECODING = 20 # an unplanned exit recorded as a transfer out (M4)
+    RE_ENTRY = 21      # a returning completer's re-entry deferred past the window (M4)
 
 
 def _mix_int(z: int) -> int:

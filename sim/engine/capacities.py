@@ -8,6 +8,7 @@ places in use nobody is discharged; new admissions wait until use drops below th
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 
 import simpy
 
@@ -48,3 +49,28 @@ class Capacity:
         while self.queue and self.in_use < self.capacity:
             self.in_use += 1
             self.queue.popleft().succeed()
+
+
+# The places of the system, by the name of their ``[capacity]`` value (and of their rows in History.capacity).
+# A new kind of place is one name here, its key in sim.config.scenario's Capacity, and the stage that waits for it.
+PLACES = ("assessors", "caseload", "inpatient_detox_beds", "rehab_places")
+
+
+class Places:
+    """Every capacity of a run, made from a scenario's ``[capacity]`` and changed with it on dated changes."""
+
+    def __init__(self, env: simpy.Environment, capacity):
+        self.by_name = {name: Capacity(env, name, getattr(capacity, name)) for name in PLACES}
+
+    def __getitem__(self, name: str) -> Capacity:
+        return self.by_name[name]
+
+    def set(self, capacity) -> None:
+        """The capacities a dated change sets (places already in use are kept, see :meth:`Capacity.set_capacity`)."""
+        for name, place in self.by_name.items():
+            place.set_capacity(getattr(capacity, name))
+
+    @staticmethod
+    def levels(capacity) -> Iterator[tuple[str, int]]:
+        """(name, places) of each capacity in a ``[capacity]`` section, for the History."""
+        return ((name, getattr(capacity, name)) for name in PLACES)

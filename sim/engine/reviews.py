@@ -35,7 +35,7 @@ def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario
              provider=None, chunk: int = 4096):
     """The reviews (a dict of columns) and the intervention events (a list of row tuples) of every treatment
     episode in ``episodes`` (columns ``EPISODE_COLUMNS``; ``epoch`` indexes ``epochs``), a chunk of episodes
-    at a time so that the working arrays stay small. ``provider``: a :class:`sim.provider.model.ProviderModel`
+    at a time so that the working arrays stay small. ``provider``: a :class:`sim.engine.provider.Provider` that acts in this run (None: the contract-blind model)
     whose effort shift (M3) changes review frequency, results, recording and unpaid care; None, or zero
     pressure, changes nothing."""
     n_ep = len(episodes["client_id"])

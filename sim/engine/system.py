@@ -14,26 +14,22 @@ times to planned exit, drop-out, transfer, custody and death, the earliest winni
 from __future__ import annotations
 
 import bisect
-import contextlib
-import gc
 import heapq
 import math
-import os
-import threading
 
 import numpy as np
 import simpy
 from scipy import special
-from simpy.events import NORMAL
 
 from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
 from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews
-from sim.engine.capacities import Capacity
+from sim.engine.capacities import Capacity, Places
 from sim.engine.history import Client, History, Recorder
+from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
 from sim.engine.population import arrivals, group_and_source
-from sim.provider.decisions import deflection_fate, representation_risk, threshold_distance, throttled_delay
+from sim.engine.provider import CONTRACT_BLIND, Provider
 
 INF = math.inf
 S = {name: i for i, name in enumerate(STATES)}
@@ -65,45 +61,6 @@ def _when(planned: tuple) -> float:
     return planned[0]
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0  # runs in progress in this process (threads of a Dask worker) that paused the collector
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def cyclic_gc_paused():
-    """Python's cyclic garbage collector off for the duration. A run allocates millions of short-lived objects and
-    frees them by reference counting: the collector's passes over them cost about 8% of a run and find nothing
-    (a handful of objects with provider behaviour). Restored when the last concurrent run ends."""
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-def _after_fork_in_child() -> None:
-    """A child forked during a run runs none of its parent's runs: it starts with nothing paused."""
-    global _gc_pauses, _gc_lock
-    _gc_lock = threading.Lock()
-    if _gc_pauses:
-        _gc_pauses = 0
-        if _gc_was_enabled:
-            gc.enable()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class HorizonReached(Exception):
     """Raised instead of waiting past the end of the horizon: the client's process simply stops there."""
 
@@ -111,48 +68,6 @@ class HorizonReached(Exception):
 def exp_time(u: float, hazard_per_day: float) -> float:
     """Time to an event with a constant hazard, by inversion."""
     return -math.log1p(-u) / hazard_per_day if hazard_per_day > 0 else INF
-
-
-class ClientProcess(simpy.Process):
-    """A client's life as a SimPy process, started at once by the arrival event that brings the client in, and never
-    waited on: unlike ``simpy.Process`` it takes no start event and no end event (two of the nine events a
-    referral would otherwise cost). The generator yields either an event that will succeed or, to wait until a
-    day, the day itself (a float, see :meth:`TreatmentSystem.hold`): then the process puts itself in SimPy's
-    queue as that day's event, where a ``Timeout`` would cost an object and two calls more. An exception in the
-    generator propagates out of ``env.run`` at once, with its traceback."""
-
-    def __init__(self, env: simpy.Environment, generator):
-        self.env = env
-        self.callbacks = None
-        self._generator = generator
-        self._value = None  # what the generator is sent when the process wakes itself
-        self._ok = True  # SimPy checks this of every event it processes
-        self._resume(self)
-
-    def _resume(self, event: simpy.Event) -> None:
-        env = self.env
-        env._active_proc = self
-        send = self._generator.send
-        value = event._value
-        while True:
-            try:
-                target = send(value)
-            except StopIteration:
-                break
-            if isinstance(target, float):  # wake on that day: the same queue entry env.timeout would make
-                self.callbacks = [self._resume]
-                heapq.heappush(env._queue, (target, NORMAL, next(env._eid), self))
-                break
-            try:
-                callbacks = target.callbacks
-            except AttributeError:
-                raise TypeError(f"a client's process yielded {target!r}: yield an event, or a day (a float) to "
-                                "wait until it") from None
-            if callbacks is not None:
-                callbacks.append(self._resume)
-                break
-            value = target._value
-        env._active_proc = None
 
 
 class Clocks:
@@ -184,12 +99,15 @@ class Clocks:
 class TreatmentSystem:
     """One simulated run of a scenario: the environment, the capacities, the recorder and the processes."""
 
-    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence | None = None, provider=None):
+    def __init__(self, scenario: Scenario, seed: int | np.random.SeedSequence | None = None,
+                 provider: Provider | None = None):
         self.scenario = scenario
-        # the provider's responses to the contract (sim.provider.model.ProviderModel); None: contract-blind
-        self.provider = provider if provider is not None and provider.behaviour.active else None
-        if self.provider is not None and not self._pressure_anywhere(scenario):
-            self.provider = None  # nothing at risk (a block contract): the contract-blind model, at its speed
+        # the provider's responses to its contract (sim.engine.provider); one that never acts in this run
+        # (behaviour off, nothing at risk: a block contract) is the contract-blind model, at its speed
+        if provider is None or not provider.acts_before(scenario.horizon.end_day):
+            provider = CONTRACT_BLIND
+        self.provider = provider
+        self.acting = provider is not CONTRACT_BLIND
         self.seed = root_seed(scenario.seed if seed is None else seed)
         self.rng = ClientRandom(self.seed)
         h = scenario.horizon
@@ -198,11 +116,9 @@ class TreatmentSystem:
         self.epochs = scenario.epochs()
         self._epoch_starts = [t for t, _ in self.epochs]
         self.record = Recorder()
-        cap = scenario.capacity
-        self.assessors = Capacity(self.env, "assessors", cap.assessors)
-        self.caseload = Capacity(self.env, "caseload", cap.caseload)
-        self.detox_beds = Capacity(self.env, "inpatient_detox_beds", cap.inpatient_detox_beds)
-        self.rehab_places = Capacity(self.env, "rehab_places", cap.rehab_places)
+        self.places = Places(self.env, scenario.capacity)
+        self.assessors, self.caseload = self.places["assessors"], self.places["caseload"]
+        self.detox_beds, self.rehab_places = self.places["inpatient_detox_beds"], self.places["rehab_places"]
         self.open_treatment: dict[int, tuple] = {}  # client id -> (client, (start, epoch, clocks))
         self.treated: list[tuple] = []  # ended treatment episodes, for their reviews
         self._due: list[tuple] = []  # (day due back, client id, episode, client): rows for the next batch
@@ -226,8 +142,7 @@ class TreatmentSystem:
                     progress(t)
             self._write_reviews()
             history = self.record.finish(self.end, self.scenario.horizon, self.scenario.name, self.seed)
-        counter = getattr(self.env, "_eid", None)  # SimPy's event counter (private; absent in other versions)
-        history.meta["simpy_events"] = next(counter) if counter is not None else None
+        history.meta["simpy_events"] = events_scheduled(self.env)
         return history
 
     def P(self) -> Scenario:
@@ -246,7 +161,7 @@ class TreatmentSystem:
         before now (e.g. a death time reached as admission + stay) is now."""
         if until > self.end:
             raise HorizonReached
-        now = self.env._now
+        now = self.env.now
         delay = until - now
         if delay < 0.0:
             if delay < -1e-6:
@@ -260,17 +175,11 @@ class TreatmentSystem:
             if start > self.end:
                 return
             yield self.env.timeout(start - self.env.now)
-            cap = epoch.capacity
-            self.assessors.set_capacity(cap.assessors)
-            self.caseload.set_capacity(cap.caseload)
-            self.detox_beds.set_capacity(cap.inpatient_detox_beds)
-            self.rehab_places.set_capacity(cap.rehab_places)
+            self.places.set(epoch.capacity)
             self._record_capacity(start, epoch)
 
     def _record_capacity(self, t: float, sc: Scenario) -> None:
-        cap = sc.capacity
-        for name, value in (("assessors", cap.assessors), ("caseload", cap.caseload),
-                            ("inpatient_detox_beds", cap.inpatient_detox_beds), ("rehab_places", cap.rehab_places)):
+        for name, value in Places.levels(sc.capacity):
             self.record.capacity.append((name, t, value))
 
     # --- referral --------------------------------------------------------------------------------------------
@@ -488,7 +397,7 @@ class TreatmentSystem:
         plan = self.plan_interventions(c, sc, start)
         epoch = self.epoch()
         self.open_treatment[c.id] = (c, (start, epoch, k))
-        timed = self.provider is None  # a planned discharge's timing is decided once, when it comes due
+        timed = not self.acting  # a planned discharge's timing is decided once, when it comes due
         while True:
             t_exit, reason = k.next_exit()
             if not timed and reason == "planned" and not (plan and plan[0][0] < t_exit):
@@ -813,16 +722,9 @@ class TreatmentSystem:
 
     # --- provider behaviour (sim.provider.model): only with a ProviderModel whose mode is not off -----------------
 
-    def _pressure_anywhere(self, scenario: Scenario) -> bool:
-        """Whether the provider feels any gaming pressure in the contract years (checked monthly; a pressure
-        below 1e-9, as a binding cap leaves, is none)."""
-        days = np.arange(0.0, scenario.horizon.end_day + 31.0, 30.0)
-        return bool(np.any(self.provider.pressure(days) > 1e-9))
-
     def responds(self, t: float | None = None) -> bool:
-        """Whether the provider may respond at day ``t`` (default now): gaming pressure is zero before the
-        contract starts, so the warm-up runs at the contract-blind model's speed."""
-        return self.provider is not None and (self.env.now if t is None else t) >= 0
+        """Whether the provider may respond at day ``t`` (default now): the engine asks it nothing otherwise."""
+        return self.acting and self.provider.responds(self.env.now if t is None else t)
 
     def belief(self, c: Client) -> float:
         """The provider's belief shock about this client's prospects (standard normal), one per episode."""
@@ -834,8 +736,7 @@ class TreatmentSystem:
         if c.band == 0:
             return
         now = self.env.now
-        distance = threshold_distance(u, np.cumsum(domain.probabilities()))
-        p = float(self.provider.band_drift_probability(distance, c.band, now))
+        p = self.provider.band_drift_at(u, np.cumsum(domain.probabilities()), c.band, now)
         if p > 0 and self.rng.draws(Stream.BAND_DRIFT, c.id, c.episode, 1)[0] < p:
             self.record.event(c, now, "band_drift", BANDS[c.band - 1])
             c.band -= 1
@@ -854,40 +755,27 @@ class TreatmentSystem:
         u = self.rng.draws(Stream.INTAKE, c.id, c.episode, 3)
         if u[0] < p:
             return True
-        m = self.provider.behaviour.cream_skimming
-        signposted, delay = deflection_fate(u[1], u[2], signposted_share=m.signposted_share,
-                                            delay_mean_days=m.delay_mean_days)
+        signposted, delay = self.provider.deflection(u[1], u[2])
         c.ep.deflected = True
         self.record.event(c, now, "deflected", "signposted" if signposted else "delayed")
         if signposted:
             c.ep.exit, c.ep.exit_reason = now, "deflected"
             return False
-        yield self.hold(now + float(delay))
+        yield self.hold(now + delay)
         return True
 
     def throttled_delay(self, c: Client, delay: float) -> float:
         """M5 gatekeeping: a low-margin referral's start is slowed while the caseload is nearly full (no longer
         than a wait standard allows), and waits out any intake freeze (M7)."""
-        now = self.env.now
-        p = self.provider
         use = self.caseload.in_use / self.caseload.capacity if self.caseload.capacity else 1.0
-        m = float(p.intake_throttle(c.band, now, use, self.belief(c)))
-        if m != 1.0:
-            delay = float(throttled_delay(delay, m, p.terms.wait_standard_days))
-        if p.cash is not None and bool(p.intake_frozen(now)):
-            frozen = p.cash[p.cash["start"] > now]
-            thaw = frozen.loc[~frozen["intake_frozen"].astype(bool), "start"]
-            delay = max(delay, (float(thaw.iloc[0]) if len(thaw) else INF) - now)
-        return delay
+        return self.provider.start_delay(c.band, self.env.now, delay, use, self.belief(c))
 
     def effort_at_start(self, c: Client, start: float) -> tuple[float, float]:
         """M2 parking and M3 effort shift at the start of an episode: the multipliers on the completion and
         drop-out hazards. Parking (decided once for the episode) cuts contacts and positive outcomes and raises
         drop-out; effort shifted to exit work speeds completion, away from unpaid care loosens retention."""
         p = self.provider
-        _, multipliers = p.effort(c.band, start)
-        completion = float(multipliers[1])
-        drop_out = 1.0 / float(multipliers[2])
+        completion, drop_out = p.start_effort(c.band, start)
         parked = float(p.parking_probability(c.band, start, self.belief(c)))
         if parked > 0 and self.rng.draws(Stream.PARKING, c.id, c.episode, 1)[0] < parked:
             effects = p.parking_effects()
@@ -901,22 +789,12 @@ class TreatmentSystem:
         """M4 discharge timing, when a planned exit comes due: hold a clinically ready client while the
         sustained non-re-presentation outcome pays for it, or bring the discharge forward when only completion
         pays (never before the abstinence a planned exit needs)."""
-        p = self.provider
         sc = self.P()
         g, b = c.g, c.band
-        relapse = sc.after_exit.relapse_years.at(g, b)
-        step = p.behaviour.discharge_timing.hold_step_days
-        represent = sc.after_exit.represent_after_relapse.at(g, b).value
-
-        def survival(days):
-            return 1.0 - relapse.cdf(np.asarray(days) / DAYS_PER_YEAR)
-
-        abstinent = max(due - k.abstinent_from, 0.0)
-        window = 365.0
-        risk_now = representation_risk(survival, abstinent, window, represent)
-        risk_hold = representation_risk(survival, abstinent + step, window, represent)
         u = self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1)[0]
-        shift = float(p.discharge_shift_days(b, due, risk_now, risk_hold, u))
+        shift = self.provider.discharge_shift(b, due, max(due - k.abstinent_from, 0.0),
+                                              sc.after_exit.relapse_years.at(g, b),
+                                              sc.after_exit.represent_after_relapse.at(g, b).value, u)
         if shift == 0.0:
             return
         earliest = max(self.env.now, k.abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
@@ -931,7 +809,7 @@ class TreatmentSystem:
     def recode_exit(self, c: Client, reason: str) -> str:
         """M4 under stress: an unplanned exit recorded as a transfer out (the client is still disengaged)."""
         p = self.provider.recode_probability(self.env.now)
-        if p > 0 and self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1, offset=2)[0] < p:
+        if p > 0 and self.rng.draws(Stream.EXIT_RECODING, c.id, c.episode, 1)[0] < p:
             self.record.event(c, self.env.now, "exit_recoded", reason)
             return "transferred"
         return reason
@@ -944,7 +822,7 @@ class TreatmentSystem:
             return due
         closes = c.ep.exit + window
         p = self.provider.defer_probability(due, closes - due)
-        if p > 0 and self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1, offset=1)[0] < p:
+        if p > 0 and self.rng.draws(Stream.RE_ENTRY, c.id, c.episode, 1)[0] < p:
             self.record.event(c, self.env.now, "re_entry_deferred", f"{closes + 1.0 - due:.1f}")
             return closes + 1.0
         return due
@@ -967,7 +845,7 @@ class TreatmentSystem:
         for name in ("planned", "injecting", "housing_problem"):
             columns[name] = columns[name].astype(bool)
         self.treated = []
-        table, events = reviews.generate(columns, self.epochs, self.rng, self.provider)
+        table, events = reviews.generate(columns, self.epochs, self.rng, self.provider if self.acting else None)
         del columns
         self.record.review_blocks.append(tuple(table[name] for name in reviews.REVIEW_COLUMNS))
         for row in events:

@@ -75,7 +75,7 @@ def behaviour_run(spec) -> pd.DataFrame:
     mechanism strengths (category ``behaviour``, period ``term``), the :func:`behaviour_outputs` (category
     ``behaviour.<band>``) and their change against the behaviour-off run of the same seed (category
     ``behaviour_change.<band>``)."""
-    from sim.experiments.core import PARAMETER_CATEGORY, PARAMETER_PERIOD, _contract_rows, _measure_rows
+    from sim.experiments.core import PARAMETER_CATEGORY, PARAMETER_PERIOD, contract_rows, measure_rows
     from sim.experiments.store import tidy
     from sim.experiments.uncertainty import drawn_scenario
 
@@ -91,7 +91,7 @@ def behaviour_run(spec) -> pd.DataFrame:
     seed = spec.seed_sequence()
     off = simulate_with_provider(scenario.with_changes({"behaviour.mode": "off"}), contract, seed)
     run = simulate_with_provider(scenario, contract, seed, SWEEP_ITERATIONS)
-    parts += [_measure_rows(run.history), _contract_rows(run.settlement)]
+    parts += [measure_rows(run.history), contract_rows(run.settlement)]
     strength = mechanism_strength(run.history, run.provider, run.cash, end=run.settlement.years["end"].max())
     parts.append(pd.DataFrame({"period": TERM, "category": BEHAVIOUR_CATEGORY, "metric": list(strength),
                                "value": [float(v) for v in strength.values()]}))

@@ -151,7 +151,7 @@ def run_one(spec: RunSpec, keep_history: bool | None = None) -> pd.DataFrame | t
     With ``keep_history`` (default: ``not spec.aggregate``) return ``(table, history)``."""
     scenario, contract, parts = _inputs(spec)
     history = simulate(scenario, spec.seed_sequence(), provider=provider_model(scenario, contract))
-    return _result(spec, scenario, contract, parts, history, _measure_rows(history), keep_history)
+    return _result(spec, scenario, contract, parts, history, measure_rows(history), keep_history)
 
 
 def run_shared(specs: list[RunSpec]) -> list:
@@ -173,7 +173,7 @@ def run_shared(specs: list[RunSpec]) -> list:
                                  "its own")
             if history is None:
                 history = simulate(scenario, spec.seed_sequence())
-                measured = _measure_rows(history)
+                measured = measure_rows(history)
             results.append(_result(spec, scenario, contract, parts, history, measured))
         except Exception as e:
             raise SharedRunFailed(results, e) from e
@@ -211,7 +211,7 @@ def _result(spec: RunSpec, scenario: Scenario, contract: Contract | None, parts:
             history: History, measured: pd.DataFrame, keep_history: bool | None = None):
     parts = [*parts, measured]
     if contract is not None:
-        parts.append(_contract_rows(settle(contract, history, scenario)))
+        parts.append(contract_rows(settle(contract, history, scenario)))
     table = pd.concat(parts, ignore_index=True)
     table.insert(0, "point", spec.point)
     table.insert(1, "replication", spec.replication)
@@ -220,7 +220,8 @@ def _result(spec: RunSpec, scenario: Scenario, contract: Contract | None, parts:
     return (table, history) if keep else table
 
 
-def _measure_rows(history: History) -> pd.DataFrame:
+def measure_rows(history: History) -> pd.DataFrame:
+    """A run's yearly measures (all groups, then by group) as tidy rows of the results table."""
     frames = []
     for by in MEASURE_BREAKDOWNS:
         yearly = measures.by_period(history, "year", by)
@@ -231,7 +232,8 @@ def _measure_rows(history: History) -> pd.DataFrame:
     return out
 
 
-def _contract_rows(settlement: Settlement) -> pd.DataFrame:
+def contract_rows(settlement: Settlement) -> pd.DataFrame:
+    """A settlement's contract-year and term metrics as tidy rows of the results table."""
     by_year = contract_year_metrics(settlement)
     yearly = by_year.astype(float)
     yearly.index = [f"contract year {k}" for k in by_year.index]

@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator  # noqa: E402
 
-from sim.config.base import ConfigError, PlainName, Section, _show, read_with_extends, source_of, validated  # noqa: E402
+from sim.config.base import ConfigError, PlainName, Section, show, read_with_extends, source_of, validated  # noqa: E402
 from sim.config.contract import Contract  # noqa: E402
 from sim.config.scenario import Scenario  # noqa: E402
 
@@ -458,7 +458,7 @@ def _details(e: ConfigError, applied: str) -> list[tuple[str, str, str]]:
         if key in (applied, applied.removesuffix(".value")) or not key:
             out.append((key, message, message))
         else:
-            out.append((key, message, f"{key} = {_show(value)}: {message}"))
+            out.append((key, message, f"{key} = {show(value)}: {message}"))
     return out
 
 

@@ -188,7 +188,8 @@ def _people_in_treatment(history: History, years: pd.DataFrame) -> pd.Series:
                       for y in years.itertuples()}, dtype=float)
 
 
-def _once_per(found: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+def once_per(found: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+    """The achievements an outcome pays for under its once-per rule (per episode, per client, or all)."""
     if outcome.once_per == "episode":
         return found.drop_duplicates(["client_id", "episode"])
     if outcome.once_per == "client":
@@ -205,7 +206,7 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
              in_treatment: pd.Series) -> pd.DataFrame:
     everything = achievements(history, outcome.measure, outcome.window_days)  # by time, then client
     found = everything[(everything["time"] >= 0) & (everything["time"] < min(history.end, years["end"].max()))]
-    found = _once_per(found, outcome)
+    found = once_per(found, outcome)
     if found.empty:
         return pd.DataFrame(columns=PAYMENT_COLUMNS)
     year = years["contract_year"].to_numpy()[np.searchsorted(years["start"].to_numpy(), found["time"], "right") - 1]
@@ -213,7 +214,7 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
     weight = np.array([contract.weight(outcome, b) for b in found["band"]])
     baseline = None
     if outcome.expected_volume == "baseline" or (outcome.escalator and outcome.escalator.baseline_rate == "baseline"):
-        baseline = _baseline_year(history, everything, outcome)
+        baseline = baseline_year(history, everything, outcome)
     if outcome.price is not None:
         unit = np.full(len(found), outcome.price)
     else:
@@ -253,12 +254,12 @@ def _baseline_bounds(history: History) -> tuple[float, float]:
     return a, b
 
 
-def _baseline_year(history: History, everything: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
+def baseline_year(history: History, everything: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
     """Achievements in the year before the contract start, under the same once-per rule."""
     a, b = _baseline_bounds(history)
     if history.start > a:
         raise ValueError("pricing from the baseline year needs at least a year of warm-up")
-    return _once_per(everything[(everything["time"] >= a) & (everything["time"] < b)], outcome)
+    return once_per(everything[(everything["time"] >= a) & (everything["time"] < b)], outcome)
 
 
 def _clawback(name: str, paid: pd.DataFrame, history: History, outcome: Outcome,

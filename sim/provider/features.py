@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # --- the contract features responsible (§3.10) ---------------------------------------------------------------------
 
 
-def _pct(x: float) -> str:
+def percent(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.1f}%"
 
 
@@ -43,7 +43,7 @@ def contract_features(contract: Contract, provider: ProviderModel | None, tariff
         for n in names:
             v = float(s.get(n, math.nan))
             parts.append(f"{n.replace('_', ' ')} {v:.0f}" if n.endswith("_days") else
-                         f"{n.replace('_', ' ')} {_pct(v)}")
+                         f"{n.replace('_', ' ')} {percent(v)}")
         return "; ".join(parts)
 
     shares = [contract.share(y) for y in range(1, contract.years + 1)]
@@ -128,5 +128,5 @@ def contract_features(contract: Contract, provider: ProviderModel | None, tariff
         else "", measured("capacity_cut"))
     row("Wait-time standard", f"{terms.wait_standard_days:g} days" if terms.wait_standard_days else "none",
         "" if terms.wait_standard_days else "M5 (throttling unbounded)", "M5" if terms.wait_standard_days else "",
-        f"reserved share {_pct(s.get('reserved_share', math.nan))}" if s else "")
+        f"reserved share {percent(s.get('reserved_share', math.nan))}" if s else "")
     return pd.DataFrame(rows)

@@ -16,12 +16,14 @@ import pandas as pd
 
 from sim.config.behaviour import EFFORT_GROUPS, OFF, REVIEW_MEASURES, STRUCTURED_BANDS, Behaviour, BehaviourSpec
 from sim.config.contract import Contract, ServiceTerms
+from sim.config.scenario import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
 from sim.provider.decisions import (
     accept_probability,
     band_drift_probability,
     believed_count,
     defer_probability,
+    deflection_fate,
     discharge_signal,
     discretion,
     effort_multipliers,
@@ -38,8 +40,11 @@ from sim.provider.decisions import (
     parking_stakes,
     postpone_probability,
     recode_probability,
+    representation_risk,
     reserved_share,
     review_frequency_multiplier,
+    threshold_distance,
+    throttled_delay,
 )
 from sim.provider.pricing import price_schedule, share_at_risk
 from sim.provider.profiles import band_profile
@@ -122,6 +127,59 @@ class ProviderModel:
                    expected=expected, cost=cost, months=months, revenue_scale=scale,
                    keywork_cost_per_month=scenario.costs.recovery_worker_per_year / c.caseload_per_worker / 12.0,
                    cash=cash)
+
+    # --- the engine's questions (sim.engine.provider.Provider) ---
+
+    def acts_before(self, day: float) -> bool:
+        """Whether the provider feels any gaming pressure before ``day`` (checked monthly from the contract
+        start; a pressure below 1e-9, as a binding cap leaves, is none)."""
+        if not self.behaviour.active:
+            return False
+        days = np.arange(0.0, day + 31.0, 30.0)
+        return bool(np.any(self.pressure(days) > 1e-9))
+
+    def responds(self, day: float) -> bool:
+        """Gaming pressure is zero before the contract starts: the warm-up runs as the contract-blind model."""
+        return day >= 0
+
+    def band_drift_at(self, score, cumulative, band: int, day: float) -> float:
+        """M6 for a domain score drawn by inversion: how near it lies to the next more severe band, priced."""
+        return float(self.band_drift_probability(threshold_distance(score, cumulative), band, day))
+
+    def deflection(self, u_fate: float, u_delay: float) -> tuple[bool, float]:
+        m = self.behaviour.cream_skimming
+        signposted, delay = deflection_fate(u_fate, u_delay, signposted_share=m.signposted_share,
+                                            delay_mean_days=m.delay_mean_days)
+        return bool(signposted), float(delay)
+
+    def start_delay(self, band: int, day: float, delay: float, caseload_use: float, belief: float) -> float:
+        """M5 (a low-margin start slowed while the caseload is nearly full, no longer than a wait standard
+        allows) and M7 (a start waits out an intake freeze)."""
+        m = float(self.intake_throttle(band, day, caseload_use, belief))
+        if m != 1.0:
+            delay = float(throttled_delay(delay, m, self.terms.wait_standard_days))
+        if self.cash is not None and bool(self.intake_frozen(day)):
+            frozen = self.cash[self.cash["start"] > day]
+            thaw = frozen.loc[~frozen["intake_frozen"].astype(bool), "start"]
+            delay = max(delay, (float(thaw.iloc[0]) if len(thaw) else math.inf) - day)
+        return delay
+
+    def start_effort(self, band: int, day: float) -> tuple[float, float]:
+        _, multipliers = self.effort(band, day)
+        return float(multipliers[1]), 1.0 / float(multipliers[2])
+
+    def discharge_shift(self, band: int, due: float, abstinent_days: float, relapse_years, represent_probability:
+                        float, u: float) -> float:
+        """M4: weigh holding one step against discharging now, from the chance of re-presenting within the
+        year after discharge (``relapse_years``: the time-to-relapse distribution, years)."""
+        def survival(days):
+            return 1.0 - relapse_years.cdf(np.asarray(days) / DAYS_PER_YEAR)
+
+        step = self.behaviour.discharge_timing.hold_step_days
+        window = 365.0
+        risk_now = representation_risk(survival, abstinent_days, window, represent_probability)
+        risk_hold = representation_risk(survival, abstinent_days + step, window, represent_probability)
+        return float(self.discharge_shift_days(band, due, risk_now, risk_hold, u))
 
     # --- time ---
 

@@ -19,6 +19,7 @@ from scipy import special
 from sim.config.behaviour import DAYS_PER_YEAR, MONTH_DAYS, PAYMENT_WAIT_DAYS, BehaviourSpec, ProviderProfile
 from sim.config.contract import Contract, Outcome
 from sim.core.vocabulary import BANDS
+from sim.money.settlement import baseline_year  # the settlement's own rule, so the provider's view agrees with it
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
     from sim.config.scenario import Scenario
@@ -46,13 +47,12 @@ def baseline_volumes(contract: Contract, history: History) -> pd.DataFrame:
     ``outcome``, ``band``, ``volume``. This is the volume that prices an outcome with ``expected_volume =
     "baseline"`` in settlement, and the provider's forecast of a year's volume."""
     from sim.analysis.outcomes import achievements
-    from sim.money.settlement import _baseline_year  # the settlement's own baseline rule, so prices agree with it
 
     rows = []
     for name, o in contract.outcomes.items():
         found = achievements(history, o.measure, o.window_days).sort_values(["time", "client_id"], kind="stable")
         try:
-            base = _baseline_year(history, found, o)
+            base = baseline_year(history, found, o)
         except ValueError:
             raise ValueError("baseline volumes need a History with at least a year of warm-up before the contract "
                              "start") from None

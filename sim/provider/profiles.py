@@ -14,6 +14,7 @@ import pandas as pd
 
 from sim.config.behaviour import MONTH_DAYS, STRUCTURED_BANDS, BehaviourSpec, ProviderProfile
 from sim.config.contract import Contract
+from sim.money.settlement import once_per  # the settlement's own rule, so the provider's view agrees with it
 from sim.provider.pricing import discount_factor, price_schedule
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
@@ -45,7 +46,6 @@ def band_profile(contract: Contract, history: History, scenario: Scenario, follo
     from sim.analysis import costs as costs_module
     from sim.analysis.outcomes import achievements
     from sim.core.vocabulary import TREATMENT_STATES
-    from sim.money.settlement import _once_per  # the settlement's own once-per rule
 
     ep = history.episodes
     ref = ep[(ep["treatment_start"] >= 0) & (ep["treatment_start"] < history.end - follow_up_days)
@@ -60,7 +60,7 @@ def band_profile(contract: Contract, history: History, scenario: Scenario, follo
     per = pd.DataFrame(0.0, index=list(STRUCTURED_BANDS), columns=list(contract.outcomes))
     for name, o in contract.outcomes.items():
         found = achievements(history, o.measure, o.window_days).sort_values(["time", "client_id"], kind="stable")
-        paid = _once_per(found[found["time"] >= 0], o)
+        paid = once_per(found[found["time"] >= 0], o)
         inside = pd.MultiIndex.from_frame(paid[["client_id", "episode"]]).isin(key)
         counts = paid.loc[inside, "band"].astype(object).value_counts()
         per[name] = counts.reindex(per.index, fill_value=0).to_numpy() / starters.where(starters > 0).to_numpy()

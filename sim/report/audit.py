@@ -12,7 +12,7 @@ import pandas as pd
 
 from sim.config.behaviour import STRUCTURED_BANDS
 from sim.experiments.audit import STRENGTH_SHARES, Audit
-from sim.provider.features import _pct
+from sim.provider.features import percent
 from sim.provider.outputs import METRICS, TERM
 
 if TYPE_CHECKING:
@@ -75,8 +75,8 @@ def audit_report(audit: Audit) -> str:
         on = audit.switched_on(mode)
         s = audit.strengths[audit.strengths["mode"] == mode].mean(numeric_only=True)
         lines.append(f"* **{mode}**: gaming pressure {s['mean_pressure']:.3f} on average "
-                     f"({_pct(s['share_at_risk'])} of income at risk at the margin); mechanisms on: "
-                     + (", ".join(f"{m.replace('_', ' ')} {_pct(s[m])}" for m in on) or "none measurably") + ".")
+                     f"({percent(s['share_at_risk'])} of income at risk at the margin); mechanisms on: "
+                     + (", ".join(f"{m.replace('_', ' ')} {percent(s[m])}" for m in on) or "none measurably") + ".")
         eff = audit.key_effects()
         eff = eff[(eff["mode"] == mode)]
         moved = eff[eff.apply(_significant, axis=1)] if audit.replications > 1 else eff[eff["difference"] != 0]
@@ -145,7 +145,8 @@ def audit_report(audit: Audit) -> str:
 # --- plots ------------------------------------------------------------------------------------------------------
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported when a plot is drawn, not before)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,7 +160,7 @@ MODE_COLOURS = {"off": "tab:grey", "base": "tab:blue", "stress": "tab:red"}
 
 def plot_mechanisms(audit: Audit):
     """How strongly each mechanism acted, by mode (means with 95% CIs)."""
-    plt = _plt()
+    plt = pyplot()
     summary = audit.mechanism_summary()
     fig, ax = plt.subplots(figsize=(9, 4.5))
     names = list(STRENGTH_SHARES)
@@ -182,7 +183,7 @@ def plot_mechanisms(audit: Audit):
 
 def plot_effects(audit: Audit):
     """Paired differences against behaviour off of the key outputs, relative to off (%), with 95% CIs."""
-    plt = _plt()
+    plt = pyplot()
     eff = audit.key_effects()
     keys = list(dict.fromkeys(zip(eff["metric"], eff["band"])))
     labels = [f"{m.replace('_', ' ')} ({b})" for m, b in keys]
@@ -208,7 +209,7 @@ def plot_effects(audit: Audit):
 
 def plot_equity(audit: Audit):
     """By need band, over the term: share of referrals starting and completions per referral, by mode."""
-    plt = _plt()
+    plt = pyplot()
     out = audit.outputs[(audit.outputs["period"] == TERM) & audit.outputs["band"].isin(STRUCTURED_BANDS)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     x = np.arange(len(STRUCTURED_BANDS))
@@ -228,7 +229,7 @@ def plot_equity(audit: Audit):
 
 def plot_cash(audit: Audit):
     """The provider's reserve and capacity multiplier month by month (replication 0), by mode."""
-    plt = _plt()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     if audit.cash is not None:
         for mode, d in audit.cash.groupby("mode", sort=False):
@@ -264,7 +265,7 @@ def write_audit(audit: Audit, out: str | Path, with_plots: bool = True) -> Path:
             audit.cash.to_csv(tmp / "cash.csv", index=False)
         (tmp / "report.md").write_text(audit_report(audit))
         if with_plots:
-            plt = _plt()
+            plt = pyplot()
             (tmp / "plots").mkdir()
             for name, draw in (("mechanisms", plot_mechanisms), ("effects", plot_effects),
                                ("equity", plot_equity), ("cash", plot_cash)):

@@ -18,7 +18,7 @@ from sim.experiments.behaviour_sweep import (
     behaviour_sweep_summary,
 )
 from sim.provider.outputs import TERM
-from sim.report.audit import _plt
+from sim.report.audit import pyplot
 
 if TYPE_CHECKING:
     pass
@@ -32,7 +32,7 @@ def plot_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, parame
     steep shows here. Points of other parameters are averaged within each value."""
     from sim.experiments.sweep import applied_points
 
-    plt = _plt()
+    plt = pyplot()
     parameter = parameter or spec.parameters[0].path
     x = applied_points(spec, points)[parameter].astype(float)
     term = table[(table["period"].astype(str) == TERM) & (table["category"] == BEHAVIOUR_CATEGORY)]
@@ -72,7 +72,7 @@ def write_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, out: 
     write_atomic(out / "points.csv", lambda p: applied_points(spec, points).to_csv(p))
     write_atomic(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
     write_atomic(out / "summary.csv", lambda p: summary.to_csv(p))
-    plt = _plt()
+    plt = pyplot()
     if with_plots:
         for p in spec.parameters:
             fig = plot_behaviour_sweep(spec, points, table, p.path)

@@ -3,7 +3,7 @@
 pbrsim's folders are its data flow: ``core`` (vocabulary, calendar, randomness, distributions, errors, folders)
 -> ``config`` (the schemas) -> ``engine`` (the SimPy system and the History) -> ``analysis`` (measures, costs,
 offending) -> ``money`` (settlement) -> ``provider`` (the provider's response) -> ``experiments`` (replications,
-sweeps, calibration) -> ``report`` -> ``cli`` -> ``webapp``. A module imports only from its own layer or below;
+sweeps, calibration) -> ``report`` -> ``webapp`` -> ``cli`` (the command line, which also launches the web app). A module imports only from its own layer or below;
 within a layer nothing imports in a circle; no module imports another module's private name. ``sim/__init__.py``
 is the public facade and may import from any layer.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sim"
-LAYERS = ("core", "config", "engine", "analysis", "money", "provider", "experiments", "report", "cli", "webapp")
+LAYERS = ("core", "config", "engine", "analysis", "money", "provider", "experiments", "report", "webapp", "cli")
 
 
 def _module_name(path: Path) -> str:
