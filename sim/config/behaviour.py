@@ -26,6 +26,7 @@ import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.config.base import ConfigError, Section, read_with_extends, validated
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour
 
 
 
-DAYS_PER_YEAR = 365.25            # as sim.config.scenario
 MONTH_DAYS = DAYS_PER_YEAR / 12.0
 STRUCTURED_BANDS: tuple[str, ...] = tuple(b for b in BANDS if b != "no_need")
 MODES = ("off", "base", "stress")
