@@ -45,7 +45,9 @@ BUNCHING_DAYS = MONTH_DAYS       # re-presentations in the month after the windo
 DEFAULT_WINDOW_DAYS = 365.0      # the national 1.4 window, where the contract prices no sustained outcome
 OUTPUT_COLUMNS = ["period", "contract_year", "band", "metric", "value"]
 
-# metric -> what it is (units); the order of the report's tables
+# metric -> what it is (units); the order of the report's tables. Provider behaviour outputs by band, not the
+# contract money of sim.money.settlement.METRICS (a different thing of the same name) nor measures of the registry
+# (sim.core.measures)
 METRICS: dict[str, str] = {
     "referrals": "assessed referrals into a structured band, by the day of assessment (people)",
     "share_starting": "of those referrals, the share that started structured treatment",
