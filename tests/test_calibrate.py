@@ -11,7 +11,8 @@ import pytest
 
 from sim import load_scenario, measures, simulate
 from sim.cli import main
-from sim.config.targets import MEASURES, TargetError, load_targets, measure, targets_from_dict
+from sim.analysis.targets import MEASURES, measure
+from sim.config.targets import TargetError, load_targets, targets_from_dict
 from sim.experiments.calibrate import (
     CalibrationError,
     Evaluator,

@@ -44,12 +44,11 @@ import numpy as np
 import pandas as pd
 
 from sim.core.calendar import periods as make_periods
-from sim.core.vocabulary import BANDS, GROUPS, TREATMENT_STATES
+from sim.core.vocabulary import BANDS, GROUPS, TREATMENT_EXITS, TREATMENT_STATES
 from sim.engine.history import History
 
 BREAKDOWNS = (None, "band", "group")
 WINDOW_DAYS = {6: 183.0, 12: 365.0}  # re-presentation windows, in whole days
-TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
 
 
 def _episodes(h: History) -> pd.DataFrame:

@@ -7,7 +7,7 @@ no evidence, so they cost money), a recorded discharge, an NDTMS record of a vac
 paying (once per client per window, caps, lags) belong to :mod:`sim.money.settlement`.
 
 Definitions follow the national drug recovery outcomes (../shared/reference/pbr-contracts.md §1.2; descriptions
-in :data:`sim.config.contract.MEASURES`). "Two reviews within 12 months" means two completed reviews (not the start
+in the measure registry :mod:`sim.core.measures`, :data:`sim.config.contract.MEASURES`). "Two reviews within 12 months" means two completed reviews (not the start
 review) of the same treatment episode at most ``window_days`` apart; the outcome is evidenced at the second.
 """
 
@@ -21,6 +21,14 @@ from sim.engine.history import History, derived
 
 COLUMNS = ["client_id", "episode", "band", "group", "time"]
 NORMATIVE_QUALITY_OF_LIFE = 14  # the average TOP score at successful completion (pbr-contracts.md §1.2)
+RECORDED_EVENTS = {"hep_b_completed": "hep_b_course_complete", "bbv_tested": "bbv_test",
+                   "entered_training": "entered_training"}  # payable outcomes evidenced by a recorded event (kind)
+# the payable outcomes achievements() computes in its own branch (the rest: RECORDED_EVENTS)
+COMPUTED = ("reliable_improvement", "abstinence", "normative_quality_of_life", "stopped_injecting",
+            "housing_resolved", "planned_exit", "sustained_recovery", "engagement")
+if set(COMPUTED) | set(RECORDED_EVENTS) != set(MEASURES):  # every payable outcome of the registry, and only those
+    raise ImportError("sim.analysis.outcomes computes " + ", ".join(sorted(set(COMPUTED) | set(RECORDED_EVENTS)))
+                      + "; the registry's payable outcomes (sim.core.measures) are " + ", ".join(sorted(MEASURES)))
 
 
 def _with_band(history: History, frame: pd.DataFrame) -> pd.DataFrame:
@@ -80,8 +88,7 @@ def achievements(history: History, measure: str, window_days: float = 365.0) -> 
         found = ep.loc[ep["treatment_start"].notna(), ["client_id", "episode", "treatment_start"]]
         found = found.rename(columns={"treatment_start": "time"})
     else:
-        kind = {"hep_b_completed": "hep_b_course_complete", "bbv_tested": "bbv_test",
-                "entered_training": "entered_training"}[measure]
+        kind = RECORDED_EVENTS[measure]
         found = ev.loc[ev["kind"] == kind, ["client_id", "episode", "time"]]
     return _with_band(history, found)
 

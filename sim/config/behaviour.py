@@ -26,6 +26,8 @@ import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from sim.config.base import ConfigError, Section, read_with_extends, validated
+from sim.core.calendar import DAYS_PER_YEAR
+from sim.core.measures import EFFORT_GROUPS
 from sim.core.vocabulary import BANDS
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
@@ -33,7 +35,6 @@ if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour
 
 
 
-DAYS_PER_YEAR = 365.25            # as sim.config.scenario
 MONTH_DAYS = DAYS_PER_YEAR / 12.0
 STRUCTURED_BANDS: tuple[str, ...] = tuple(b for b in BANDS if b != "no_need")
 MODES = ("off", "base", "stress")
@@ -43,13 +44,10 @@ REF = "provider-behaviour.md"
 # respond more [B44], [B47]; norms and altruism pull against gaming [B15], [B40], [B51]
 PROFIT_ORIENTATION = {"nhs_trust": 0.2, "voluntary": 0.3, "for_profit": 0.5}
 
-# M3 effort groups (§3.5): paid in-treatment TOP states, exit and completion work, unpaid care
-EFFORT_GROUPS: dict[str, tuple[str, ...]] = {
-    "paid_reviews": ("reliable_improvement", "abstinence", "stopped_injecting", "housing_resolved",
-                     "normative_quality_of_life"),
-    "exit_work": ("planned_exit", "sustained_recovery", "entered_training"),
-    "unpaid_care": ("bbv_tested", "hep_b_completed"),
-}
+# M3 effort groups (§3.5): paid in-treatment TOP states, exit and completion work, unpaid care; from the measure
+# registry (sim.core.measures), where every payable outcome names its group. ``engagement`` is in none: it pays
+# when a new presentation starts treatment, the engagement fee F_b of the intake margin (§3.1), not effort on
+# clients already in treatment (sim.provider.features lists it as the damper of M1 and M5)
 REVIEW_MEASURES = EFFORT_GROUPS["paid_reviews"]
 
 # mean wait from the day a claim can be made to the day it is paid (claims spread evenly over the period)

@@ -23,30 +23,14 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from sim.config.base import ConfigError, PlainName, Section, read_with_extends, set_path, validated
 from sim.core.distributions import MAX_POUNDS
+from sim.core.measures import PAYABLE_OUTCOMES
 from sim.core.vocabulary import BANDS, Band
 
 MAX_YEARS = 50  # contract years (term and extension)
 MAX_DAYS = 3650  # any window, lag or standard (days)
 Weight = Annotated[float, Field(ge=0, le=1000, description="a tariff weight (1 = the unit price)")]
 
-MEASURES = {
-    "reliable_improvement": "1.1 use of every presenting substance reliably improved (or abstinent) at two "
-                            "completed TOP reviews within 12 months",
-    "abstinence": "1.2 abstinent at two completed TOP reviews within 12 months",
-    "planned_exit": "1.3 planned exit free of dependence (recorded discharge)",
-    "sustained_recovery": "1.4 planned exit and no re-presentation (to treatment, including by a criminal-justice "
-                          "route) within the window; evidenced at the window's end",
-    "stopped_injecting": "of those injecting at the start review: not injecting at two completed reviews within "
-                         "12 months",
-    "housing_resolved": "of those with a housing problem at the start review: none at two completed reviews within "
-                        "12 months, or at the exit review",
-    "hep_b_completed": "hepatitis B vaccination course completed",
-    "normative_quality_of_life": "TOP quality of life at least the norm (14) at two completed reviews within 12 "
-                                 "months",
-    "engagement": "a new presentation starts structured treatment (presentation or engagement tariff)",
-    "bbv_tested": "blood-borne virus test during treatment",
-    "entered_training": "entered education, training or employment after a planned exit",
-}
+MEASURES = PAYABLE_OUTCOMES  # name -> definition: the payable outcomes of the registry (sim.core.measures)
 Measure = Literal[tuple(MEASURES)]  # type: ignore[valid-type]
 
 

@@ -25,6 +25,7 @@ from sim.config.base import ConfigError, PlainName, problems, read_with_extends,
 from sim.config.base import Section as _Section
 from sim.config.behaviour import BehaviourSpec
 from sim.core.distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 
 SourceShares = shares_of(*SOURCES, name="SourceShares")
@@ -33,7 +34,6 @@ ModalityShares = shares_of(*MODALITIES, name="ModalityShares")
 UseShares = shares_of(*USE_AT_REVIEW, name="UseShares")
 RehabOutcomeShares = shares_of(*REHAB_OUTCOMES, name="RehabOutcomeShares")
 
-DAYS_PER_YEAR = 365.25
 MAX_YEARS = 50  # a horizon or warm-up longer than this is refused (the calendar and memory stay in bounds)
 # first referrals a run may simulate over warm-up and horizon (with re-presentations, about 1.5 KiB each: see
 # sim.engine.history.MAX_EPISODES); a district sees about 2,000 a year

@@ -11,6 +11,7 @@ import datetime as dt
 import pandas as pd
 
 FREQUENCIES = ("quarter", "year")
+DAYS_PER_YEAR = 365.25  # the mean Julian year: every conversion between days and years uses it
 
 
 def financial_year(d: dt.date) -> int:

@@ -100,3 +100,6 @@ EVENT_KINDS: dict[str, str] = {
     "exit_recoded": "an unplanned exit recorded as a transfer out; detail = the exit as it happened",
     "re_entry_deferred": "a returning client's re-entry put off until the payment window has closed; detail = days",
 }
+
+# how a treatment episode ends (the exits counted as treatment exits by measures, targets and provider outputs)
+TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")

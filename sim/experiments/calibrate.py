@@ -13,7 +13,7 @@ starts from the value it inherits (``by_group.G`` falls back to the base). Bound
 first path's unit; the default is a quarter to four times the starting value (a probability stops at 1).
 Parameters are fitted on the log scale, so the fit never leaves the positive numbers.
 
-The **objective** is the vector of each calibration target's distance from its aim (:mod:`sim.config.targets`) in
+The **objective** is the vector of each calibration target's distance from its aim (:mod:`sim.config.targets`, computed by :mod:`sim.analysis.targets`) in
 tolerances, on the mean over the replications: ``scipy.optimize.least_squares`` (trust region, two-point
 differences of 5% on the log scale) or Nelder-Mead minimises its sum of squares, and stops as soon as every target
 is at its aim or the evaluation budget is spent, returning the best parameters it evaluated. Fitted values are
@@ -40,7 +40,8 @@ from scipy import optimize, stats
 
 from sim.config.base import ConfigError
 from sim.config.scenario import Scenario, ScenarioError, scenario_from_dict
-from sim.config.targets import Target, TargetFile, evaluate
+from sim.analysis.targets import evaluate
+from sim.config.targets import Target, TargetFile
 from sim.engine.system import simulate
 
 DEFAULT_SPAN = 4.0          # default bounds: start / 4 to start x 4

@@ -54,6 +54,7 @@ from sim.analysis import measures
 from sim.config.contract import Contract, contract_from_dict, load_contract
 from sim.config.scenario import Scenario, scenario_from_dict
 from sim.core.errors import UserError
+from sim.core.measures import PERIOD_MEASURES
 from sim.engine.history import History
 from sim.engine.system import simulate
 from sim.experiments.providers import provider_model
@@ -70,13 +71,8 @@ __all__ = [
     "COLUMNS", "KEY_COLUMNS", "MEASURE_COLUMNS", "CONTRACT_METRICS", "EXECUTORS", "empty_table", "tidy", "concat",
 ]
 
-MEASURE_COLUMNS = (
-    "referrals", "re_presentations", "assessments", "treatment_starts", "in_treatment", "in_treatment_at_end",
-    "waiting_at_end", "waiting_mean", "mean_wait_days", "started_within_3_weeks", "exits", "planned_exits",
-    "dropped_out", "declined", "transferred", "custody", "died_in_treatment", "planned_share_of_exits",
-    "successful_completions", "re_presented_6m", "re_presented_12m", "deaths", "caseload_use", "detox_bed_use",
-    "rehab_place_use",
-)  # the numeric columns of measures.by_period (see its docstring for units); the last three: all clients only
+MEASURE_COLUMNS = PERIOD_MEASURES  # the numeric columns of measures.by_period (units: sim.core.measures); the last
+                                   # three: all clients only
 MEASURE_BREAKDOWNS = (None, "group")
 CONTRACT_METRICS = tuple(_METRICS)  # income, outcome_payments, cost, margin, ... (sim.money.settlement.METRICS)
 CONTRACT_CATEGORY = "contract"

@@ -32,7 +32,9 @@ import pandas as pd
 from scipy import special
 
 from sim.config.scenario import Scenario, load_scenario, scenario_from_dict
-from sim.config.targets import DAYS_PER_YEAR, TargetFile, evaluate, load_targets
+from sim.analysis.targets import evaluate
+from sim.config.targets import TargetFile, load_targets
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.errors import UserError
 from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import replace_directory

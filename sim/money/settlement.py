@@ -543,6 +543,9 @@ def _irr(flows: np.ndarray, periods_per_year: int) -> float:
 
 # --- the figures compared across contracts and replications ------------------------------------------------------
 
+# Not measures of the registry (sim.core.measures): money per contract year of one settled run (pounds, and the
+# planned exits they buy). sim.provider.outputs.METRICS is a different thing of the same name: the provider's
+# behaviour outputs by band (deflection, band drift, review timing), compared with behaviour off.
 METRICS = {
     "income": "provider income (pounds)",
     "outcome_payments": "payments on outcomes and offending, net of clawback (pounds)",

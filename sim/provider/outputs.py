@@ -24,6 +24,7 @@ import pandas as pd
 
 from sim.config.behaviour import MONTH_DAYS, REVIEW_MEASURES, STRUCTURED_BANDS, BehaviourSpec
 from sim.config.contract import Contract, contract_years
+from sim.core.vocabulary import TREATMENT_EXITS
 from sim.provider.decisions import parking_effects
 from sim.provider.model import ProviderModel
 
@@ -38,14 +39,15 @@ GAP = "critical_minus_low"       # the equity gap rows: Critical minus Low
 ALL = "all"                      # every structured band together
 TERM = "term"
 NOT_SERVED = ("deflected", "left_waiting_list")  # turned away at intake, or gave up waiting
-TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
 UNPLANNED = ("dropped_out", "declined")
 SHIFT_MIN_DAYS = 7.0             # a planned exit moved by less than a week is not counted as held or fast-tracked
 BUNCHING_DAYS = MONTH_DAYS       # re-presentations in the month after the window closes against the month before
 DEFAULT_WINDOW_DAYS = 365.0      # the national 1.4 window, where the contract prices no sustained outcome
 OUTPUT_COLUMNS = ["period", "contract_year", "band", "metric", "value"]
 
-# metric -> what it is (units); the order of the report's tables
+# metric -> what it is (units); the order of the report's tables. Provider behaviour outputs by band, not the
+# contract money of sim.money.settlement.METRICS (a different thing of the same name) nor measures of the registry
+# (sim.core.measures)
 METRICS: dict[str, str] = {
     "referrals": "assessed referrals into a structured band, by the day of assessment (people)",
     "share_starting": "of those referrals, the share that started structured treatment",
