@@ -270,7 +270,7 @@ def scaled_changes(scenario, factor: float) -> dict:
 def timed_run(scenario, seed: int = 1) -> dict:
     """Wall time of ``simulate`` and the counts of its History."""
     from sim import simulate
-    from sim.config.scenario import DAYS_PER_YEAR
+    from sim.core.calendar import DAYS_PER_YEAR
 
     gc.collect()
     t = time.perf_counter()

@@ -19,7 +19,8 @@ from sim.analysis.offending import (
     offences_by_spell,
     offending_settlement,
 )
-from sim.config.scenario import DAYS_PER_YEAR, Horizon
+from sim.config.scenario import Horizon
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.randomness import ClientRandom, Stream
 from sim.core.vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
 from sim.engine.history import Client, Recorder

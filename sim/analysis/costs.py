@@ -45,8 +45,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
-from sim.core.calendar import FREQUENCIES
+from sim.config.scenario import Scenario
+from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR, FREQUENCIES
 from sim.core.calendar import periods as make_periods
 from sim.core.distributions import Scalar
 from sim.core.vocabulary import BANDS, GROUPS, TREATMENT_STATES

@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.config.scenario import DAYS_PER_YEAR, Scenario
-from sim.core.calendar import FREQUENCIES, financial_year, fy_label, periods
+from sim.config.scenario import Scenario
+from sim.core.calendar import DAYS_PER_YEAR, FREQUENCIES, financial_year, fy_label, periods
 from sim.core.randomness import ClientRandom, Stream, root_seed
 from sim.core.vocabulary import BANDS, GROUPS, STATES, TREATMENT_STATES
 from sim.engine.history import History, derived

@@ -24,8 +24,8 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 from sim.config.base import ConfigError, PlainName, problems, read_with_extends, set_path, source_of, validated
 from sim.config.base import Section as _Section
 from sim.config.behaviour import BehaviourSpec
-from sim.core.distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
 from sim.core.calendar import DAYS_PER_YEAR
+from sim.core.distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
 from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 
 SourceShares = shares_of(*SOURCES, name="SourceShares")
@@ -45,7 +45,6 @@ class ScenarioError(ConfigError):
     """Problems found in a scenario, each as (file, key path, value, message)."""
 
     what = "scenario"
-DAYS_PER_WEEK = 7.0
 
 
 class Horizon(_Section):

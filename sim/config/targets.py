@@ -43,7 +43,6 @@ from sim.config.base import ConfigError, Section, read_with_extends, validated
 from sim.core.measures import TARGET_MEASURES as MEASURES
 from sim.core.vocabulary import GROUPS, SOURCES, Group
 
-
 MAX_FIGURE = 1e9  # any target figure or tolerance (counts of people, shares, days, pounds)
 Figure = Annotated[float, Field(ge=-MAX_FIGURE, le=MAX_FIGURE)]
 

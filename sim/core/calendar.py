@@ -11,6 +11,7 @@ import datetime as dt
 import pandas as pd
 
 FREQUENCIES = ("quarter", "year")
+DAYS_PER_WEEK = 7.0
 DAYS_PER_YEAR = 365.25  # the mean Julian year: every conversion between days and years uses it
 
 

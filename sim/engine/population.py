@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from sim.config.scenario import DAYS_PER_YEAR, Scenario
+from sim.config.scenario import Scenario
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.randomness import Stream, sequence_generator
 from sim.core.vocabulary import GROUPS, SOURCES
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from sim.config.scenario import Scenario
+from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
 from sim.core.randomness import ClientRandom, Stream
 from sim.core.vocabulary import USE_AT_REVIEW
 

@@ -21,7 +21,8 @@ import numpy as np
 import simpy
 from scipy import special
 
-from sim.config.scenario import DAYS_PER_WEEK, DAYS_PER_YEAR, Scenario
+from sim.config.scenario import Scenario
+from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
 from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews

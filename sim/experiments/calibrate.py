@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from sim.analysis.targets import evaluate
 from sim.config.base import ConfigError
 from sim.config.scenario import Scenario, ScenarioError, scenario_from_dict
-from sim.analysis.targets import evaluate
 from sim.config.targets import Target, TargetFile
 from sim.engine.system import simulate
 

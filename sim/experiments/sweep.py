@@ -66,7 +66,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator  # noqa: E402
 
-from sim.config.base import ConfigError, PlainName, Section, show, read_with_extends, source_of, validated  # noqa: E402
+from sim.config.base import ConfigError, PlainName, Section, read_with_extends, show, source_of, validated  # noqa: E402
 from sim.config.contract import Contract  # noqa: E402
 from sim.config.scenario import Scenario  # noqa: E402
 

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.config.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.analysis.targets import evaluate
+from sim.config.scenario import Scenario, load_scenario, scenario_from_dict
 from sim.config.targets import TargetFile, load_targets
 from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.errors import UserError

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sim.config.behaviour import EFFORT_GROUPS, OFF, REVIEW_MEASURES, STRUCTURED_BANDS, Behaviour, BehaviourSpec
 from sim.config.contract import Contract, ServiceTerms
-from sim.config.scenario import DAYS_PER_YEAR
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
 from sim.provider.decisions import (
     accept_probability,

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from sim.config.behaviour import DAYS_PER_YEAR, MONTH_DAYS, PAYMENT_WAIT_DAYS, BehaviourSpec, ProviderProfile
+from sim.config.behaviour import MONTH_DAYS, PAYMENT_WAIT_DAYS, BehaviourSpec, ProviderProfile
 from sim.config.contract import Contract, Outcome
+from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
 from sim.money.settlement import baseline_year  # the settlement's own rule, so the provider's view agrees with it
 
