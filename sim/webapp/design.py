@@ -292,9 +292,11 @@ class Design:
         return self.scenario.seed
 
     @property
-    def seeds(self) -> tuple[int, ...]:
-        """Replication r is the run ``pbrsim run SCENARIO --seed (seed + r)`` gives."""
-        return tuple(self.seed + r for r in range(self.replications))
+    def seeds(self) -> tuple[tuple[int, int], ...]:
+        """``(root seed, r)`` for each replication r = 0, 1, ...: replication r is simulated from
+        ``sim.experiments.seeds.replication_seed(seed, r)``, the seed replication r of ``pbrsim compare`` and
+        ``pbrsim replicate`` with ``--seed SEED`` uses (plain pairs, so the page's cache can hash them)."""
+        return tuple((self.seed, r) for r in range(self.replications))
 
 
 class DesignError(ValueError):
