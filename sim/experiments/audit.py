@@ -182,18 +182,11 @@ def audit_contract(scenario: Scenario, contract: Contract, replications: int = 5
                          f"audit needs more than one reported year (horizon.years = {scenario.horizon.years:g})")
     seed = int(scenario.seed if seed is None else seed)
     tasks = [(scenario.raw(), contract.raw(), seed, r, iterations, modes, r == 0) for r in range(replications)]
-    if workers > 1:
-        from sim.experiments.core import ProcessExecutor
+    from sim.experiments.core import ProcessExecutor, SerialExecutor
+    from sim.experiments.core import replications as run_replications
 
-        with ProcessExecutor(workers) as ex:
-            results = sorted(ex.map(audit_replication, tasks, progress), key=lambda d: int(
-                d["strengths"]["replication"].iloc[0]))
-    else:
-        results = []
-        for done, task in enumerate(tasks, 1):
-            results.append(audit_replication(task))
-            if progress is not None:
-                progress(done)
+    with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as ex:
+        results = run_replications(audit_replication, tasks, ex, progress)  # in replication order
     outputs = pd.concat([d["outputs"] for d in results], ignore_index=True)
     outputs = outputs[["replication", "mode", *OUTPUT_COLUMNS]]
     strengths = pd.concat([d["strengths"] for d in results], ignore_index=True)

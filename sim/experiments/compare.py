@@ -18,7 +18,7 @@ import pandas as pd
 from sim.config.contract import Contract, contract_from_dict
 from sim.config.scenario import Scenario, scenario_from_dict
 from sim.engine.system import simulate
-from sim.experiments.core import SerialExecutor
+from sim.experiments.core import replications as run_replications
 from sim.experiments.providers import provider_model
 from sim.experiments.seeds import replication_seed
 from sim.experiments.statistics import mean_ci
@@ -86,8 +86,7 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     root = int(scenario.seed if seed is None else seed)
     raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
     tasks = [(raw, contract_raws, r, replication_seed(root, r)) for r in range(replications)]
-    done = (executor or SerialExecutor()).map(_replication_task, tasks, progress)
-    results = sorted(done, key=lambda result: result[0])  # executors finish in any order
+    results = run_replications(_replication_task, tasks, executor, progress)  # in replication order
     year_rows = [frame for _, frames, _ in results for frame in frames]
     prints = [p for _, _, found in results for p in found]
     by_year = pd.concat(year_rows, ignore_index=True)

@@ -275,6 +275,22 @@ class SerialExecutor:
         self.close()
 
 
+def replications(function: Callable, tasks: Iterable, executor=None,
+                 progress: Callable[[int], Any] | None = None) -> list:
+    """The one replication loop: ``function(task)`` for every task (replication ``r``'s task builds its seed with
+    :func:`sim.experiments.seeds.replication_seed`), on ``executor`` (default: this process, one after another),
+    results in task order whichever order the executor finishes them in; ``progress(done)`` after each.
+    ``function`` must be a module-level function when the executor runs it in other processes."""
+    jobs = [(function, i, task) for i, task in enumerate(tasks)]
+    done = (executor or SerialExecutor()).map(_indexed, jobs, progress)
+    return [result for _, result in sorted(done, key=lambda d: d[0])]
+
+
+def _indexed(job: tuple) -> tuple[int, Any]:
+    function, i, task = job
+    return i, function(task)
+
+
 class ProcessExecutor(SerialExecutor):
     """Local worker processes (``concurrent.futures.ProcessPoolExecutor``).
 
