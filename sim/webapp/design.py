@@ -378,8 +378,9 @@ def scenario_toml(design: Design) -> str:
     header = (f"# Written by the pbrsim web app from {design.site}: every number and its source are in that file\n"
               f"# (scenarios/{design.site}); the horizon, seed and contract below were set on the page.\n"
               f"# Run: pbrsim run {Path(design.site).stem}_app.toml   (the contract file beside it)\n"
-              f"# Replication r on the page: pbrsim run {Path(design.site).stem}_app.toml --seed "
-              f"{design.seed}+r\n\n")
+              f"# The page's replications: pbrsim compare {Path(design.site).stem}_app.toml --contracts "
+              f"{contract_file_name(design.contract)} --replications {design.replications} --seed {design.seed}\n"
+              f"# (its replication r, from 0, is the page's replication r)\n\n")
     return header + tomli_w.dumps(_plain(raw))
 
 
