@@ -23,7 +23,6 @@ from __future__ import annotations
 import html as _html
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import replace_directory
 from sim.engine.system import simulate
 from sim.experiments.calibrate import fit_table
+from sim.experiments.core import ProcessExecutor, SerialExecutor, replications
 from sim.experiments.seeds import replication_seeds
 from sim.experiments.statistics import mean_ci
 
@@ -170,10 +170,10 @@ def _validation_run(args) -> tuple[list[float], list[dict]]:
 
 
 def _map(fn, jobs, workers: int):
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            return list(pool.map(fn, jobs))
-    return [fn(j) for j in jobs]
+    """``fn`` over the replications' jobs in order (sim.experiments.core.replications), in ``workers`` processes."""
+    many = workers > 1 and len(jobs) > 1
+    with ProcessExecutor(min(workers, len(jobs))) if many else SerialExecutor() as executor:
+        return replications(fn, jobs, executor)
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, float]:
