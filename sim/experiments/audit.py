@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from sim.config.contract import Contract
 from sim.experiments.provider_runs import simulate_with_provider
+from sim.experiments.seeds import replication_seed  # noqa: F401  (re-exported: notebooks import it from here)
+from sim.experiments.statistics import mean_ci
 from sim.provider.features import contract_features
 from sim.provider.model import ProviderModel
 from sim.provider.outputs import ALL, GAP, MECHANISM_LABELS, OUTPUT_COLUMNS, TERM, mechanism_strength
@@ -54,20 +55,8 @@ STRENGTH_SHARES = ("deflected_share", "parked_share", "misrecorded_share", "band
 
 def _mean_ci(x) -> tuple[float, float, float, int]:
     """Mean and 95% t-interval of the finite values (NaN bounds with fewer than two)."""
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if not len(x):
-        return math.nan, math.nan, math.nan, 0
-    m = float(x.mean())
-    if len(x) < 2:
-        return m, math.nan, math.nan, 1
-    half = float(special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
-    return m, m - half, m + half, len(x)
-
-
-def replication_seed(seed: int, replication: int) -> np.random.SeedSequence:
-    """Replication ``r`` of an audit uses the seed replication ``r`` of an experiment uses (sim.experiments.core)."""
-    return np.random.SeedSequence(int(seed), spawn_key=(int(replication),))
+    s = mean_ci(x)
+    return s.mean, s.ci_low, s.ci_high, s.n
 
 
 def audit_replication(task: tuple) -> dict[str, Any]:
@@ -193,18 +182,11 @@ def audit_contract(scenario: Scenario, contract: Contract, replications: int = 5
                          f"audit needs more than one reported year (horizon.years = {scenario.horizon.years:g})")
     seed = int(scenario.seed if seed is None else seed)
     tasks = [(scenario.raw(), contract.raw(), seed, r, iterations, modes, r == 0) for r in range(replications)]
-    if workers > 1:
-        from sim.experiments.core import ProcessExecutor
+    from sim.experiments.core import ProcessExecutor, SerialExecutor
+    from sim.experiments.core import replications as run_replications
 
-        with ProcessExecutor(workers) as ex:
-            results = sorted(ex.map(audit_replication, tasks, progress), key=lambda d: int(
-                d["strengths"]["replication"].iloc[0]))
-    else:
-        results = []
-        for done, task in enumerate(tasks, 1):
-            results.append(audit_replication(task))
-            if progress is not None:
-                progress(done)
+    with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as ex:
+        results = run_replications(audit_replication, tasks, ex, progress)  # in replication order
     outputs = pd.concat([d["outputs"] for d in results], ignore_index=True)
     outputs = outputs[["replication", "mode", *OUTPUT_COLUMNS]]
     strengths = pd.concat([d["strengths"] for d in results], ignore_index=True)

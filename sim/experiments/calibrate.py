@@ -36,13 +36,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from sim.analysis.targets import evaluate
 from sim.config.base import ConfigError
 from sim.config.scenario import Scenario, ScenarioError, scenario_from_dict
 from sim.config.targets import Target, TargetFile
 from sim.engine.system import simulate
+from sim.experiments.seeds import replication_seeds
+from sim.experiments.statistics import mean_ci
 
 DEFAULT_SPAN = 4.0          # default bounds: start / 4 to start x 4
 DIFF_STEP = 0.05            # finite-difference step on the log scale (about 5%)
@@ -182,8 +184,8 @@ def parse_parameter(spec: str, scenario: Scenario) -> Parameter:
 
 
 def seed_sequences(seed: int, replications: int, first: int = 0) -> list[np.random.SeedSequence]:
-    """Replication r's seed, as sim.experiments.core gives it: SeedSequence(seed, spawn_key=(r,))."""
-    return [np.random.SeedSequence(seed, spawn_key=(r,)) for r in range(first, first + replications)]
+    """Replication r's seed, as every experiment gives it (sim.experiments.seeds.replication_seed)."""
+    return replication_seeds(seed, replications, first)
 
 
 def _one_run(args) -> list[float]:
@@ -226,10 +228,8 @@ def fit_table(targets: Sequence[Target], values: np.ndarray, source_file: str = 
     """One row per target: the figure, the simulated mean over replications with its 95% CI, within or not."""
     rows = []
     for t, v in zip(targets, values):
-        v = v[np.isfinite(v)]
-        n = len(v)
-        mean = float(v.mean()) if n else math.nan
-        half = (stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        s = mean_ci(v)
+        n, mean, half = s.n, s.mean, s.half_width
         rows.append({
             "target": t.label, "role": t.role, "measure": t.measure, "subset": t.subset.label(),
             "figure": t.figure(), "tolerance": t.tol, "simulated": mean, "ci_low": mean - half,

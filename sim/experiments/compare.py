@@ -4,24 +4,24 @@ Because settlement is pure, the contracts see exactly the same simulated clients
 differences between them are paired and their confidence intervals narrow. With provider behaviour on, the
 provider responds to each contract: each is simulated on the same seed, so the same people arrive with the same
 draws, and the histories differ only where the provider's responses make them differ. The first contract is the reference
-for the differences. Replication seeds are spawned from one root ``SeedSequence``. Replications can run on any
+for the differences. Replication ``r`` uses :func:`sim.experiments.seeds.replication_seed` (the ``r``-th child of the root ``SeedSequence``). Replications can run on any
 executor of :mod:`sim.experiments.core` (``pbrsim compare --executor processes``), with identical results.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from sim.config.contract import Contract, contract_from_dict
 from sim.config.scenario import Scenario, scenario_from_dict
 from sim.engine.system import simulate
-from sim.experiments.core import SerialExecutor
+from sim.experiments.core import replications as run_replications
 from sim.experiments.providers import provider_model
+from sim.experiments.seeds import replication_seed
+from sim.experiments.statistics import mean_ci
 from sim.money.settlement import METRICS, contract_year_metrics, settle, term_metrics
 
 
@@ -59,13 +59,9 @@ class Comparison:
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, float]:
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) == 1:
-        return float(x[0]), math.nan
-    half = special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean()), float(half)
+    """Mean and 95% t half-width (sim.experiments.statistics.mean_ci; NaN half-width with fewer than two)."""
+    s = mean_ci(x)
+    return s.mean, s.half_width
 
 
 def fingerprint(history) -> str:
@@ -87,11 +83,10 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     names = [c.name for c in contracts]
     if len(set(names)) != len(names):
         raise ValueError(f"contract names must differ, got {names}")
-    root = np.random.SeedSequence(scenario.seed if seed is None else seed)
+    root = int(scenario.seed if seed is None else seed)
     raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
-    tasks = [(raw, contract_raws, r, child) for r, child in enumerate(root.spawn(replications))]
-    done = (executor or SerialExecutor()).map(_replication_task, tasks, progress)
-    results = sorted(done, key=lambda result: result[0])  # executors finish in any order
+    tasks = [(raw, contract_raws, r, replication_seed(root, r)) for r in range(replications)]
+    results = run_replications(_replication_task, tasks, executor, progress)  # in replication order
     year_rows = [frame for _, frames, _ in results for frame in frames]
     prints = [p for _, _, found in results for p in found]
     by_year = pd.concat(year_rows, ignore_index=True)

@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from sim.analysis import measures
 from sim.config.contract import Contract, contract_from_dict, load_contract
@@ -58,7 +57,9 @@ from sim.core.measures import PERIOD_MEASURES
 from sim.engine.history import History
 from sim.engine.system import simulate
 from sim.experiments.providers import provider_model
+from sim.experiments.seeds import replication_seed
 from sim.experiments.signals import note_kept, stop_processes, worker_initializer
+from sim.experiments.statistics import t_half_width
 from sim.experiments.store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 from sim.experiments.uncertainty import drawn_scenario, variance_split
 from sim.money.settlement import METRICS as _METRICS
@@ -107,7 +108,7 @@ class RunSpec:
         return (self.point, self.replication)
 
     def seed_sequence(self) -> np.random.SeedSequence:
-        return np.random.SeedSequence(self.seed, spawn_key=(self.replication,))
+        return replication_seed(self.seed, self.replication)
 
     def history_digest(self) -> str:
         """A hash of what the run's History depends on when its provider is blind to the contract: the scenario,
@@ -270,6 +271,22 @@ class SerialExecutor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def replications(function: Callable, tasks: Iterable, executor=None,
+                 progress: Callable[[int], Any] | None = None) -> list:
+    """The one replication loop: ``function(task)`` for every task (replication ``r``'s task builds its seed with
+    :func:`sim.experiments.seeds.replication_seed`), on ``executor`` (default: this process, one after another),
+    results in task order whichever order the executor finishes them in; ``progress(done)`` after each.
+    ``function`` must be a module-level function when the executor runs it in other processes."""
+    jobs = [(function, i, task) for i, task in enumerate(tasks)]
+    done = (executor or SerialExecutor()).map(_indexed, jobs, progress)
+    return [result for _, result in sorted(done, key=lambda d: d[0])]
+
+
+def _indexed(job: tuple) -> tuple[int, Any]:
+    function, i, task = job
+    return i, function(task)
 
 
 class ProcessExecutor(SerialExecutor):
@@ -754,9 +771,7 @@ def summarise(table: pd.DataFrame, by: Iterable[str] = ("point", "period", "cate
     g = values.groupby(by, observed=True, sort=True)["value"]
     out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
     n = out["n"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(n >= 2, special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2), np.nan)
-        half = t * out["sd"].to_numpy() / np.sqrt(n)
+    half = t_half_width(out["sd"].to_numpy(), n, confidence)  # NaN with fewer than two (sim.experiments.statistics)
     out["ci_low"] = out["mean"] - half
     out["ci_high"] = out["mean"] + half
     out["n"] = out["n"].astype(np.int64)
@@ -822,8 +837,7 @@ def _relative_half_widths(x: np.ndarray, confidence: float) -> np.ndarray:
     s1, s2 = np.cumsum(y), np.cumsum(y * y)
     mean = s1 / n + x.mean()
     var = np.maximum((s2 - s1 * s1 / n) / np.maximum(n - 1, 1), 0.0)
-    t = special.stdtrit(np.maximum(n - 1, 1), 0.5 + confidence / 2)
-    half = t * np.sqrt(var / n)
+    half = t_half_width(np.sqrt(var), n, confidence)  # d[0] is set to NaN below
     with np.errstate(invalid="ignore", divide="ignore"):
         d = np.where(half == 0, 0.0, half / np.abs(mean))
     d[0] = np.nan

@@ -23,13 +23,11 @@ from __future__ import annotations
 import html as _html
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from sim.analysis.targets import evaluate
 from sim.config.scenario import Scenario, load_scenario, scenario_from_dict
@@ -39,7 +37,10 @@ from sim.core.errors import UserError
 from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import replace_directory
 from sim.engine.system import simulate
-from sim.experiments.calibrate import fit_table, seed_sequences
+from sim.experiments.calibrate import fit_table
+from sim.experiments.core import ProcessExecutor, SerialExecutor, replications
+from sim.experiments.seeds import replication_seeds
+from sim.experiments.statistics import mean_ci
 
 ROOT = Path(__file__).resolve().parents[1]
 LITTLE_TOLERANCE = 0.05       # steady-state window: L within 5% of lambda W
@@ -117,7 +118,7 @@ def erlang_c_check(base: Scenario, replications: int = 8, seed: int = 0, workers
     c = sc.capacity.assessors
     mu = 1.0 / sc.assessment.assessment_days.mean
     expected = erlang_c_wait(lam, mu, c)
-    jobs = [(sc.raw(), s) for s in seed_sequences(seed, replications)]
+    jobs = [(sc.raw(), s) for s in replication_seeds(seed, replications)]
     waits = np.array(_map(_assessment_wait, jobs, workers))
     mean, half = _mean_ci(waits)
     return {"check": f"Erlang C: LASARS assessment as M/M/{c}", "scenario": base.name,
@@ -171,20 +172,16 @@ def _validation_run(args) -> tuple[list[float], list[dict]]:
 
 
 def _map(fn, jobs, workers: int):
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            return list(pool.map(fn, jobs))
-    return [fn(j) for j in jobs]
+    """``fn`` over the replications' jobs in order (sim.experiments.core.replications), in ``workers`` processes."""
+    many = workers > 1 and len(jobs) > 1
+    with ProcessExecutor(min(workers, len(jobs))) if many else SerialExecutor() as executor:
+        return replications(fn, jobs, executor)
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, float]:
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) == 1:
-        return float(x[0]), math.nan
-    return float(x.mean()), float(special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x)))
+    """Mean and 95% t half-width (sim.experiments.statistics.mean_ci)."""
+    s = mean_ci(x)
+    return s.mean, s.half_width
 
 
 def _covers(mean: float, half: float, expected: float, tol: float) -> bool:
@@ -265,7 +262,7 @@ def validation_report(scenarios: Sequence[str | Path] | None = None,
         names.append(sc.name)
         targets = [t for f in files for t in f.target]
         say(f"{sc.name}: {replications} replications, {len(targets)} targets")
-        jobs = [(sc.raw(), s, targets, _windows(sc)) for s in seed_sequences(sc.seed, replications)]
+        jobs = [(sc.raw(), s, targets, _windows(sc)) for s in replication_seeds(sc.seed, replications)]
         runs = _map(_validation_run, jobs, workers)
         values = np.array([r[0] for r in runs], dtype=float).T.reshape(len(targets), len(runs))
         i = 0

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sim.experiments.audit import _mean_ci
+from sim.experiments.statistics import mean_ci
 from sim.experiments.behaviour_sweep import (
     BEHAVIOUR_CATEGORY,
     PBR_SHARE_PATH,
@@ -43,7 +43,8 @@ def plot_behaviour_sweep(spec, points: pd.DataFrame, table: pd.DataFrame, parame
         if d.empty:
             continue
         g = d.groupby("x")["value"]
-        stats_ = pd.DataFrame([(v, *_mean_ci(grp)[:3]) for v, grp in g], columns=["x", "mean", "lo", "hi"])
+        cis = [(v, mean_ci(grp)) for v, grp in g]
+        stats_ = pd.DataFrame([(v, s.mean, s.ci_low, s.ci_high) for v, s in cis], columns=["x", "mean", "lo", "hi"])
         style = {"color": "black", "lw": 2.2} if metric == "distortion" else {"lw": 1.2}
         line, = ax.plot(stats_["x"], 100 * stats_["mean"], marker="o", label=metric.replace("_", " "), **style)
         if stats_["lo"].notna().any():

@@ -178,7 +178,7 @@ def design_page() -> None:
         head[1].selectbox("Core paid", D.CORE_PAYMENTS, key="core_payment")
         head[2].number_input("Replications", min_value=1, max_value=200, step=1, key="replications",
                              help="simulated histories; every design is settled on the same ones")
-        head[3].number_input("Seed", step=1, key="seed", help="replication r uses seed + r (as pbrsim run --seed)")
+        head[3].number_input("Seed", step=1, key="seed", help="root seed: replication r (from 0) is replication r of pbrsim compare / pbrsim replicate --seed SEED")
         behaviour_ok = D.behaviour_available()
         head[4].radio("Provider behaviour", D.BEHAVIOURS if behaviour_ok else ("off",), key="behaviour",
                       horizontal=True, help="how the provider responds to the contract's incentives")
@@ -284,7 +284,8 @@ def _run(design: D.Design) -> None:
 def results_page(design: D.Design) -> None:
     res, act = settle(design), activity_of(design)
     st.subheader(f"Results — {design.contract.name} on {design.scenario.name}")
-    st.caption(f"{design.replications} replications (seeds {design.seeds[0]} to {design.seeds[-1]}); term totals "
+    st.caption(f"{design.replications} replications 0 to {design.replications - 1} of root seed {design.seed} "
+               f"(as pbrsim compare --seed {design.seed}); term totals "
                f"over the observed contract years; mean and 95% confidence interval across replications.")
     st.table(V.headline_table(res))
     left, right = st.columns(2)
@@ -352,8 +353,10 @@ def compare_page(design: D.Design) -> None:
 def download_page(design: D.Design) -> None:
     res, act = settle(design), activity_of(design)
     scenario_name, contract_name = D.scenario_file_name(design), D.contract_file_name(design.contract)
-    st.markdown(f"Save both files in one folder. `pbrsim run {scenario_name}` runs replication 1 of this page "
-                f"(seed {design.seed}); replication r is `pbrsim run {scenario_name} --seed {design.seed}+r-1`.")
+    st.markdown(f"Save both files in one folder. `pbrsim compare {scenario_name} --contracts {contract_name} "
+                f"--replications {design.replications} --seed {design.seed}` simulates exactly this page's "
+                f"replications: its replication r (r = 0, 1, …) is this page's replication r, and so is row r of "
+                f"`pbrsim replicate {scenario_name} -n {design.replications} --seed {design.seed}`.")
     c = st.columns(2)
     c[0].download_button("Scenario (TOML)", D.scenario_toml(design), file_name=scenario_name,
                          mime="application/toml", key="dl_scenario")

@@ -292,9 +292,11 @@ class Design:
         return self.scenario.seed
 
     @property
-    def seeds(self) -> tuple[int, ...]:
-        """Replication r is the run ``pbrsim run SCENARIO --seed (seed + r)`` gives."""
-        return tuple(self.seed + r for r in range(self.replications))
+    def seeds(self) -> tuple[tuple[int, int], ...]:
+        """``(root seed, r)`` for each replication r = 0, 1, ...: replication r is simulated from
+        ``sim.experiments.seeds.replication_seed(seed, r)``, the seed replication r of ``pbrsim compare`` and
+        ``pbrsim replicate`` with ``--seed SEED`` uses (plain pairs, so the page's cache can hash them)."""
+        return tuple((self.seed, r) for r in range(self.replications))
 
 
 class DesignError(ValueError):
@@ -376,8 +378,9 @@ def scenario_toml(design: Design) -> str:
     header = (f"# Written by the pbrsim web app from {design.site}: every number and its source are in that file\n"
               f"# (scenarios/{design.site}); the horizon, seed and contract below were set on the page.\n"
               f"# Run: pbrsim run {Path(design.site).stem}_app.toml   (the contract file beside it)\n"
-              f"# Replication r on the page: pbrsim run {Path(design.site).stem}_app.toml --seed "
-              f"{design.seed}+r\n\n")
+              f"# The page's replications: pbrsim compare {Path(design.site).stem}_app.toml --contracts "
+              f"{contract_file_name(design.contract)} --replications {design.replications} --seed {design.seed}\n"
+              f"# (its replication r, from 0, is the page's replication r)\n\n")
     return header + tomli_w.dumps(_plain(raw))
 
 

@@ -1,8 +1,9 @@
 """The page's computations, without Streamlit: simulate a design's replications (the slow step, in a pool of
 processes), then settle them under one or more contracts (fast, pure) into tidy tables.
 
-Replication ``r`` of a design runs the scenario with seed ``seed + r`` — exactly what
-``pbrsim run SCENARIO --seed (seed + r)`` runs — so every figure on the page can be reproduced from the downloaded
+Replication ``r`` (from 0) of a design is simulated from ``sim.experiments.seeds.replication_seed(seed, r)`` —
+the seed replication ``r`` of ``pbrsim compare SCENARIO --contracts CONTRACT --seed SEED`` (and of ``pbrsim
+replicate SCENARIO --seed SEED``) uses — so every figure on the page can be reproduced from the downloaded
 files. Every contract is settled on the same Histories, so differences between designs are paired. With the
 provider's behaviour on, the behaviour responds to the contract, so each contract needs its own simulation
 (:func:`simulation_key` then includes the contract).
@@ -11,7 +12,6 @@ provider's behaviour on, the behaviour responds to the contract, so each contrac
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from sim.analysis import measures
 from sim.analysis.offending import cohort_offences
@@ -29,6 +28,9 @@ from sim.config.scenario import scenario_from_dict
 from sim.engine.history import History
 from sim.engine.system import simulate
 from sim.experiments.compare import Comparison, fingerprint
+from sim.experiments.seeds import replication_seed
+from sim.experiments.statistics import SMALL_SAMPLE
+from sim.experiments.statistics import mean_ci as interval
 from sim.money.settlement import commissioner_by_year, contract_year_metrics, monthly_cash, settle, term_metrics
 from sim.webapp.design import Design
 
@@ -60,11 +62,15 @@ def simulation_key(design: Design) -> tuple[str, tuple[int, ...]]:
 # --- the slow step: simulation -------------------------------------------------------------------------------
 
 
-def simulate_replication(scenario_raw: dict, seed: int, contract_raw: dict | None = None) -> History:
-    """One replication (a top-level function, so worker processes can run it). With the provider's behaviour on
+def simulate_replication(scenario_raw: dict, seed: int | tuple[int, int], contract_raw: dict | None = None) -> History:
+    """One replication (a top-level function, so worker processes can run it): ``seed`` a ``(root seed, r)`` pair
+    (replication r, :func:`sim.experiments.seeds.replication_seed`; what :attr:`Design.seeds` gives) or a plain
+    seed (the run ``pbrsim run --seed SEED`` gives). With the provider's behaviour on
     (``behaviour.mode``) the provider responds to ``contract_raw``, as in ``pbrsim compare``: its beliefs come
     from one contract-blind pilot run on the scenario's own seed."""
     scenario = scenario_from_dict(scenario_raw, "<page design>")
+    if isinstance(seed, tuple):
+        seed = replication_seed(*seed)
     provider = None
     if contract_raw is not None and scenario.behaviour.mode != "off":
         from sim.experiments.providers import provider_model
@@ -85,7 +91,7 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers or available_cores(), mp_context=multiprocessing.get_context("spawn"))
 
 
-def simulate_replications(scenario_raw: dict, seeds: Sequence[int], pool: Executor | None = None,
+def simulate_replications(scenario_raw: dict, seeds: Sequence[int | tuple[int, int]], pool: Executor | None = None,
                           progress: Callable[[int, int], None] | None = None,
                           contract_raw: dict | None = None) -> list[History]:
     """The Histories of every seed, in seed order; ``progress(done, total)`` after each. Without a pool (or for
@@ -207,20 +213,19 @@ def comparison(settled: Sequence[Settled]) -> Comparison:
 # --- summaries over replications ------------------------------------------------------------------------------
 
 
-def mean_ci(values) -> tuple[float, float, float]:
-    """Mean and 95% confidence interval (t) of the finite values; the interval is NaN for fewer than two."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    if len(x) == 1:
-        return float(x[0]), math.nan, math.nan
-    half = special.stdtrit(len(x) - 1, 0.975) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean()), float(x.mean() - half), float(x.mean() + half)
+def mean_ci(values, lower: float | None = None) -> tuple[float, float, float]:
+    """Mean and 95% confidence interval (t) of the finite values; the interval is NaN for fewer than two
+    (:func:`sim.experiments.statistics.mean_ci`). ``lower``: the least value the quantity can take (0 for
+    counts, deaths, rates): the interval's lower bound is not reported below it."""
+    s = interval(values, lower=lower)
+    return s.mean, s.ci_low, s.ci_high
 
 
-def summarise(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str]) -> pd.DataFrame:
-    """Long table: ``by``, metric, mean, ci_low, ci_high, replications — across the ``replication`` column."""
+def summarise(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str],
+              lower: float | None = None) -> pd.DataFrame:
+    """Long table: ``by``, metric, mean, ci_low, ci_high, replications, small_sample — across the ``replication``
+    column. ``small_sample``: fewer than ``SMALL_SAMPLE`` (5) replications, so the interval is rough (and NaN
+    with fewer than two). ``lower=0.0`` for quantities that cannot be negative (counts, deaths, rates)."""
     by = [by] if isinstance(by, str) else list(by)
     rows = []
     for key, d in frame.groupby(by, sort=True):
@@ -228,6 +233,7 @@ def summarise(frame: pd.DataFrame, by: str | list[str], columns: Sequence[str]) 
         for c in columns:
             if c not in d.columns:
                 continue
-            mean, lo, hi = mean_ci(pd.to_numeric(d[c], errors="coerce"))
-            rows.append((*key, c, mean, lo, hi, int(d["replication"].nunique())))
-    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "ci_low", "ci_high", "replications"])
+            mean, lo, hi = mean_ci(pd.to_numeric(d[c], errors="coerce"), lower)
+            n = int(d["replication"].nunique())
+            rows.append((*key, c, mean, lo, hi, n, n < SMALL_SAMPLE))
+    return pd.DataFrame(rows, columns=[*by, "metric", "mean", "ci_low", "ci_high", "replications", "small_sample"])

@@ -95,7 +95,7 @@ def headline_table(settled: Settled) -> pd.DataFrame:
 
 def outcomes_figure(act: Activity, metrics=("planned_exits", "treatment_starts", "in_treatment")) -> go.Figure:
     """Yearly measures (financial years): the mean over replications with a 95% band."""
-    s = summarise(act.measures, "period", list(metrics))
+    s = summarise(act.measures, "period", list(metrics), lower=0.0)  # counts and shares: never below 0
     fig = go.Figure()
     for i, m in enumerate(metrics):
         d = s[s["metric"] == m]
@@ -109,7 +109,7 @@ def outcomes_figure(act: Activity, metrics=("planned_exits", "treatment_starts",
 
 def outcomes_table(act: Activity, metrics=OUTCOME_MEASURES) -> pd.DataFrame:
     """Per financial year: each measure's mean (95% CI)."""
-    s = summarise(act.measures, "period", list(metrics))
+    s = summarise(act.measures, "period", list(metrics), lower=0.0)  # counts and shares: never below 0
     fmt = {m: (lambda v: f"{v:.1%}") if m in ("successful_completions", "planned_share_of_exits")
            else (lambda v: f"{v:,.0f}") for m in metrics}
     s["value"] = [with_ci(r.mean, r.ci_low, r.ci_high, fmt=fmt[r.metric]) for r in s.itertuples()]
@@ -146,7 +146,7 @@ def offending_figure(act: Activity, settled: Settled | None = None) -> go.Figure
     o = act.offending
     start = o[~o["contract"].astype(bool)]["period"].iloc[-1] if (~o["contract"].astype(bool)).any() else None
     shown = o[o["contract"].astype(bool) | (o["period"] == start)]
-    s = summarise(shown, "period", ["offences_per_member"])
+    s = summarise(shown, "period", ["offences_per_member"], lower=0.0)
     fig = go.Figure()
     if s["ci_low"].notna().any():
         _band(fig, s["period"], s["ci_low"], s["ci_high"], COLOURS[1], "offences per member")

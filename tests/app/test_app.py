@@ -97,7 +97,7 @@ def test_compare_page_settles_designs_on_the_same_clients(app_env):
     assert (comp.fingerprints.groupby("replication")["history"].nunique() == 1).all()
 
 
-def test_download_round_trips_through_pbrsim_run(app_env, tmp_path):
+def test_download_round_trips_through_pbrsim_compare(app_env, tmp_path):
     at = run(start())
     labels = [b.proto.label for b in at.get("download_button")]
     assert {"Scenario (TOML)", "Contract (TOML)", "by_contract_year.csv", "compare_summary.csv"} <= set(labels)
@@ -105,19 +105,24 @@ def test_download_round_trips_through_pbrsim_run(app_env, tmp_path):
     # the files the Download page offers, saved side by side
     scenario_file = tmp_path / D.scenario_file_name(design)
     scenario_file.write_text(D.scenario_toml(design))
-    (tmp_path / D.contract_file_name(design.contract)).write_text(D.contract_toml(design))
+    contract_file = tmp_path / D.contract_file_name(design.contract)
+    contract_file.write_text(D.contract_toml(design))
     out = tmp_path / "out"
-    assert main(["run", str(scenario_file), "--out", str(out), "--no-plots", "--formats", "csv"]) == 0
-    # replication 1 on the page is what pbrsim run gives
-    shown = at.session_state["comparison"].by_year
-    page = shown[(shown["replication"] == 0) & shown["contract"].str.startswith("this design")]
-    provider = pd.read_csv(out / "contract" / "provider_by_year.csv")
-    commissioner = pd.read_csv(out / "contract" / "commissioner_by_year.csv")
-    assert len(provider) == len(page) == 2
-    for column in ("income", "cost", "margin"):
-        assert np.allclose(provider[column], page[column]), column
-    assert np.allclose(commissioner["spend"], page["spend"])
-    assert np.allclose(commissioner["planned_exits"], page["planned_exits"])
+    assert main(["compare", str(scenario_file), "--contracts", str(contract_file), "--replications",
+                 str(design.replications), "--seed", str(design.seed), "--out", str(out), "--no-plots"]) == 0
+    # every replication r on the page is pbrsim compare's replication r, as the Download page says
+    shown = at.session_state["comparison"]
+    cli = pd.read_csv(out / "by_year.csv")
+    for r in range(design.replications):
+        page = shown.by_year[(shown.by_year["replication"] == r)
+                             & shown.by_year["contract"].str.startswith("this design")]
+        cmd = cli[cli["replication"] == r]
+        assert len(cmd) == len(page) == 2
+        for column in ("income", "cost", "margin", "spend", "planned_exits"):
+            assert np.allclose(cmd[column], page[column]), (r, column)
+    prints = pd.read_csv(out / "fingerprints.csv", dtype={"history": str})
+    page_prints = shown.fingerprints[shown.fingerprints["contract"].str.startswith("this design")]
+    assert list(prints["history"]) == list(page_prints["history"])
 
 
 def test_provider_behaviour_runs_each_design_with_the_provider_responding(app_env):

@@ -203,11 +203,13 @@ def test_downloaded_files_run_with_pbrsim_to_the_page_figures(server, guarded, t
 
     from sim.cli import main
 
+    # the page's replication 0 is replication 0 of pbrsim compare on the downloaded files (the scenario's seed)
     scenario = next(tmp_path.glob("*_app.toml"))
-    assert main(["run", str(scenario), "--out", str(tmp_path / "out"), "--no-plots", "--formats", "csv"]) == 0
-    provider = pd.read_csv(tmp_path / "out" / "contract" / "provider_by_year.csv")
-    commissioner = pd.read_csv(tmp_path / "out" / "contract" / "commissioner_by_year.csv")
-    observed = provider["observed"].astype(bool)
-    assert shown["income"] == money(provider.loc[observed, "income"].sum())
-    assert shown["margin"] == money(provider.loc[observed, "margin"].sum())
-    assert shown["spend"] == money(commissioner.loc[commissioner["observed"].astype(bool), "spend"].sum())
+    contract = next(f for f in tmp_path.glob("*.toml") if f != scenario)
+    assert main(["compare", str(scenario), "--contracts", str(contract), "--replications", "1",
+                 "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    by_year = pd.read_csv(tmp_path / "out" / "by_year.csv")
+    observed = by_year[(by_year["replication"] == 0) & by_year["observed"].astype(bool)]
+    assert shown["income"] == money(observed["income"].sum())
+    assert shown["margin"] == money(observed["margin"].sum())
+    assert shown["spend"] == money(observed["spend"].sum())

@@ -80,12 +80,13 @@ def test_provider_behaviour_is_a_scenario_change_and_responds_to_the_contract(si
         return
     from sim import simulate
     from sim.experiments.providers import provider_model
+    from sim.experiments.seeds import replication_seed
 
     design = D.build_design(site, form, 1, 5, "stress")
     assert design.scenario.behaviour.mode == "stress"
     assert R.responds_to(design) == design.contract.raw()
     history = R.simulate_replications(design.scenario.raw(), design.seeds, contract_raw=R.responds_to(design))[0]
-    engine = simulate(design.scenario, 5, provider=provider_model(design.scenario, design.contract))
+    engine = simulate(design.scenario, replication_seed(5, 0), provider=provider_model(design.scenario, design.contract))
     assert history.spells.equals(engine.spells)  # as pbrsim compare runs a responding provider
 
 
@@ -100,12 +101,17 @@ def test_tariffs_are_not_in_the_simulation_key(design):
     assert R.simulation_key(responsive) != R.simulation_key(dataclasses.replace(design, behaviour="base"))
 
 
-def test_replication_r_is_pbrsim_run_with_seed_plus_r(design, histories):
+def test_replication_r_is_pbrsim_compares_replication_r(design, histories):
     from sim import simulate
+    from sim.experiments.compare import compare, fingerprint
+    from sim.experiments.seeds import replication_seed
 
-    assert design.seeds == (11, 12)
-    again = simulate(design.scenario, 12)
+    assert design.seeds == ((11, 0), (11, 1))
+    again = simulate(design.scenario, replication_seed(11, 1))
     assert again.spells.equals(histories[1].spells)
+    # parallel equals sequential, across commands: the page's replication r is pbrsim compare's replication r
+    cmp = compare(design.scenario, [design.contract], replications=2, seed=11)
+    assert list(cmp.fingerprints["history"]) == [fingerprint(h) for h in histories]
 
 
 def test_settled_tables_match_the_settlement_api(design, histories, settled):
