@@ -424,7 +424,7 @@ def _importable():
 
 
 def make(name: str, workers: int):
-    from sim.experiments.core import DaskExecutor, ProcessExecutor, SerialExecutor
+    from sim.experiments.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 
     if name == "serial":
         return SerialExecutor()

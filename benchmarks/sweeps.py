@@ -33,7 +33,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.experiments.core import ProcessExecutor, run_one, run_specs  # noqa: E402
+from sim.experiments.core import run_one, run_specs # noqa: E402
+from sim.experiments.executors import ProcessExecutor
 from sim.experiments.sweep import load_sweep, sweep_specs  # noqa: E402
 
 SCREENING = ROOT / "scenarios" / "sweeps" / "west_kent_contract_sensitivity.toml"

@@ -15,28 +15,8 @@ from scipy import stats
 from sim import load_scenario, measures, simulate
 from sim.config.contract import load_contract
 from sim.experiments.compare import compare
-from sim.experiments.core import (
-    COLUMNS,
-    CONTRACT_METRICS,
-    DaskExecutor,
-    ProcessExecutor,
-    ProgressBar,
-    Replications,
-    ResultStore,
-    RunSpec,
-    SerialExecutor,
-    SharedRunFailed,
-    StoreMismatch,
-    contract_raw,
-    make_executor,
-    replicate,
-    replications_needed,
-    run_one,
-    run_shared,
-    run_specs,
-    shared_histories,
-    summarise,
-)
+from sim.experiments.core import COLUMNS, CONTRACT_METRICS, Replications, ResultStore, RunSpec, SharedRunFailed, StoreMismatch, contract_raw, replicate, replications_needed, run_one, run_shared, run_specs, shared_histories, summarise
+from sim.experiments.executors import DaskExecutor, ProcessExecutor, ProgressBar, SerialExecutor, make_executor
 
 from .conftest import SCENARIOS
 

@@ -9,7 +9,7 @@ from sim.analysis import outcomes
 from sim.analysis import targets as target_measures
 from sim.config import behaviour, contract, targets
 from sim.core import measures as registry
-from sim.experiments import core as experiments_core
+from sim.experiments import core
 
 
 def test_each_measure_is_registered_once_with_a_unit_and_a_kind():
@@ -61,7 +61,7 @@ def test_by_period_columns_are_the_registry_period_measures(small, freq, by):
     numeric = set(table.columns) - {"period", "period_start", "period_end", "breakdown", "category"}
     capacity = {"caseload_use", "detox_bed_use", "rehab_place_use"}  # all clients only
     assert numeric == set(registry.PERIOD_MEASURES) - (capacity if by else set())  # (in by_period's own order)
-    assert experiments_core.MEASURE_COLUMNS == registry.PERIOD_MEASURES
+    assert core.MEASURE_COLUMNS == registry.PERIOD_MEASURES
 
 
 def test_target_measures_are_registered_and_implemented():

@@ -763,7 +763,7 @@ def test_compare_settles_the_same_histories_under_every_contract(comparison):
 def test_compare_on_worker_processes_is_identical(small, comparison):
     """Replications run elsewhere, from the scenario and contracts as data, finishing in any order: the same
     comparison, table for table."""
-    from sim.experiments.core import ProcessExecutor
+    from sim.experiments.executors import ProcessExecutor
 
     wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
     block = load_contract(SCENARIOS / "contracts" / "block.toml")

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 
 from sim import load_scenario
-from sim.experiments.core import ProcessExecutor, RunSpec, SerialExecutor, run_one, run_specs
+from sim.experiments.core import RunSpec, run_one, run_specs
+from sim.experiments.executors import ProcessExecutor, SerialExecutor
 from sim.experiments.store import COLUMNS, ResultStore, StoreMismatch, empty_table
 
 ROOT = Path(__file__).resolve().parents[1]

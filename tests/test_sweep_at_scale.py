@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.experiments.core import ProcessExecutor
+from sim.experiments.executors import ProcessExecutor
 from sim.experiments.sweep import analyse, design_points, load_sweep, run_sweep
 from tests.conftest import SCENARIOS
 

@@ -202,7 +202,7 @@ def cmd_compare(args) -> int:
 
 
 def _executor(args):
-    from sim.experiments.core import make_executor
+    from sim.experiments.executors import make_executor
 
     return make_executor(args.executor, args.workers, args.scheduler)
 
@@ -215,7 +215,8 @@ def _add_executor_options(p) -> None:
 
 
 def cmd_replicate(args) -> int:
-    from sim.experiments.core import parameter_and_stochastic_variance, progress_bar, replicate, replications_needed
+    from sim.experiments.core import parameter_and_stochastic_variance, replicate, replications_needed
+    from sim.experiments.executors import progress_bar
     from sim.money.settlement import check
 
     scenario = _scenario(args)
@@ -254,7 +255,7 @@ def cmd_replicate(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from sim.experiments.core import progress_bar
+    from sim.experiments.executors import progress_bar
     from sim.experiments.sweep import check_sweep, design_points, load_sweep, run_sweep
     from sim.report.output import write_sweep
 

@@ -53,7 +53,7 @@ def cmd_audit_contract(args) -> int:
 
 def cmd_behaviour_sweep(args) -> int:
     from sim.cli import _executor, _wide, output_folder
-    from sim.experiments.core import progress_bar
+    from sim.experiments.executors import progress_bar
     from sim.experiments.sweep import design_points
 
     spec = load_behaviour_sweep(args.spec)

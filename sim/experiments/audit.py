@@ -182,8 +182,8 @@ def audit_contract(scenario: Scenario, contract: Contract, replications: int = 5
                          f"audit needs more than one reported year (horizon.years = {scenario.horizon.years:g})")
     seed = int(scenario.seed if seed is None else seed)
     tasks = [(scenario.raw(), contract.raw(), seed, r, iterations, modes, r == 0) for r in range(replications)]
-    from sim.experiments.core import ProcessExecutor, SerialExecutor
     from sim.experiments.core import replications as run_replications
+    from sim.experiments.executors import ProcessExecutor, SerialExecutor
 
     with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as ex:
         results = run_replications(audit_replication, tasks, ex, progress)  # in replication order

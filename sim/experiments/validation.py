@@ -38,7 +38,8 @@ from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import replace_directory
 from sim.engine.system import simulate
 from sim.experiments.calibrate import fit_table
-from sim.experiments.core import ProcessExecutor, SerialExecutor, replications
+from sim.experiments.core import replications
+from sim.experiments.executors import ProcessExecutor, SerialExecutor
 from sim.experiments.seeds import replication_seeds
 from sim.experiments.statistics import mean_ci
 
