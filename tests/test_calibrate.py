@@ -298,3 +298,19 @@ def test_write_calibrated_round_trips(tmp_path, alcohol):
     path = write_calibrated(result, tmp_path / "sub" / "fitted.toml", base, name="fitted")
     assert load_scenario(path).treatment.drop_out_rate_per_year.resolve("alcohol").value == \
         result.changes[DROP_OUT]
+
+
+def test_write_calibrated_round_trips_two_parameters_and_a_quoted_description(tmp_path, alcohol):
+    targets = generated_targets(alcohol, ["successful_completions", "planned_share_of_exits"], replications=2)
+    result = calibrate(alcohol, targets, [DROP_OUT, MEDIAN], replications=1, seed=1, max_evaluations=2)
+    base = tmp_path / "base.toml"
+    base.write_text(f'extends = "{(SCENARIOS / "west_kent.toml").as_posix()}"\n')
+    description = 'a "quoted" site\\fit, # not a comment'
+    path = write_calibrated(result, tmp_path / "fitted.toml", base, name="fitted", description=description)
+    text = path.read_text()
+    assert text.startswith("# Calibrated by `pbrsim calibrate`") and "# Fitted [D]:" in text
+    loaded = load_scenario(path)
+    assert loaded.name == "fitted" and loaded.description == description
+    assert loaded.treatment.drop_out_rate_per_year.resolve("alcohol").value == result.changes[DROP_OUT]
+    data = tomllib.loads(text)
+    assert data["treatment"]["completion_weeks"]["by_group"]["alcohol"]["median"] == result.changes[MEDIAN]

@@ -226,3 +226,83 @@ def test_the_app_command_is_offered(capsys):
         main(["app", "--help"])
     assert e.value.code == 0
     assert "127.0.0.1" in capsys.readouterr().out
+
+
+def test_version_prints_the_package_version_and_exits_0(capsys):
+    from sim.core.version import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pbrsim {__version__}"
+
+
+def test_python_m_sim_cli_version():
+    proc = subprocess.run([sys.executable, "-m", "sim.cli", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("pbrsim "), proc.stderr
+
+
+def test_verbose_and_quiet_set_the_pbrsim_logger(tmp_path, capsys):
+    import logging
+
+    log = logging.getLogger("pbrsim")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["list", str(empty)]) == 1  # a notice, on stderr through the logger
+    assert log.level == logging.INFO and f"no scenarios in {empty}/" in capsys.readouterr().err
+    assert main(["--verbose", "list", str(empty)]) == 1
+    assert log.level == logging.DEBUG
+    log.debug("a debugging note")
+    assert "a debugging note" in capsys.readouterr().err
+    assert main(["--quiet", "list", str(empty)]) == 1
+    assert log.level == logging.WARNING
+    log.info("an informational note")
+    assert "an informational note" not in capsys.readouterr().err
+    assert main(["list", str(empty)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("no scenarios in") == 1 and err.strip() == f"no scenarios in {empty}/"  # one plain line
+
+
+def _subcommand_parsers():
+    import argparse
+
+    from sim.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+# the same thing is spelt the same way in every subcommand: (the option's long name, the short one or None)
+SPELLINGS = {"replications": ("--replications", "-n"), "workers": ("--workers", None),
+             "executor": ("--executor", None), "scheduler": ("--scheduler", None), "seed": ("--seed", None),
+             "out": ("--out", None), "no_plots": ("--no-plots", None), "years": ("--years", None)}
+
+
+def test_every_subcommand_spells_the_shared_options_the_same_way():
+    import argparse
+
+    for name, parser in _subcommand_parsers().items():
+        for action in parser._actions:
+            if action.dest not in SPELLINGS or not action.option_strings:
+                continue
+            long, short = SPELLINGS[action.dest]
+            if action.help == argparse.SUPPRESS:  # a former spelling, still accepted, not shown
+                continue
+            assert long in action.option_strings, (name, action.option_strings)
+            if short is not None:
+                assert short in action.option_strings, (name, action.option_strings)
+        for action in parser._actions:  # and nothing else means replications under another visible name
+            if action.help != argparse.SUPPRESS and action.dest in ("seeds", "n", "reps", "runs"):
+                raise AssertionError((name, action.option_strings))
+
+
+def test_the_old_seeds_spelling_still_works_but_is_hidden():
+    parsers = _subcommand_parsers()
+    for name in ("calibrate", "report-validation"):
+        assert "--seeds" not in parsers[name].format_help()
+    args = parsers["calibrate"].parse_args(["S", "T", "--seeds", "3"])
+    assert args.replications == 3
+    assert parsers["calibrate"].parse_args(["S", "T"]).replications == 2
+    assert parsers["report-validation"].parse_args(["-n", "5"]).replications == 5
+    assert parsers["compare"].parse_args(["S", "--contracts", "C", "-n", "7"]).replications == 7

@@ -3,38 +3,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from sim.cli.common import (add_executor_options, add_replications_option, executor_from_args, output_folder,
+                            replication_bar, scenario_contract, scenario_from_args, seed, whole_number, wide, workers,
+                            years)
+from sim.config.contract import load_contract
+from sim.core.errors import UserError
 from sim.experiments.audit import audit_contract
 from sim.experiments.behaviour_sweep import load_behaviour_sweep, run_behaviour_sweep
 from sim.report.audit import audit_report, write_audit
 from sim.report.behaviour_sweep import write_behaviour_sweep
 
-if TYPE_CHECKING:
-    pass
-
-
-
-# --- 6. the command line (registered by sim.cli) ---------------------------------------------------------------------
-
 
 def cmd_audit_contract(args) -> int:
-    import sys
-
-    from tqdm import tqdm
-
-    from sim.cli import _scenario, output_folder, scenario_contract
-    from sim.config.contract import load_contract
-    from sim.core.errors import UserError
-
-    scenario = _scenario(args)
+    scenario = scenario_from_args(args)
     path = args.contract or scenario.contract_path()
     if path is None:
         raise UserError(f"scenario {scenario.name} names no contract: give one (pbrsim audit-contract SCENARIO "
                         f"CONTRACT)")
     contract = load_contract(path) if args.contract else scenario_contract(scenario)
-    bar = tqdm(total=args.replications, unit="replication", delay=1.0, file=sys.stderr, leave=False,
-               disable=not sys.stderr.isatty())
+    bar = replication_bar(args.replications)
     with output_folder(args, "audit", scenario.name, f"audit_{contract.name}") as folder, bar:
         out = folder.path
         audit = audit_contract(scenario, contract, args.replications, args.seed, iterations=args.iterations,
@@ -52,7 +39,6 @@ def cmd_audit_contract(args) -> int:
 
 
 def cmd_behaviour_sweep(args) -> int:
-    from sim.cli import _executor, _wide, output_folder
     from sim.experiments.executors import progress_bar
     from sim.experiments.sweep import design_points
 
@@ -60,11 +46,11 @@ def cmd_behaviour_sweep(args) -> int:
     total = len(design_points(spec)) * spec.replications
     with output_folder(args, "behaviour-sweep", "sweeps", spec.name, replace=False) as folder:
         out = folder.path
-        with _executor(args) as executor, progress_bar(total, spec.name) as bar:
+        with executor_from_args(args) as executor, progress_bar(total, spec.name) as bar:
             points, table = run_behaviour_sweep(spec, executor, store=out / "runs", progress=bar)
         summary = write_behaviour_sweep(spec, points, table, out, with_plots=not args.no_plots)
     print(f"{spec.name}: {len(points)} points x {spec.replications} replications, behaviour on\n")
-    with _wide():
+    with wide():
         print(summary.round(4).to_string())
     print(f"\nresults written to {out}/ (finished runs are kept in {out / 'runs'}: a rerun resumes)")
     return 0
@@ -72,13 +58,11 @@ def cmd_behaviour_sweep(args) -> int:
 
 def add_commands(sub) -> None:
     """Register ``audit-contract`` and ``behaviour-sweep`` on the ``pbrsim`` sub-command parser."""
-    from sim.cli import _add_executor_options, replications, seed, whole_number, workers, years
-
     audit = sub.add_parser("audit-contract", help="what a contract design invites: behaviour off, base and stress "
                                                   "on common random numbers, with a Markdown report")
     audit.add_argument("scenario", help="scenario file (TOML); its [behaviour] block sets the provider")
     audit.add_argument("contract", nargs="?", default=None, help="contract file (default: the scenario's)")
-    audit.add_argument("-n", "--replications", type=replications, default=5, help="replications (default 5)")
+    add_replications_option(audit, 5, "replications (default 5)")
     audit.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
     audit.add_argument("--years", type=years, default=None, help="reported years after the contract start")
     audit.add_argument("--iterations", type=whole_number(1, 100, "iterations"), default=3, help="most runs of the M7 cash fixed point (default 3)")
@@ -92,5 +76,5 @@ def add_commands(sub) -> None:
     sweep.add_argument("spec", help="sweep spec file (TOML)")
     sweep.add_argument("--out", default=None, help="output directory (default: results/sweeps/<name>)")
     sweep.add_argument("--no-plots", action="store_true", help="skip the plots")
-    _add_executor_options(sweep)
+    add_executor_options(sweep)
     sweep.set_defaults(func=cmd_behaviour_sweep)

@@ -394,14 +394,30 @@ def calibrate(scenario: Scenario, targets: TargetFile, params: Sequence[str | Pa
 # --- the calibrated scenario file --------------------------------------------------------------------------------
 
 
-def _toml_value(x: float) -> str:
-    text = repr(float(x))
-    return text[:-2] if text.endswith(".0") and abs(x) < 1e15 else text
+def _toml_number(x: float) -> int | float:
+    """A fitted value as TOML writes it: a whole number as an integer (as the scenario files write them)."""
+    x = float(x)
+    return int(x) if x.is_integer() and abs(x) < 1e15 else x
+
+
+def _nested(values: dict) -> dict:
+    """Dotted key paths (``capacity.rehab_places``) as nested tables."""
+    tree: dict = {}
+    for path, value in values.items():
+        *parents, leaf = path.split(".")
+        node = tree
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return tree
 
 
 def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | Path, name: str | None = None,
                      description: str | None = None, command: str = "") -> Path:
-    """Write a scenario that extends ``scenario_path`` and sets only the fitted keys (atomically)."""
+    """Write a scenario that extends ``scenario_path`` and sets only the fitted keys (atomically): a comment
+    block saying how it was fitted and how well, then the data, written by ``tomli_w``."""
+    import tomli_w
+
     from sim.core.version import __version__
     from sim.engine.history import write_atomic
 
@@ -430,20 +446,18 @@ def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | 
         mark = "within" if row["within"] else "OUTSIDE"
         lines.append(f"#   {row['target']}: {row['simulated']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] "
                      f"v {row['figure']} +/- {row['tolerance']:.3g} ({row['role']}): {mark}")
-    lines += ["", f'extends = "{extends}"']
-    lines.append(f'name = "{name or result.scenario.name + "_calibrated"}"')
-    desc = description if description is not None else (result.scenario.description + " (calibrated)").strip()
-    lines.append(f"description = {_quote(desc)}")
-    lines.append("")
+    lines.append("#")
+    lines.append("# Fitted [D]:")
+    fitted = {}
     for _, row in result.values().iterrows():
         was = "unchanged: the start was at the aim" if row["fitted"] == row["start"] else f"was {row['start']:.4g}"
-        lines.append(f"{row['parameter']} = {_toml_value(row['fitted'])}   # [D] fitted ({was}; "
+        lines.append(f"#   {row['parameter']} = {_toml_number(row['fitted'])} ({was}; "
                      f"bounds {row['low']:.4g}-{row['high']:.4g})")
-    text = "\n".join(lines) + "\n"
+        fitted[row["parameter"]] = _toml_number(row["fitted"])
+    desc = description if description is not None else (result.scenario.description + " (calibrated)").strip()
+    data = {"extends": extends, "name": name or result.scenario.name + "_calibrated", "description": desc,
+            **_nested(fitted)}
+    text = "\n".join(lines) + "\n\n" + tomli_w.dumps(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, lambda p: Path(p).write_text(text))
     return out
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
