@@ -63,8 +63,8 @@ from sim.provider.model import ProviderModel
 from sim.provider.pricing import price_schedule, share_at_risk
 from sim.provider.profiles import band_profile, margin_neutral_weights
 
-from .conftest import SCENARIOS
-from .test_outcomes import Build
+from tests.conftest import SCENARIOS
+from tests.builders import Build
 
 MONTH = 365.25 / 12
 WEIGHTS = {"critical": 2.0, "substantial": 1.5, "moderate": 1.0, "low": 0.5, "no_need": 0.0}

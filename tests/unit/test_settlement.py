@@ -2,7 +2,7 @@
 
 Known answers on small hand-built Histories (no SimPy) for every payment rule, property tests (hypothesis) on
 random hand-built Histories, the paired comparison, and one real small simulation settled under every shipped
-contract. Histories are built with ``tests.test_outcomes.Build``; the contract starts on 1 April 2012, so contract
+contract. Histories are built with ``tests.builders.Build``; the contract starts on 1 April 2012, so contract
 year 1 is days [0, 365) and year 2 is [365, 730) (2012-13 and 2013-14).
 """
 
@@ -24,8 +24,8 @@ from sim.config.contract import Contract, load_contract
 from sim.experiments.compare import METRICS, compare, fingerprint
 from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
 
-from .conftest import SCENARIOS
-from .test_outcomes import Build
+from tests.conftest import SCENARIOS
+from tests.builders import Build
 
 CONTRACTS = sorted((SCENARIOS / "contracts").glob("*.toml"))
 END = 730.0  # two contract years

@@ -24,7 +24,7 @@ from sim import load_scenario
 from sim.experiments.core import ProcessExecutor, RunSpec, SerialExecutor, run_one, run_specs
 from sim.experiments.store import COLUMNS, ResultStore, StoreMismatch, empty_table
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "west_kent.toml"
 
 
@@ -157,7 +157,7 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     specs = resume_specs()
     store_dir, marks = tmp_path / "store", tmp_path / "marks"
     marks.mkdir()
-    code = f"from tests.test_store import resume_main; resume_main({str(store_dir)!r}, {str(marks)!r})"
+    code = f"from tests.unit.test_store import resume_main; resume_main({str(store_dir)!r}, {str(marks)!r})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

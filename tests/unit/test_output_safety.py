@@ -17,7 +17,7 @@ from sim import load_scenario, simulate
 from sim.cli import main
 from sim.core.folders import MANIFEST, OutputError, OutputFolder, is_results_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 BLOCK = ROOT / "scenarios" / "contracts" / "block.toml"
 

@@ -16,7 +16,7 @@ from sim.core.calendar import periods
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, STATES, TREATMENT_STATES
 from sim.engine.history import Client, Recorder
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 S = {name: i for i, name in enumerate(STATES)}
 Y = 365.25  # days per year, as in the scenario

@@ -38,7 +38,7 @@ from sim.experiments.core import (
     summarise,
 )
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 CONTRACT = SCENARIOS / "contracts" / "west_kent_pbr.toml"
 SEED = 11
