@@ -39,6 +39,7 @@ from sim.experiments.core import (
 )
 
 from tests.conftest import SCENARIOS
+from tests.builders import small_scenario
 
 CONTRACT = SCENARIOS / "contracts" / "west_kent_pbr.toml"
 SEED = 11
@@ -47,7 +48,7 @@ SEED = 11
 @pytest.fixture(scope="module")
 def tiny():
     """West Kent with a 2-year warm-up and 1 reported year: about a second a run."""
-    return load_scenario(SCENARIOS / "west_kent.toml").with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    return small_scenario(years=1, warmup_years=2)
 
 
 @pytest.fixture(scope="module")

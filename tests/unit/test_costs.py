@@ -251,8 +251,8 @@ def test_workers_are_places_over_the_caseload_per_worker_in_force(scenario):
 
 
 @pytest.fixture(scope="module")
-def small_run(small):
-    return small, simulate(small, seed=1)
+def small_run(small, small_history_seed_1):
+    return small, small_history_seed_1  # the session's small run, seed 1 (read only)
 
 
 def test_small_run_costs(small_run):

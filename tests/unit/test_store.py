@@ -23,6 +23,7 @@ import pytest
 from sim import load_scenario
 from sim.experiments.core import ProcessExecutor, RunSpec, SerialExecutor, run_one, run_specs
 from sim.experiments.store import COLUMNS, ResultStore, StoreMismatch, empty_table
+from tests.builders import small_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "west_kent.toml"
@@ -88,7 +89,7 @@ def test_meta_refuses_a_different_experiment(tmp_path):
 
 
 def test_run_specs_refuses_changed_points(tmp_path):
-    scenario = load_scenario(SCENARIO).with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    scenario = small_scenario(years=1, warmup_years=2)
     store = ResultStore(tmp_path)
     store.begin(None, {0: RunSpec(0, 0, scenario.raw(), None, 1).inputs_digest()})
     changed = scenario.with_changes({"capacity.rehab_places": 3})
@@ -128,7 +129,7 @@ def test_a_failed_experiment_keeps_finished_runs(tmp_path):
 
 
 def resume_specs() -> list[RunSpec]:
-    scenario = load_scenario(SCENARIO).with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    scenario = small_scenario(years=1, warmup_years=2)
     fewer = scenario.with_changes({"capacity.recovery_workers": 18})
     return [RunSpec(p, r, s.raw(), None, 7) for p, s in enumerate([scenario, fewer]) for r in range(3)]
 
