@@ -1,30 +1,38 @@
-"""Shared fixtures: small, fast variants of the West Kent scenario."""
+"""Shared fixtures: small, fast variants of the West Kent scenario, and Histories simulated once per session.
+
+The helpers behind them (``Build``, the hand-built History; ``small_scenario``, West Kent on a short horizon)
+are in ``tests/builders.py``, importable by any test.
+"""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from sim import load_scenario
+from sim import simulate
+from tests.builders import ROOT, SCENARIOS, small_scenario  # noqa: F401  (ROOT, SCENARIOS: imported from here)
+from tests.builders import west_kent as _west_kent
 
 # CI runs the property tests on a fixed sequence of examples (reproducible); locally they explore afresh.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ROOT / "scenarios"
-
 
 @pytest.fixture(scope="session")
 def west_kent():
-    return load_scenario(SCENARIOS / "west_kent.toml")
+    return _west_kent()
 
 
 @pytest.fixture(scope="session")
-def small(west_kent):
+def small():
     """West Kent with a 2-year warm-up and 2 reported years: every stage runs, in about a second."""
-    return west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": 2})
+    return small_scenario(years=2, warmup_years=2)
+
+
+@pytest.fixture(scope="session")
+def small_history_seed_1(small):
+    """The small scenario simulated once per session with seed 1, for tests that only read it."""
+    return simulate(small, seed=1)

@@ -17,7 +17,7 @@ import sim
 from sim import ScenarioError, load_scenario
 from sim.config.scenario import Horizon, Scenario, scenario_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 START = dt.date(2012, 4, 1)
 

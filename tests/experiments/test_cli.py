@@ -12,7 +12,7 @@ import pytest
 
 from sim.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 
 

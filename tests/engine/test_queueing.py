@@ -11,14 +11,14 @@ from scipy import stats
 
 from sim import simulate
 from sim.experiments.validation import NO_RETURNS, erlang_c_wait
+from tests.builders import small_scenario
 
 
 @pytest.fixture(scope="module")
-def mmc(west_kent):
+def mmc():
     """Assessment as M/M/2: Poisson first referrals only, no booking delay, exponential assessor time."""
-    return west_kent.with_changes({
+    return small_scenario(years=3, warmup_years=1, **{
         **NO_RETURNS,
-        "horizon.warmup_years": 1, "horizon.years": 3,
         "assessment.booking_delay_days": 0.0,
         "assessment.assessment_days": {"dist": "exponential", "mean": 1.0},
         "capacity.assessors": 2,

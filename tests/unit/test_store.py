@@ -24,8 +24,9 @@ from sim import load_scenario
 from sim.experiments.core import RunSpec, run_one, run_specs
 from sim.experiments.executors import ProcessExecutor, SerialExecutor
 from sim.experiments.store import COLUMNS, ResultStore, StoreMismatch, empty_table
+from tests.builders import small_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "west_kent.toml"
 
 
@@ -89,7 +90,7 @@ def test_meta_refuses_a_different_experiment(tmp_path):
 
 
 def test_run_specs_refuses_changed_points(tmp_path):
-    scenario = load_scenario(SCENARIO).with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    scenario = small_scenario(years=1, warmup_years=2)
     store = ResultStore(tmp_path)
     store.begin(None, {0: RunSpec(0, 0, scenario.raw(), None, 1).inputs_digest()})
     changed = scenario.with_changes({"capacity.rehab_places": 3})
@@ -129,7 +130,7 @@ def test_a_failed_experiment_keeps_finished_runs(tmp_path):
 
 
 def resume_specs() -> list[RunSpec]:
-    scenario = load_scenario(SCENARIO).with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    scenario = small_scenario(years=1, warmup_years=2)
     fewer = scenario.with_changes({"capacity.recovery_workers": 18})
     return [RunSpec(p, r, s.raw(), None, 7) for p, s in enumerate([scenario, fewer]) for r in range(3)]
 
@@ -158,7 +159,7 @@ def test_killed_experiment_resumes_without_recomputing(tmp_path):
     specs = resume_specs()
     store_dir, marks = tmp_path / "store", tmp_path / "marks"
     marks.mkdir()
-    code = f"from tests.test_store import resume_main; resume_main({str(store_dir)!r}, {str(marks)!r})"
+    code = f"from tests.unit.test_store import resume_main; resume_main({str(store_dir)!r}, {str(marks)!r})"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -12,10 +12,10 @@ import pytest
 import sim.engine.system
 from sim.cli import main
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 MALFORMED = CORPUS / "malformed"
 EXPECTED = tomllib.loads((CORPUS / "expected.toml").read_text())
-WEST_KENT = Path(__file__).resolve().parents[1] / "scenarios" / "west_kent.toml"
+WEST_KENT = Path(__file__).resolve().parents[2] / "scenarios" / "west_kent.toml"
 
 
 def test_the_corpus_is_large_and_covers_every_kind():

@@ -13,7 +13,7 @@ from sim.config.targets import load_targets
 from sim.experiments.calibrate import check
 from sim.money.settlement import check as check_contract
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 SITES = ["west_kent", "essex", "east_sussex_star", "herefordshire"]
 NEW_SITES = SITES[1:]

@@ -18,7 +18,8 @@ from sim.experiments.compare import compare
 from sim.experiments.core import COLUMNS, CONTRACT_METRICS, Replications, ResultStore, RunSpec, SharedRunFailed, StoreMismatch, contract_raw, replicate, replications_needed, run_one, run_shared, run_specs, shared_histories, summarise
 from sim.experiments.executors import DaskExecutor, ProcessExecutor, ProgressBar, SerialExecutor, make_executor
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
+from tests.builders import small_scenario
 
 CONTRACT = SCENARIOS / "contracts" / "west_kent_pbr.toml"
 SEED = 11
@@ -27,7 +28,7 @@ SEED = 11
 @pytest.fixture(scope="module")
 def tiny():
     """West Kent with a 2-year warm-up and 1 reported year: about a second a run."""
-    return load_scenario(SCENARIOS / "west_kent.toml").with_changes({"horizon.warmup_years": 2, "horizon.years": 1})
+    return small_scenario(years=1, warmup_years=2)
 
 
 @pytest.fixture(scope="module")

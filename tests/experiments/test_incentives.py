@@ -49,8 +49,8 @@ from sim.provider.outputs import (
 from sim.report.audit import audit_report, write_audit
 from sim.report.behaviour_sweep import write_behaviour_sweep
 
-from .conftest import SCENARIOS
-from .test_outcomes import AFTER_EXIT, Build, S
+from tests.conftest import SCENARIOS
+from tests.builders import AFTER_EXIT, Build, S
 
 MONTH = 365.25 / 12
 SEED = 3

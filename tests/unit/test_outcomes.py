@@ -1,98 +1,16 @@
 """Outcome measures for payment: known answers at each measure's window edges, on hand-built Histories (no SimPy).
 
-Also holds ``Build``, the small History builder that ``test_settlement.py`` uses.
+The History builder ``Build`` is in ``tests/builders.py``, shared by every test that builds a History by hand.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
-import numpy as np
 import pandas as pd
 import pytest
 
 from sim.analysis.outcomes import COLUMNS, NORMATIVE_QUALITY_OF_LIFE, achievements
 from sim.config.contract import MEASURES
-from sim.config.scenario import Horizon
-from sim.core.vocabulary import BANDS, GROUPS, REVIEW_STAGES, STATES, USE_AT_REVIEW
-from sim.engine.history import Client, Recorder
-
-S = {name: i for i, name in enumerate(STATES)}
-CONTRACT_START = dt.date(2012, 4, 1)  # as West Kent: 2012-13 is day 0 to 365, 2013-14 day 365 to 730
-AFTER_EXIT = {"planned": "recovered", "dropped_out": "disengaged", "died": "died", "transferred": "transferred",
-              "declined": "disengaged"}
-
-
-class Build:
-    """A History by hand, through ``sim.engine.history.Recorder`` as the pathway records one.
-
-    ``episode`` refers, assesses on the same day (into ``band``), starts treatment at ``start`` and exits at
-    ``exit`` for ``reason``, recording the states as it goes; a later ``episode`` of the same client is a
-    re-presentation. ``review`` appends one TOP review row of the client's current episode.
-    """
-
-    def __init__(self, contract_start: dt.date = CONTRACT_START):
-        self.rec = Recorder()
-        self.history = None
-        self.contract_start = contract_start
-        self.rec.capacity += [("caseload", -1000.0, 100), ("assessors", -1000.0, 3)]
-        self.by_id: dict[int, Client] = {}
-
-    def client(self, cid, group="opiate", rate=0.0, injecting=False, housing=False) -> Client:
-        c = Client(cid, GROUPS.index(group), 0, np.nan)
-        c.male, c.age, c.injecting, c.dual_diagnosis, c.housing_problem = True, 30.0, injecting, False, housing
-        c.criminal_justice, c.offending_rate = rate > 0, float(rate)
-        self.rec.new_client(c)
-        self.by_id[cid] = c
-        return c
-
-    def episode(self, c: Client, referral, band="moderate", start=None, exit=None, reason="planned"):
-        if c.ep is None:
-            c.first_referral = float(referral)
-        else:
-            c.episode += 1
-        ep = self.rec.new_episode(c, float(referral), 0)
-        self.rec.event(c, float(referral), "referral" if c.episode == 0 else "re_presentation")
-        self.rec.state(c, S["awaiting_assessment"], float(referral))
-        ep.assessed, ep.band = float(referral), BANDS.index(band)
-        self.rec.event(c, float(referral), "assessed", band)
-        self.rec.state(c, S["awaiting_treatment"], float(referral))
-        if start is not None:
-            ep.treatment_start, ep.modality = float(start), 0
-            self.rec.event(c, float(start), "treatment_start", "ost")
-            self.rec.state(c, S["in_treatment"], float(start))
-        if exit is not None:
-            ep.exit, ep.exit_reason = float(exit), reason
-            self.rec.event(c, float(exit), "exit", reason)
-            if reason == "died":
-                self.rec.event(c, float(exit), "death", "in_treatment")
-            self.rec.state(c, S[AFTER_EXIT[reason]], float(exit))
-        return ep
-
-    def review(self, c: Client, t, stage="review", completed=True, use="abstinent", injecting=False,
-               housing=False, qol=16, number=1, episode=None):
-        one = lambda v, dtype: np.array([v], dtype=dtype)  # noqa: E731
-        self.rec.review_blocks.append((
-            one(c.id, np.int64), one(c.episode if episode is None else episode, np.int64), one(float(t), float),
-            one(0 if stage == "start" else number, np.int64), one(completed, bool),
-            one(USE_AT_REVIEW.index(use), np.int64), one(injecting, bool), one(False, bool), one(housing, bool),
-            one(qol, np.int64), one(REVIEW_STAGES.index(stage), np.int64), one(False, bool)))
-
-    def event(self, c: Client, t, kind, detail=""):
-        self.rec.event(c, float(t), kind, detail)
-
-    def die(self, c: Client, t):
-        self.rec.event(c, float(t), "death", STATES[c.state])
-        self.rec.state(c, S["died"], float(t))
-
-    def finish(self, years=2, warmup=2.0, seed=7):
-        """The History (built once: a Recorder finishes once)."""
-        if self.history is None:
-            horizon = Horizon(contract_start=self.contract_start, years=years, warmup_years=warmup)
-            self.history = (years, warmup, seed), self.rec.finish(horizon.end_day, horizon, "hand",
-                                                                   np.random.SeedSequence(seed))
-        assert self.history[0] == (years, warmup, seed), "finish once per Build, with one horizon"
-        return self.history[1]
+from tests.builders import AFTER_EXIT, S, Build  # noqa: F401  (AFTER_EXIT, S: as before, for importers)
 
 
 def times(history, measure, window_days=365.0, client=None):

@@ -2,7 +2,7 @@
 
 Known answers on small hand-built Histories (no SimPy) for every payment rule, property tests (hypothesis) on
 random hand-built Histories, the paired comparison, and one real small simulation settled under every shipped
-contract. Histories are built with ``tests.test_outcomes.Build``; the contract starts on 1 April 2012, so contract
+contract. Histories are built with ``tests.builders.Build``; the contract starts on 1 April 2012, so contract
 year 1 is days [0, 365) and year 2 is [365, 730) (2012-13 and 2013-14).
 """
 
@@ -24,8 +24,8 @@ from sim.config.contract import Contract, load_contract
 from sim.experiments.compare import METRICS, compare, fingerprint
 from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
 
-from .conftest import SCENARIOS
-from .test_outcomes import Build
+from tests.builders import Build, small_scenario
+from tests.conftest import SCENARIOS
 
 CONTRACTS = sorted((SCENARIOS / "contracts").glob("*.toml"))
 END = 730.0  # two contract years
@@ -897,7 +897,7 @@ def test_a_horizon_past_the_contract_puts_no_later_cost_into_its_last_year(west_
     """A 6-year horizon on a 4-year contract: each contract year's cost, income and cash are those of the same
     year of the 4-year run (the months after the term belong to no contract year)."""
     contract = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
-    four, six = (west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": y}) for y in (4, 6))
+    four, six = (small_scenario(years=y, warmup_years=2) for y in (4, 6))
     views = {}
     for name, scenario in (("four", four), ("six", six)):
         st = settle(contract, simulate(scenario, 11), scenario)

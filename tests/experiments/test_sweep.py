@@ -34,7 +34,7 @@ from sim.experiments.sweep import (
     sweep_table_to_outputs,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 WEST_KENT = SCENARIOS / "west_kent.toml"
 WEST_KENT_PBR = SCENARIOS / "contracts" / "west_kent_pbr.toml"

@@ -20,7 +20,7 @@ import pytest
 
 from sim import load_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 # Small values by notebook (the prefix of its name): a short warm-up and horizon, two replications.

@@ -63,8 +63,8 @@ from sim.provider.model import ProviderModel
 from sim.provider.pricing import price_schedule, share_at_risk
 from sim.provider.profiles import band_profile, margin_neutral_weights
 
-from .conftest import SCENARIOS
-from .test_outcomes import Build
+from tests.builders import Build, small_scenario
+from tests.conftest import SCENARIOS
 
 MONTH = 365.25 / 12
 WEIGHTS = {"critical": 2.0, "substantial": 1.5, "moderate": 1.0, "low": 0.5, "no_need": 0.0}
@@ -355,9 +355,9 @@ def test_pressure_is_exactly_zero_when_off_before_the_start_or_with_nothing_at_r
 
 
 @pytest.fixture(scope="module")
-def small(west_kent):
+def small():
     """A small West Kent and its contract-blind History: two years of warm-up, three reported."""
-    scenario = west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": 3})
+    scenario = small_scenario(years=3, warmup_years=2)
     return scenario, simulate(scenario, 3)
 
 
@@ -773,7 +773,7 @@ def test_band_profile_and_neutral_weights_by_hand(west_kent):
 
 
 def test_neutral_weights_equalise_margins_on_a_simulated_history(west_kent):
-    small = west_kent.with_changes({"horizon.warmup_years": 2, "horizon.years": 3})
+    small = small_scenario(years=3, warmup_years=2)
     h = simulate(small, 5)
     priced = {"planned": {**PLANNED}, "abstinence": {"measure": "abstinence", "price": 400.0, "lag_days": 91},
               "sustained": {**SUSTAINED, "share_of_pot": None, "expected_volume": None, "price": 2000.0}}

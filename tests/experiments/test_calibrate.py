@@ -24,7 +24,7 @@ from sim.experiments.calibrate import (
     write_calibrated,
 )
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 ALCOHOL_ONLY = {"opiate": 0, "non_opiate": 0, "alcohol": 600, "non_opiate_alcohol": 0}
 DROP_OUT = "treatment.drop_out_rate_per_year.by_group.alcohol"

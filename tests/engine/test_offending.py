@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import measures, simulate
+from sim import measures
 from sim.analysis.offending import (
     OFFENDING_STREAM,
     attachment_fraction,
@@ -362,8 +362,8 @@ def test_settlement_bad_arguments(args, name):
 
 
 @pytest.fixture(scope="module")
-def run(small):
-    h = simulate(small, seed=1)
+def run(small, small_history_seed_1):
+    h = small_history_seed_1  # the session's small run, seed 1 (read only)
     return h, _spells_only(offences_by_spell(h, small))
 
 

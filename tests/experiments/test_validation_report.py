@@ -11,7 +11,7 @@ from sim import simulate
 from sim.cli import main
 from sim.experiments.validation import discover, erlang_c_wait, littles_law, validation_report
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,12 @@ import pytest
 
 import sim.engine.history
 import sim.engine.system
-from sim import load_scenario, simulate
+from sim import simulate
 from sim.cli import main
 from sim.core.folders import MANIFEST, OutputError, OutputFolder, is_results_folder
+from tests.builders import small_scenario
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 BLOCK = ROOT / "scenarios" / "contracts" / "block.toml"
 
@@ -211,7 +212,7 @@ def test_an_internal_error_is_one_line_unless_debug(tmp_path, capsys, monkeypatc
 
 def test_a_run_that_outgrows_the_machine_stops_with_a_clear_error(monkeypatch):
     monkeypatch.setattr(sim.engine.history, "MAX_EPISODES", 300)
-    scenario = load_scenario(WEST_KENT).with_changes({"horizon.warmup_years": 1, "horizon.years": 1})
+    scenario = small_scenario(years=1, warmup_years=1)
     with pytest.raises(sim.engine.history.RunTooLarge, match="300 referrals"):
         simulate(scenario, 1)
 

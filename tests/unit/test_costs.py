@@ -16,7 +16,7 @@ from sim.core.calendar import periods
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, STATES, TREATMENT_STATES
 from sim.engine.history import Client, Recorder
 
-from .conftest import SCENARIOS
+from tests.conftest import SCENARIOS
 
 S = {name: i for i, name in enumerate(STATES)}
 Y = 365.25  # days per year, as in the scenario
@@ -251,8 +251,8 @@ def test_workers_are_places_over_the_caseload_per_worker_in_force(scenario):
 
 
 @pytest.fixture(scope="module")
-def small_run(small):
-    return small, simulate(small, seed=1)
+def small_run(small, small_history_seed_1):
+    return small, small_history_seed_1  # the session's small run, seed 1 (read only)
 
 
 def test_small_run_costs(small_run):
