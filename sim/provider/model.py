@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour
 # --- 7. the engine's view ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProviderModel:
     """Everything the engine needs, precomputed before a run: the resolved behaviour, the contract's service
     terms, the price schedule, the share at risk by contract year, per band the expected outcome values and
@@ -127,6 +127,12 @@ class ProviderModel:
                    expected=expected, cost=cost, months=months, revenue_scale=scale,
                    keywork_cost_per_month=scenario.costs.recovery_worker_per_year / c.caseload_per_worker / 12.0,
                    cash=cash)
+
+    def __repr__(self) -> str:  # the tables are large: a summary
+        years = ", ".join(f"{x:.0%}" for x in np.asarray(self.share_at_risk, dtype=float))
+        return (f"ProviderModel(mode={self.behaviour.mode!r}, provider={self.behaviour.profile.type!r}, "
+                f"outcomes={len(self.outcomes)}, share at risk by contract year [{years}], "
+                f"cash path={'yes' if self.cash is not None else 'no'})")
 
     # --- the engine's questions (sim.engine.provider.Provider) ---
 
