@@ -64,6 +64,15 @@ def build_parser() -> Parser:
     return parser
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a file (a test's stand-in)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
@@ -79,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as e:
         print(interrupted_message(e, args.command), file=sys.stderr)
         return exit_code(e)
+    except BrokenPipeError:  # the reader went away (``pbrsim list | head``): not an error; files are written
+        _silence_stdout()
+        return 128 + 13  # as a shell reports SIGPIPE
     except Exception as e:  # a bug, not the user's doing: one line, and the way to the traceback
         if debug:
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -306,3 +307,15 @@ def test_the_old_seeds_spelling_still_works_but_is_hidden():
     assert parsers["calibrate"].parse_args(["S", "T"]).replications == 2
     assert parsers["report-validation"].parse_args(["-n", "5"]).replications == 5
     assert parsers["compare"].parse_args(["S", "--contracts", "C", "-n", "7"]).replications == 7
+
+
+def test_a_reader_that_goes_away_is_not_an_internal_error(monkeypatch, capsys):
+    """``pbrsim list scenarios | head -1``: the pipe closes while pbrsim prints; it stops quietly (exit 141, as a
+    shell reports SIGPIPE), without "internal error"."""
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["list", "scenarios"]) == 141
+    assert "internal error" not in capsys.readouterr().err
