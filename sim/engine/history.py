@@ -45,7 +45,8 @@ import pandas as pd
 
 from sim.core.errors import UserError
 from sim.core.folders import OutputFolder
-from sim.core.vocabulary import BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES, USE_AT_REVIEW
+from sim.core.vocabulary import (BANDS, EVENT_KINDS, GROUPS, MODALITIES, REVIEW_STAGES, SOURCES, STATES,
+                                 TREATMENT_EXITS, USE_AT_REVIEW)
 
 _KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
 TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
@@ -56,7 +57,7 @@ class Client:
 
     __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
                  "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",
-                 "spell_episode", "band", "raised_until", "ep", "draws", "next_draws")
+                 "spell_episode", "band", "raised_until", "ep", "block", "row", "plan", "plan_epoch", "next")
 
     def __init__(self, cid: int, g: int, source: int, t: float):
         self.id, self.g, self.source, self.first_referral = cid, g, source, t
@@ -67,18 +68,20 @@ class Client:
         self.band = -1
         self.raised_until = -np.inf
         self.ep = None
-        self.draws = None  # the current episode's uniforms, when drawn in a batch (see sim.engine.system)
-        self.next_draws = None  # the next episode's, when drawn before a re-presentation
+        # the current episode's plan (sim.engine.plans): its batch, row, columns and the epoch they hold for
+        self.block = self.row = self.plan = None
+        self.plan_epoch = 0
+        self.next = None  # the next episode's (block, row, plan), once planned before a re-presentation
 
 
 class Episode:
     __slots__ = ("client_id", "episode", "referral", "source", "assessed", "band", "dependency", "wider_needs",
                  "treatment_start", "modality", "mutual_aid", "exit", "exit_reason", "assessed_band", "deflected",
-                 "parked", "discharge_shift_days")
+                 "parked", "discharge_shift_days", "assessment_start")
 
     def __init__(self, client_id: int, episode: int, referral: float, source: int):
         self.client_id, self.episode, self.referral, self.source = client_id, episode, referral, source
-        self.assessed = self.treatment_start = self.exit = np.nan
+        self.assessed = self.treatment_start = self.exit = self.assessment_start = np.nan
         self.band = self.dependency = self.wider_needs = self.modality = self.assessed_band = -1
         self.mutual_aid = self.deflected = self.parked = False
         self.exit_reason = ""
@@ -162,8 +165,8 @@ class Recorder:
                 self._spell(c, end)
         spells = _spells_frame(self._spells, n_closed)
         self._spells = ()
-        events = _events_frame(self._events, list(self._details))
-        self._events = ()
+        live, self._events = list(self._events), ()
+        events = _events_frame(live, self._episode_events(), list(self._details))
         reviews = _reviews_frame(self.review_blocks)
         self.review_blocks = []
         return History(
@@ -176,6 +179,46 @@ class Recorder:
             contract_start=horizon.contract_start, start=horizon.start_day, end=end,
             scenario=scenario_name, seed=seed,
         )
+
+    def _detail(self, detail: str) -> int:
+        code = self._details.get(detail)
+        if code is None:
+            code = self._details[detail] = len(self._details)
+        return code
+
+    def _episode_events(self) -> list[np.ndarray]:
+        """The events every episode's record already dates (``EPISODE_EVENTS``: referral, assessment, start,
+        exit...), written in arrays from the episodes rather than one by one as they happen."""
+        es = self.episodes
+        col = lambda name, dtype=float: np.array([getattr(e, name) for e in es], dtype=dtype)  # noqa: E731
+        ids, eps = col("client_id", np.int64), col("episode", np.int64)
+        referral, assessment_start, assessed = col("referral"), col("assessment_start"), col("assessed")
+        start, exit_, reason = col("treatment_start"), col("exit"), col("exit_reason", object)
+        source, band, modality = col("source", np.int64), col("assessed_band", np.int64), col("modality", np.int64)
+        mutual_aid = col("mutual_aid", bool)
+        started = ~np.isnan(start)
+        codes = lambda names, which: np.array([self._detail(x) for x in names], dtype=np.int64)[which]  # noqa
+        parts = [  # (rows, time, kind, detail codes)
+            (eps == 0, referral, "referral", codes(SOURCES, source)),
+            (eps > 0, referral, "re_presentation", codes(SOURCES, source)),
+            (~np.isnan(assessment_start), assessment_start, "assessment_start", 0),
+            (~np.isnan(assessed), assessed, "assessed", codes(BANDS, np.maximum(band, 0))),
+            (reason == "signposted", exit_, "signposted", np.where(mutual_aid, self._detail("mutual_aid"), 0)),
+            (reason == "did_not_attend", exit_, "did_not_attend", 0),
+            (started, start, "treatment_start", codes(MODALITIES, np.maximum(modality, 0))),
+            (started & mutual_aid, start, "mutual_aid_engaged", 0),
+            (started & np.isin(reason, TREATMENT_EXITS), exit_, "exit",
+             np.array([self._detail(x) for x in reason.tolist()], dtype=np.int64)),
+        ]
+        out = []
+        for i, dtype in enumerate((np.int64, np.int32, float, np.int16, np.int16)):
+            pieces = []
+            for rows, time, kind, detail in parts:
+                values = (ids, eps, time, None, np.broadcast_to(detail, rows.shape))[i]
+                pieces.append(np.full(int(rows.sum()), _KIND_CODE[kind], dtype=dtype) if values is None
+                              else values[rows].astype(dtype))
+            out.append(np.concatenate(pieces))
+        return out
 
     def _clients(self) -> pd.DataFrame:
         cs = self.clients
@@ -240,16 +283,37 @@ def _spells_frame(columns: tuple[array, ...], n_closed: int) -> pd.DataFrame:
     })
 
 
-def _events_frame(columns: tuple[array, ...], details: list[str]) -> pd.DataFrame:
-    ids, eps, times, kinds, detail = (_column(c) for c in columns)
-    order = np.lexsort((ids, times))  # by time, then client; stable, so a client's same-time events keep order
-    return pd.DataFrame({
-        "client_id": ids[order].astype(np.int64),
-        "episode": eps[order].astype(np.int64),
-        "time": times[order],
-        "kind": pd.Categorical.from_codes(kinds[order], categories=list(EVENT_KINDS)),
-        "detail": pd.Series(np.array(details, dtype=object)[detail[order]], dtype="string"),
-    })
+# A client's events on the same day are in the order of the pathway (a first referral before its assessment,
+# an exit before the death it records, a release before the re-presentation it leads to)
+EVENT_ORDER = ("referral", "re_presentation", "assessment_start", "assessed", "band_drift", "deflected",
+               "signposted", "did_not_attend", "left_waiting_list", "treatment_start", "mutual_aid_engaged", "parked",
+               "bbv_test", "hep_b_course_start", "hep_b_course_complete", "community_detox_start",
+               "community_detox_end", "inpatient_detox_referral", "inpatient_detox_start", "inpatient_detox_end",
+               "rehab_referral", "rehab_start", "rehab_end", "discharge_held", "discharge_fast_tracked",
+               "exit_recoded", "exit", "custody_release", "relapse", "re_entry_deferred", "entered_training", "death")
+_RANK = np.array([EVENT_ORDER.index(kind) for kind in EVENT_KINDS])
+
+
+def _events_frame(live: list, derived: list, details: list[str]) -> pd.DataFrame:
+    """The events table from the recorded columns and those derived from the episodes (both lists are emptied
+    as their columns are used, to keep the peak memory down)."""
+    dtypes = (np.int64, np.int64, float, np.int16, np.int16)
+    cols = []
+    for dtype in dtypes:
+        cols.append(np.concatenate([_column(live.pop(0)).astype(dtype), derived.pop(0).astype(dtype)]))
+    ids, eps, times, kinds, detail = cols
+    del cols
+    order = np.lexsort((_RANK[kinds], eps, ids, times))  # by time, client, episode, then the pathway
+    frame = {"client_id": ids[order]}
+    del ids
+    frame["episode"] = eps[order]
+    del eps
+    frame["time"] = times[order]
+    del times
+    frame["kind"] = pd.Categorical.from_codes(kinds[order], categories=list(EVENT_KINDS))
+    del kinds
+    frame["detail"] = pd.Series(np.array(details, dtype=object)[detail[order]], dtype="string")
+    return pd.DataFrame(frame, copy=False)
 
 
 _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use", "injecting", "offending",
@@ -257,22 +321,25 @@ _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use",
 
 
 def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
-    if len(blocks) == 1:
-        cols = list(blocks[0])
-    elif blocks:
-        cols = [np.concatenate([b[i] for b in blocks]) for i in range(len(_REVIEW_COLUMNS))]
-    else:
-        cols = [np.array([], dtype=t) for t in (np.int64, np.int64, float, np.int64, bool, np.int64, bool, bool,
-                                                 bool, np.int64, np.int64, bool)]
+    """The reviews table from blocks of columns (the list is emptied as they are used: peak memory)."""
+    dtypes = (np.int64, np.int64, float, np.int64, bool, np.int8, bool, bool, bool, np.int64, np.int8, bool)
+    cols = []
+    for i, dtype in enumerate(dtypes):
+        cols.append(np.concatenate([np.asarray(b[i], dtype=dtype) for b in blocks]) if blocks
+                    else np.array([], dtype=dtype))
+    blocks.clear()
     col = dict(zip(_REVIEW_COLUMNS, cols))
+    del cols
     order = np.lexsort((col["number"], col["episode"], col["client_id"]))
-    df = pd.DataFrame({name: (np.asarray(values)[order].astype(np.int64) if name in ("client_id", "episode", "number",
-                                                                                     "quality_of_life")
-                              else np.asarray(values)[order]) for name, values in col.items()
-                       if name not in ("use", "stage")})
-    df.insert(5, "use", pd.Categorical.from_codes(np.asarray(col["use"])[order].astype(np.int8), USE_AT_REVIEW))
-    df.insert(10, "stage", pd.Categorical.from_codes(np.asarray(col["stage"])[order].astype(np.int8), REVIEW_STAGES))
-    return df
+    frame = {}
+    for name in _REVIEW_COLUMNS:
+        values = col.pop(name)[order]
+        if name == "use":
+            values = pd.Categorical.from_codes(values, USE_AT_REVIEW)
+        elif name == "stage":
+            values = pd.Categorical.from_codes(values, REVIEW_STAGES)
+        frame[name] = values
+    return pd.DataFrame(frame, copy=False)
 
 
 @dataclass

@@ -28,13 +28,13 @@ _FIRST_REVIEW_INDEX = 17
 
 
 def _ppf_each(dist, u: np.ndarray) -> np.ndarray:
-    """Quantiles one by one, exactly as the scalar path a per-client loop would take."""
-    return np.array([dist.ppf(x) for x in u.tolist()], dtype=float)
+    """Quantiles of many uniforms at once."""
+    return np.asarray(dist.ppf(u), dtype=float).reshape(u.shape)
 
 
 def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom,
              provider=None, chunk: int = 4096):
-    """The reviews (a dict of columns) and the intervention events (a list of row tuples) of every treatment
+    """The reviews (a list of blocks, each a dict of columns) and the intervention events (a list of row tuples) of every treatment
     episode in ``episodes`` (columns ``EPISODE_COLUMNS``; ``epoch`` indexes ``epochs``), a chunk of episodes
     at a time so that the working arrays stay small. ``provider``: a :class:`sim.engine.provider.Provider` that acts in this run (None: the contract-blind model)
     whose effort shift (M3) changes review frequency, results, recording and unpaid care; None, or zero
@@ -45,8 +45,7 @@ def generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario
         part, part_events = _generate({k: v[lo:lo + chunk] for k, v in episodes.items()}, epochs, rng, provider)
         parts.append(part)
         events += part_events
-    reviews = {name: np.concatenate([p[name] for p in parts]) for name in REVIEW_COLUMNS}
-    return reviews, events
+    return parts, events
 
 
 def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenario]], rng: ClientRandom, provider):

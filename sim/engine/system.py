@@ -5,16 +5,18 @@ referral -> ``assessment`` -> ``structured_treatment`` (with ``community_detox``
 ``residential_rehab`` inside it) -> ``custody`` (if transferred there) -> ``after_exit`` -> re-presentation,
 until the client dies, leaves the system or the horizon ends.
 
-Events happen only where a client's state changes. What is known when a stage begins is drawn then: competing
-times to planned exit, drop-out, transfer, custody and death, the earliest winning. TOP reviews fall on a
-12-week grid and are written, vectorised, when the episode ends. All randomness comes from
-:class:`sim.core.randomness.ClientRandom`, keyed by client, episode and decision point.
+Python runs per batch, not per client decision: everything about an episode that does not depend on a queue
+(delays, band, modality, the competing clocks to planned exit, drop-out, transfer, custody and death, the detox
+and rehab plan, what follows each exit) is planned for many episodes at once by :mod:`sim.engine.plans`, from
+the keyed uniforms of :class:`sim.core.randomness.ClientRandom`. The processes only wait, for places and for
+planned times, reading their plan; a stage that needs no place and nothing to wait for (a relapse, entering
+training) has no SimPy event. The History's routine events (referral, assessment, start, exit) are written from
+the episodes' records when the run ends, and TOP reviews, vectorised, from the treatment episodes' facts.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
 import math
 
 import numpy as np
@@ -23,12 +25,23 @@ from scipy import special
 
 from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
-from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws, root_seed
+from sim.core.randomness import ClientRandom, Stream, root_seed
 from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews
 from sim.engine.capacities import Capacity, Places
 from sim.engine.history import Client, History, Recorder
 from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
+from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_WEEKS, ASSESSMENT_DAYS, ATTENDS, BAND,
+                              BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, CJ_ROUTE,
+                              COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEPENDENCY, DISENGAGED_DAYS, DRIFT_U, DROP_E,
+                              DROP_HAZARD, E0, E1, E2, E3, E4, E5, E6, H_OUT, H_RECOVERED, H_TREATMENT, IDETOX,
+                              IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE, IDETOX_PATIENCE_DAYS, MIN_ABSTINENCE_WEEKS,
+                              MODALITY, MUTUAL_AID, PATIENCE_DAYS, POST_EXIT_DAYS, POST_EXIT_RATIO, REHAB,
+                              REHAB_AT_WEEKS, REHAB_DROP_WEEKS, REHAB_OUTCOME, REHAB_PATIENCE_DAYS, REHAB_WEEKS,
+                              RELAPSE_DAYS, RELAPSE_U, REPRESENT_DELAY_WEEKS, REPRESENTS_AFTER_RELAPSE,
+                              REPRESENTS_ON_RELEASE, SENTENCE_WEEKS, SIGNPOSTED_DAYS, SIGNPOSTED_MUTUAL_AID,
+                              START_DELAY_DAYS, TRAINING, TRAINING_WEEKS, TRANSFER_DAYS, WIDER_NEEDS, PlanBlock,
+                              Planner)
 from sim.engine.population import arrivals, group_and_source
 from sim.engine.provider import CONTRACT_BLIND, Provider
 
@@ -53,9 +66,6 @@ STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined":
                     "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
 
 
-# Uniforms for re-presentation episodes are drawn in batches: those of clients due back within this many days
-ROWS_AHEAD_DAYS = 30.0
-_AWAITING = object()  # a client's next episode's row is in the next batch
 
 
 def _when(planned: tuple) -> float:
@@ -122,8 +132,10 @@ class TreatmentSystem:
         self.detox_beds, self.rehab_places = self.places["inpatient_detox_beds"], self.places["rehab_places"]
         self.open_treatment: dict[int, tuple] = {}  # client id -> (client, (start, epoch, clocks))
         self.treated: list[tuple] = []  # ended treatment episodes, for their reviews
-        self._due: list[tuple] = []  # (day due back, client id, episode, client): rows for the next batch
-        self._rows_until = -INF  # the last batch covered clients due back before this day
+        self.planner = Planner(self.epochs, self.rng)
+        self.multi_epoch = len(self.epochs) > 1
+        self.replans = self.multi_epoch or self.acting  # plans may be made again (dated changes, band drift)
+        self._pending: list[Client] = []  # clients whose next episode is in the next batch to plan
         self._record_capacity(h.start_day, scenario)
         self.env.process(self.capacity_changes())
         self.referrals()
@@ -190,15 +202,24 @@ class TreatmentSystem:
         (generated before the run, see :mod:`sim.engine.population`); each arrival is one timeout, whose callback
         gives the new client attributes and a life and schedules the next arrival."""
         times, ids = arrivals(self.scenario, self.seed)
-        self._arrivals = self._with_rows(times, ids)
+        self._arrivals = self._first_episodes(times, ids)
         self._next_arrival()
 
-    def _with_rows(self, times: np.ndarray, ids: np.ndarray, chunk: int = 1024):
-        """(time, client id, first episode's row) of each arrival; rows drawn a chunk at a time and copied, so
-        each lives only as long as its client's first episode."""
+    def _first_episodes(self, times: np.ndarray, ids: np.ndarray, chunk: int = 1024):
+        """(time, client id, attributes, block, row) of each arrival: attributes and first-episode plans are
+        computed a chunk of arrivals at a time (see :mod:`sim.engine.plans`)."""
+        planner = self.planner
         for at in range(0, len(ids), chunk):
-            rows = episode_draws(self.rng, ids[at:at + chunk], 0)
-            yield from zip(times[at:at + chunk].tolist(), ids[at:at + chunk].tolist(), (r.copy() for r in rows))
+            cid, t = ids[at:at + chunk], times[at:at + chunk]
+            g, source = group_and_source(cid)
+            rows = planner.draws(cid, 0)
+            epoch = planner.epoch_at(t)
+            attributes = planner.attributes(rows, g, source, epoch)
+            block = PlanBlock(planner, rows, g, attributes[:, 5] > 0, epoch)
+            plans = block.first()
+            keep = block if self.replans else None  # kept to plan again under a later epoch or another band
+            for i, (day, client) in enumerate(zip(t.tolist(), cid.tolist())):
+                yield day, client, attributes[i].tolist(), keep, i, plans[i].tolist()
 
     def _next_arrival(self) -> None:
         arrival = next(self._arrivals, None)
@@ -207,70 +228,67 @@ class TreatmentSystem:
             ev.callbacks.append(self._arrive)
 
     def _arrive(self, ev: simpy.Event) -> None:
-        t, cid, draws = ev.value
+        t, cid, attributes, block, row, plan = ev.value
         self._next_arrival()
-        ClientProcess(self.env, self.client_life(self.new_client(cid, t, draws)))
+        c = self.new_client(cid, t, attributes)
+        c.block, c.row, c.plan = block, row, plan
+        c.plan_epoch = 0 if block is None else int(block.referral_epoch[row])
+        self._pending.append(c)
+        ClientProcess(self.env, self.client_life(c))
 
-    def new_client(self, cid: int, t: float, draws: np.ndarray | None = None) -> Client:
+    def new_client(self, cid: int, t: float, attributes: list[float]) -> Client:
+        """A client first referred at ``t``, with the attributes of ``sim.engine.plans.ATTRIBUTES``."""
         g, s = group_and_source(cid)
-        c = Client(cid, g, s, t)
-        c.draws = draws
-        pop = self.P().population
-        group = GROUPS[g]
-        u = self.draws(c, Stream.ATTRIBUTES, 8)
-        c.male = bool(u[0] < pop.male.resolve(group).value)
-        c.age = float(pop.age_years.resolve(group).ppf(u[1]))
-        c.injecting = bool(u[2] < pop.injecting.resolve(group).value)
-        c.dual_diagnosis = bool(u[3] < pop.dual_diagnosis.resolve(group).value)
-        c.housing_problem = bool(u[4] < pop.housing_problem.resolve(group).value)
-        c.criminal_justice = s in CJ_SOURCES or bool(u[5] < pop.criminal_justice.resolve(group).value)
-        offender = c.criminal_justice and bool(u[6] < pop.active_offender.resolve(group).value)
-        c.offending_rate = float(pop.offending_rate_per_year.resolve(group).ppf(u[7])) if offender else 0.0
+        c = Client(cid, int(g), int(s), t)
+        male, age, injecting, dual_diagnosis, housing_problem, criminal_justice, offending_rate = attributes
+        c.male, c.age, c.injecting = male > 0, age, injecting > 0
+        c.dual_diagnosis, c.housing_problem, c.criminal_justice = dual_diagnosis > 0, housing_problem > 0, \
+            criminal_justice > 0
+        c.offending_rate = offending_rate
         self.record.new_client(c)
         return c
 
-    def draws(self, c: Client, stream: Stream, n: int, offset: int = 0) -> list[float]:
-        """``n`` uniforms of this client's current episode at a decision point (see :mod:`sim.core.randomness`):
-        from the episode's row when it was drawn in a batch (at arrival, or before a re-presentation), else
-        computed. The numbers are the same either way."""
-        row = c.draws
-        if row is _AWAITING:
-            row = c.draws = self._draw_batch(c)
-        if row is not None:
-            start, size = EPISODE_LAYOUT[stream]
-            if offset + n <= size:
-                start += offset
-                return row[start:start + n].tolist()
-        return self.rng.draws(stream, c.id, c.episode, n, offset)
+    def plan(self, c: Client) -> list[float]:
+        """The client's episode plan for a stage beginning now: planned again under the epoch now in force if
+        that has changed (dated changes), or for the band now recorded if the provider changed it."""
+        p = c.plan
+        if self.multi_epoch or c.band != p[BAND]:
+            e = self.epoch()
+            if e != c.plan_epoch or c.band != p[BAND]:
+                p = c.plan = c.block.under(c.row, e, c.band)
+                c.plan_epoch = e
+        return p
 
-    def _due_back(self, c: Client, day: float) -> None:
-        """The client will re-present on ``day``: their next episode's row joins a batch, unless the batch
-        for that day has been drawn (then its numbers are computed as they are needed)."""
-        c.draws = None  # nothing more is drawn in this episode
-        if day >= self._rows_until:
-            heapq.heappush(self._due, (day, c.id, c.episode + 1, c))
-            c.next_draws = _AWAITING
-
-    def _draw_batch(self, asking: Client):
-        """The rows of every client due back in the next ``ROWS_AHEAD_DAYS``, in one vectorised draw; the row
-        of the client asking."""
-        until = self.env.now + ROWS_AHEAD_DAYS
-        batch = []
-        while self._due and self._due[0][0] < until:
-            batch.append(heapq.heappop(self._due))
-        self._rows_until = until
-        rows = episode_draws(self.rng, [b[1] for b in batch], [b[2] for b in batch])
-        for (_, _, episode, c), row in zip(batch, rows):
-            row = row.copy()  # not a view: the batch is freed, each row lives as long as its episode
-            if c.episode == episode:
-                c.draws = row
-            else:
-                c.next_draws = row
-        return asking.draws if asking.draws is not _AWAITING else None
+    def _plan_batch(self) -> None:
+        """Plan, in one vectorised batch, the next episode of every client whose current episode has begun
+        since the last batch (a client joins at each referral: the next episode is planned well before it can
+        happen). A batch is planned only when a client re-presents unplanned, so batches are as large as the
+        run allows. The epoch in force at the next referral is not known yet: the plan assumes the one now in
+        force, and is made again at the referral if that is wrong."""
+        clients = [c for c in self._pending if c.state not in (DIED, TRANSFERRED)]
+        self._pending = []
+        planner = self.planner
+        rows = planner.draws([c.id for c in clients], [c.episode + 1 for c in clients])
+        epoch = np.full(len(clients), self.epoch())
+        block = PlanBlock(planner, rows, np.array([c.g for c in clients], dtype=np.int64),
+                          np.array([c.criminal_justice for c in clients]), epoch)
+        plans = block.first()
+        keep = block if self.replans else None
+        for i, c in enumerate(clients):
+            c.next = (keep, i, plans[i].copy())  # a copy: the batch's arrays are freed
 
     def _next_episode(self, c: Client) -> None:
+        if c.next is None:
+            self._plan_batch()
+        block, row, plan = c.next
+        if self.multi_epoch and self.epoch() != block.referral_epoch[row]:
+            block, row, plan = block.again(row, self.epoch()), 0, None
+            plan = block.first()[0]
+        c.block, c.row, c.plan = block, row, plan.tolist()
+        c.plan_epoch = 0 if block is None else int(block.referral_epoch[row])
+        c.next = None
         c.episode += 1
-        c.draws, c.next_draws = c.next_draws, None
+        self._pending.append(c)
 
     def client_life(self, c: Client):
         """A client's whole life in the system, episode after episode, until death, transfer or the horizon."""
@@ -279,14 +297,12 @@ class TreatmentSystem:
         try:
             while source is not None:
                 now = self.env.now
-                rec.new_episode(c, now, source)
-                rec.event(c, now, "referral" if c.episode == 0 else "re_presentation", SOURCES[source])
+                rec.new_episode(c, now, source)  # its referral, assessment, start and exit events: from the record
                 rec.state(c, AWAITING_ASSESSMENT, now)
                 attends = yield from self.assessment(c)
                 if c.band == NO_NEED:
                     after = self.signpost(c)
                 elif not attends:
-                    rec.event(c, self.env.now, "did_not_attend")
                     c.ep.exit, c.ep.exit_reason = self.env.now, "did_not_attend"
                     after = DISENGAGED
                 elif self.responds() and not (yield from self.intake(c)):
@@ -304,7 +320,7 @@ class TreatmentSystem:
                     self._next_episode(c)
         except HorizonReached:
             pass
-        c.draws = c.next_draws = None  # the recorder keeps the client to the end; not their uniforms
+        c.plan = c.block = c.next = None  # the recorder keeps the client to the end; not their plans
 
     # --- assessment ------------------------------------------------------------------------------------------
 
@@ -315,36 +331,32 @@ class TreatmentSystem:
         assessed for the assessor's time. Scores two need domains (dependency; wider needs) and takes the more
         severe as the band. Leaves with the band set and whether the client will attend treatment.
         """
-        env, rec = self.env, self.record
-        P = self.P().assessment
-        group = GROUPS[c.g]
-        u = self.draws(c, Stream.ASSESSMENT, 5)
-        yield self.hold(env.now + P.booking_delay_days.resolve(group).ppf(u[0]))
+        env = self.env
+        p = c.plan  # planned under the epoch in force at referral
+        yield self.hold(env.now + p[BOOKING_DAYS])
         req = self.assessors.request()
         if req is not None:
             yield req
-        rec.event(c, env.now, "assessment_start")
-        yield self.hold(env.now + P.assessment_days.resolve(group).ppf(u[1]))
+        c.ep.assessment_start = env.now
+        yield self.hold(env.now + p[ASSESSMENT_DAYS])
         self.assessors.release()  # past the horizon the place stays held: nothing after it is reported
-        dependency = P.dependency_domain.resolve(group).pick(u[2])
-        wider = P.wider_needs_domain.resolve(group).pick(u[3])
-        c.band = min(dependency, wider)  # bands run from most to least severe
+        dependency, wider = int(p[DEPENDENCY]), int(p[WIDER_NEEDS])
+        c.band = int(p[BAND])
         ep = c.ep
         ep.assessed, ep.band, ep.dependency, ep.wider_needs = env.now, c.band, dependency, wider
         ep.assessed_band = c.band
-        rec.event(c, env.now, "assessed", BANDS[c.band])
         if self.responds():
+            P = self.epochs[c.block.referral_epoch[c.row]][1].assessment
             deciding = P.dependency_domain if dependency <= wider else P.wider_needs_domain
-            self.drift_band(c, deciding.resolve(group), u[2] if dependency <= wider else u[3])
-        return bool(u[4] < P.attends_treatment.at(c.g, c.band).value)
+            self.drift_band(c, deciding.resolve(GROUPS[c.g]), p[DRIFT_U])
+            p = self.plan(c)
+        return p[ATTENDS] > 0
 
     def signpost(self, c: Client) -> int:
         """No need for structured treatment: brief advice and signposting to mutual aid, then out."""
         now = self.env.now
-        u = self.draws(c, Stream.AFTER_EXIT, 1, 7)
-        c.ep.mutual_aid = bool(u[0] < self.P().mutual_aid.signposted_engagement.at(c.g, c.band).value)
+        c.ep.mutual_aid = self.plan(c)[SIGNPOSTED_MUTUAL_AID] > 0
         c.ep.exit, c.ep.exit_reason = now, "signposted"
-        self.record.event(c, now, "signposted", "mutual_aid" if c.ep.mutual_aid else "")
         return SIGNPOSTED
 
     # --- structured treatment --------------------------------------------------------------------------------
@@ -353,25 +365,22 @@ class TreatmentSystem:
         """Structured treatment on a recovery worker's caseload, with any detox or rehab inside the episode.
 
         Enters after an assessment into a structured-need band. Waits the start delay, then for a caseload place
-        (FIFO), leaving the waiting list after its patience if one is set. At the start draws the modality,
+        (FIFO), leaving the waiting list after its patience if one is set. At the start takes the modality,
         mutual-aid engagement and the competing times to planned exit (free of dependence after at least 12
-        weeks abstinent), drop-out, transfer, custody and death, and plans any community detox, inpatient detox
-        or rehab; whichever comes first happens. Leaves with the state to go to after treatment.
+        weeks abstinent), drop-out, transfer, custody and death, and the planned community detox, inpatient
+        detox or rehab from the episode's plan; whichever comes first happens. Leaves with the state to go to
+        after treatment.
         """
         env, rec = self.env, self.record
-        sc = self.P()
-        tr = sc.treatment
-        g, b = c.g, c.band
-        u = self.draws(c, Stream.TREATMENT, 12)
+        p = self.plan(c)
         rec.state(c, AWAITING_TREATMENT, env.now)
-        delay = tr.start_delay_days.at(g, b).ppf(u[0])
+        delay = p[START_DELAY_DAYS]
         if self.responds():
             delay = self.throttled_delay(c, delay)
         yield self.hold(env.now + delay)
         req = self.caseload.request()
         if req is not None:
-            patience = tr.waiting_list_patience_days
-            give_up = INF if patience is None else env.now + patience.at(g, b).ppf(u[1])
+            give_up = env.now + p[PATIENCE_DAYS]
             if give_up > self.end:
                 yield req
             else:
@@ -381,21 +390,17 @@ class TreatmentSystem:
                     rec.event(c, env.now, "left_waiting_list", "caseload")
                     c.ep.exit, c.ep.exit_reason = env.now, "left_waiting_list"
                     return DISENGAGED
-        sc = self.P()
-        tr, ma = sc.treatment, sc.mutual_aid
+        p = self.plan(c)
         start = env.now
         ep = c.ep
         ep.treatment_start = start
-        ep.modality = tr.modality.at(g, b).pick(u[2])
-        ep.mutual_aid = bool(u[9] < ma.engagement.at(g, b).value)
-        rec.event(c, start, "treatment_start", MODALITIES[ep.modality])
-        if ep.mutual_aid:
-            rec.event(c, start, "mutual_aid_engaged")
+        ep.modality = int(p[MODALITY])
+        ep.mutual_aid = p[MUTUAL_AID] > 0
         rec.state(c, IN_TREATMENT, start)
 
         completion, drop_out = self.effort_at_start(c, start) if self.responds() else (1.0, 1.0)
-        k = self.clocks(c, sc, start, u, completion, drop_out)
-        plan = self.plan_interventions(c, sc, start)
+        k = self.clocks(c, p, start, completion, drop_out)
+        plan = self.plan_interventions(p, start)
         epoch = self.epoch()
         self.open_treatment[c.id] = (c, (start, epoch, k))
         timed = not self.acting  # a planned discharge's timing is decided once, when it comes due
@@ -420,68 +425,55 @@ class TreatmentSystem:
         now = env.now
         recorded = self.recode_exit(c, reason) if reason in UNPLANNED and self.responds() else reason
         ep.exit, ep.exit_reason = now, recorded
-        rec.event(c, now, "exit", recorded)
         self._treatment_ended(c, start, epoch, k, now, reason == "planned")
         if reason == "died":
             self.die(c)
         if ep.modality == OST or k.had_intensive:
-            c.raised_until = now + DAYS_PER_WEEK * self.P().mortality.post_exit_weeks
+            c.raised_until = now + self.plan(c)[POST_EXIT_DAYS]
         return STATE_AFTER_EXIT[reason]
 
-    def clocks(self, c: Client, sc: Scenario, start: float, u: np.ndarray, completion_ratio: float = 1.0,
+    def clocks(self, c: Client, p: list[float], start: float, completion_ratio: float = 1.0,
                drop_out_ratio: float = 1.0) -> Clocks:
-        """The competing exit times of a new treatment episode. The ratios (provider effort; 1 without provider
-        behaviour) multiply the completion and drop-out hazards."""
-        tr, g, b = sc.treatment, c.g, c.band
-        day = 1.0 / DAYS_PER_YEAR
+        """The competing exit times of a new treatment episode, from its plan ``p``. The ratios (provider effort;
+        1 without provider behaviour) multiply the completion and drop-out hazards."""
         k = Clocks()
-        completion = start + DAYS_PER_WEEK * tr.completion_weeks.at(g, b).ppf(u[3]) / completion_ratio
-        abstinent = DAYS_PER_WEEK * tr.abstinent_before_completion_weeks.at(g, b).ppf(u[4])
-        k.abstinent_from = max(start, completion - abstinent)
-        k.planned = max(completion, k.abstinent_from + DAYS_PER_WEEK * tr.planned_exit_min_abstinence_weeks)
-        ratio = sc.mutual_aid.drop_out_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
-        k.drop_hazard = tr.drop_out_rate_per_year.at(g, b).value * day * ratio * drop_out_ratio
-        k.drop_out = start + exp_time(u[5], k.drop_hazard)
-        k.declined = bool(u[6] < tr.declined_share.at(g, b).value)
-        k.transfer = start + exp_time(u[7], tr.transfer_rate_per_year.at(g, b).value * day)
-        k.custody = (start + exp_time(u[8], tr.custody_rate_per_year.at(g, b).value * day)
-                     if c.criminal_justice else INF)
-        k.death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(g, b).value, 0)
+        completion = start + DAYS_PER_WEEK * p[COMPLETION_WEEKS] / completion_ratio
+        k.abstinent_from = max(start, completion - DAYS_PER_WEEK * p[ABSTINENT_WEEKS])
+        k.planned = max(completion, k.abstinent_from + DAYS_PER_WEEK * p[MIN_ABSTINENCE_WEEKS])
+        k.drop_hazard = hazard = p[DROP_HAZARD] * drop_out_ratio
+        k.drop_out = start + p[DROP_E] / hazard if hazard > 0 else INF
+        k.declined = p[DECLINED] > 0
+        k.transfer = start + p[TRANSFER_DAYS]
+        k.custody = start + p[CUSTODY_DAYS]
+        k.death = self.death_time(c, p, E0, start)
         k.had_intensive = False
         return k
 
-    def plan_interventions(self, c: Client, sc: Scenario, start: float) -> list:
-        """Which of community detox, inpatient detox and rehab this episode would include, and when."""
-        g, b = c.g, c.band
-        ud = self.draws(c, Stream.DETOX, 6)
-        ur = self.draws(c, Stream.REHAB, 2)
+    def plan_interventions(self, p: list[float], start: float) -> list:
+        """When the episode's community detox, inpatient detox and rehab (those its plan includes) begin."""
         plan = []
-        if ud[0] < sc.community_detox.probability.at(g, b).value:
-            plan.append((start + DAYS_PER_WEEK * sc.community_detox.timing_weeks.at(g, b).ppf(ud[1]),
-                         self.community_detox))
-        if ud[4] < sc.inpatient_detox.probability.at(g, b).value:
-            plan.append((start + DAYS_PER_WEEK * sc.inpatient_detox.timing_weeks.at(g, b).ppf(ud[5]),
-                         self.inpatient_detox))
-        if ur[0] < sc.rehab.probability.at(g, b).value:
-            plan.append((start + DAYS_PER_WEEK * sc.rehab.timing_weeks.at(g, b).ppf(ur[1]), self.residential_rehab))
+        if p[CDETOX] > 0:
+            plan.append((start + DAYS_PER_WEEK * p[CDETOX_AT_WEEKS], self.community_detox))
+        if p[IDETOX] > 0:
+            plan.append((start + DAYS_PER_WEEK * p[IDETOX_AT_WEEKS], self.inpatient_detox))
+        if p[REHAB] > 0:
+            plan.append((start + DAYS_PER_WEEK * p[REHAB_AT_WEEKS], self.residential_rehab))
         if len(plan) > 1:
             plan.sort(key=_when)
         return plan
 
-    def _after_abstinence_start(self, c: Client, k: Clocks, sc: Scenario, abstinent_from: float) -> None:
+    def _after_abstinence_start(self, k: Clocks, p: list[float], abstinent_from: float) -> None:
         """A completed detox or a rehab step-down: aftercare in the community, then a planned exit."""
-        g, b = c.g, c.band
         now = self.env.now
-        u = self.draws(c, Stream.DETOX, 1, 9)
         k.abstinent_from = abstinent_from
-        k.planned = max(now + DAYS_PER_WEEK * sc.aftercare.weeks.at(g, b).ppf(u[0]),
-                        abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
-        k.set_drop_hazard(now, k.drop_hazard * sc.aftercare.drop_out_ratio.at(g, b).value)
+        k.planned = max(now + DAYS_PER_WEEK * p[AFTERCARE_WEEKS],
+                        abstinent_from + DAYS_PER_WEEK * p[MIN_ABSTINENCE_WEEKS])
+        k.set_drop_hazard(now, k.drop_hazard * p[AFTERCARE_DROP_RATIO])
 
-    def _raise_mortality(self, c: Client, k: Clocks, sc: Scenario, index: int) -> None:
+    def _raise_mortality(self, c: Client, k: Clocks, p: list[float], e: int) -> None:
         """Loss of tolerance after a detox or rehab: the death time is drawn again with the raised risk."""
-        c.raised_until = self.env.now + DAYS_PER_WEEK * sc.mortality.post_exit_weeks
-        k.death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(c.g, c.band).value, index)
+        c.raised_until = self.env.now + p[POST_EXIT_DAYS]
+        k.death = self.death_time(c, p, e, self.env.now)
         k.had_intensive = True
 
     def community_detox(self, c: Client, k: Clocks):
@@ -491,23 +483,21 @@ class TreatmentSystem:
         the end, aftercare, then a planned exit. Not completed: back to community treatment as before.
         """
         env, rec = self.env, self.record
-        sc = self.P()
-        g, b = c.g, c.band
-        u = self.draws(c, Stream.DETOX, 2, 2)
+        p = self.plan(c)
         rec.state(c, COMMUNITY_DETOX, env.now)
         rec.event(c, env.now, "community_detox_start")
-        end = env.now + sc.community_detox.duration_days.at(g, b).ppf(u[0])
+        end = env.now + p[CDETOX_DAYS]
         t_exit, _ = k.next_exit()
         if t_exit < end:
             yield self.hold(t_exit)
             return
         yield self.hold(end)
-        completed = bool(u[1] < sc.community_detox.completion.at(g, b).value)
+        completed = p[CDETOX_DONE] > 0
         rec.event(c, env.now, "community_detox_end", "completed" if completed else "not_completed")
         rec.state(c, IN_TREATMENT, env.now)
         if completed:
-            self._after_abstinence_start(c, k, sc, env.now)
-        self._raise_mortality(c, k, sc, 1)
+            self._after_abstinence_start(k, p, env.now)
+        self._raise_mortality(c, k, p, E1)
 
     def _wait_for_place(self, c: Client, k: Clocks, place: Capacity, patience_days: float, waiting_state: int,
                         what: str):
@@ -553,23 +543,21 @@ class TreatmentSystem:
         planned exit. Not completed, or left the list: back to community treatment.
         """
         env, rec = self.env, self.record
-        sc = self.P()
-        g, b, ip = c.g, c.band, sc.inpatient_detox
-        u = self.draws(c, Stream.DETOX, 3, 6)
-        admitted = yield from self._wait_for_place(c, k, self.detox_beds, ip.patience_days.at(g, b).ppf(u[2]),
+        p = self.plan(c)
+        admitted = yield from self._wait_for_place(c, k, self.detox_beds, p[IDETOX_PATIENCE_DAYS],
                                                    AWAITING_INPATIENT_DETOX, "inpatient_detox")
         if not admitted:
             return
         alive = yield from self._stay(c, k, self.detox_beds, INPATIENT_DETOX, "inpatient_detox_start",
-                                      ip.stay_days.at(g, b).ppf(u[0]))
+                                      p[IDETOX_DAYS])
         if not alive:
             return
-        completed = bool(u[1] < ip.completion.at(g, b).value)
+        completed = p[IDETOX_DONE] > 0
         rec.event(c, env.now, "inpatient_detox_end", "completed" if completed else "not_completed")
         rec.state(c, IN_TREATMENT, env.now)
         if completed:
-            self._after_abstinence_start(c, k, sc, env.now)
-        self._raise_mortality(c, k, sc, 2)
+            self._after_abstinence_start(k, p, env.now)
+        self._raise_mortality(c, k, p, E2)
 
     def residential_rehab(self, c: Client, k: Clocks):
         """Residential rehab: limited places with a waiting list, early drop-out, step-down to the community.
@@ -579,24 +567,22 @@ class TreatmentSystem:
         down to community aftercare, dropping out (an unplanned exit), or dying.
         """
         env, rec = self.env, self.record
-        sc = self.P()
-        g, b, rh = c.g, c.band, sc.rehab
-        u = self.draws(c, Stream.REHAB, 4, 2)
-        admitted = yield from self._wait_for_place(c, k, self.rehab_places, rh.patience_days.at(g, b).ppf(u[3]),
+        p = self.plan(c)
+        admitted = yield from self._wait_for_place(c, k, self.rehab_places, p[REHAB_PATIENCE_DAYS],
                                                    AWAITING_REHAB, "rehab")
         if not admitted:
             return
         admission = env.now
-        outcome = rh.outcome.at(g, b).pick(u[1])
-        stay = DAYS_PER_WEEK * rh.stay_weeks.at(g, b).ppf(u[0])
+        outcome = int(p[REHAB_OUTCOME])
+        stay = DAYS_PER_WEEK * p[REHAB_WEEKS]
         if outcome == REHAB_DROP_OUT:
-            stay = min(stay, DAYS_PER_WEEK * rh.drop_out_weeks.at(g, b).ppf(u[2]))
+            stay = min(stay, DAYS_PER_WEEK * p[REHAB_DROP_WEEKS])
         alive = yield from self._stay(c, k, self.rehab_places, RESIDENTIAL_REHAB, "rehab_start", stay)
         if not alive:
             return
         now = env.now
         rec.event(c, now, "rehab_end", REHAB_OUTCOMES[outcome])
-        self._raise_mortality(c, k, sc, 3)
+        self._raise_mortality(c, k, p, E3)
         if outcome == REHAB_DROP_OUT:
             k.declined = False
             k.drop_out = now  # an unplanned exit, straight from rehab
@@ -604,9 +590,9 @@ class TreatmentSystem:
         rec.state(c, IN_TREATMENT, now)
         if outcome == COMPLETE:
             k.abstinent_from = admission
-            k.planned = max(now, admission + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
+            k.planned = max(now, admission + DAYS_PER_WEEK * p[MIN_ABSTINENCE_WEEKS])
         else:
-            self._after_abstinence_start(c, k, sc, admission)
+            self._after_abstinence_start(k, p, admission)
 
     # --- custody and after exit -------------------------------------------------------------------------------
 
@@ -614,20 +600,18 @@ class TreatmentSystem:
         """Custody: treatment mirrors the community inside. Enters on transfer to custody. Leaves on release
         (re-presenting by the prison-release route, or out of treatment with raised mortality), or dies."""
         env, rec = self.env, self.record
-        sc = self.P()
-        g, b = c.g, c.band
-        u = self.draws(c, Stream.CUSTODY, 2)
+        p = self.plan(c)
         rec.state(c, IN_CUSTODY, env.now)
-        release = env.now + DAYS_PER_WEEK * sc.custody.sentence_weeks.at(g, b).ppf(u[0])
-        death = self.death_time(c, sc.mortality.in_treatment_per_100py.at(g, b).value, 4)
+        release = env.now + DAYS_PER_WEEK * p[SENTENCE_WEEKS]
+        death = self.death_time(c, p, E4, env.now)
         if death < release:
             yield self.hold(death)
             self.die(c)
             return DIED
         yield self.hold(release)
         rec.event(c, env.now, "custody_release")
-        c.raised_until = env.now + DAYS_PER_WEEK * sc.mortality.post_exit_weeks
-        if u[1] < sc.custody.represent_on_release.at(g, b).value:
+        c.raised_until = env.now + p[POST_EXIT_DAYS]
+        if p[REPRESENTS_ON_RELEASE] > 0:
             return "prison_release"
         return DISENGAGED
 
@@ -637,66 +621,80 @@ class TreatmentSystem:
         Enters after an exit (recovered after a planned exit; disengaged after an unplanned exit, a missed
         start or a release from custody; signposted after a no-need assessment). Recovered clients relapse by
         a time-varying hazard (mutual aid lowers it); relapsed, disengaged and signposted clients may re-present
-        at any time later, with no limit. Returns the source of the next referral, or None.
+        at any time later, with no limit. A relapse is recorded when the exit is, with no SimPy event of its
+        own: nothing waits for it. Returns the source of the next referral, or None.
         """
         env, rec = self.env, self.record
-        g, b = c.g, c.band
-        u = self.draws(c, Stream.AFTER_EXIT, 6)
-        step = 0
-        while True:
-            rec.state(c, state, env.now)
-            if state in (DIED, TRANSFERRED):
-                return None
-            sc = self.P()
-            ae, mort = sc.after_exit, sc.mortality
-            rate = (mort.recovered_per_100py if state == RECOVERED else mort.out_of_treatment_per_100py)
-            death = self.death_time(c, rate.at(g, b).value, 5 + step)
-            step += 1
-            source = SOURCE_SELF
-            if state == RECOVERED:
-                hr = sc.mutual_aid.relapse_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
-                q = 1.0 - (1.0 - u[0]) ** (1.0 / hr) if hr > 0 else 0.0
-                nxt = env.now + DAYS_PER_YEAR * ae.relapse_years.at(g, b).ppf(q) if hr > 0 else INF
-                held = c.ep.discharge_shift_days
-                if held > 0 and hr > 0 and step == 1:
-                    # a client held past readiness has already come through the held weeks abstinent: the
-                    # relapse clock runs from readiness, given no relapse during the hold (M4)
-                    relapse = ae.relapse_years.at(g, b)
-                    survived = relapse.cdf(held / DAYS_PER_YEAR)
-                    nxt = env.now - held + DAYS_PER_YEAR * relapse.ppf(survived + q * (1.0 - survived))
-            elif state == RELAPSED:
-                returns = u[1] < ae.represent_after_relapse.at(g, b).value
-                nxt = env.now + DAYS_PER_WEEK * ae.represent_delay_weeks.at(g, b).ppf(u[2]) if returns else INF
-                if returns and c.ep.exit_reason == "planned" and self.responds():
-                    nxt = self.defer_re_entry(c, nxt)
-            elif state == DISENGAGED:
-                nxt = env.now + exp_time(u[3], ae.disengaged_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
-                if u[4] < ae.criminal_justice_route.at(g, b).value:
-                    source = SOURCE_ARREST
-            else:  # signposted
-                nxt = env.now + exp_time(u[5], ae.signposted_represent_rate_per_year.at(g, b).value / DAYS_PER_YEAR)
-            if state == RECOVERED and step == 1:
-                self._training(c, sc, min(nxt, death))
-            if death <= nxt:
+        now = env.now
+        rec.state(c, state, now)
+        if state in (DIED, TRANSFERRED):
+            return None
+        p = self.plan(c)
+        source = SOURCE_SELF
+        if state == RECOVERED:
+            death = self.death_time(c, p, E5, now, p[H_RECOVERED])
+            relapse = now + p[RELAPSE_DAYS]
+            if c.ep.discharge_shift_days > 0 and relapse < INF:
+                relapse = self._relapse_after_hold(c, p)
+            self._training(c, p, min(relapse, death))
+            if death <= relapse:
                 yield self.hold(death)
                 self.die(c)
                 return None
-            wait = self.hold(nxt)
-            if state != RECOVERED:
-                self._due_back(c, nxt)
-            yield wait
-            if state == RECOVERED:
-                rec.event(c, env.now, "relapse")
-                state = RELAPSED
-                continue
-            return source
+            if relapse > self.end:
+                raise HorizonReached
+            rec.event(c, relapse, "relapse")
+            rec.state(c, RELAPSED, relapse)
+            now = relapse
+            p = self.plan_at(c, relapse)
+            death = self.death_time(c, p, E6, now, p[H_OUT])
+            returns = p[REPRESENTS_AFTER_RELAPSE] > 0
+            nxt = now + DAYS_PER_WEEK * p[REPRESENT_DELAY_WEEKS] if returns else INF
+            if returns and c.ep.exit_reason == "planned" and self.responds(now):
+                nxt = self.defer_re_entry(c, nxt, now)
+        elif state == DISENGAGED:
+            death = self.death_time(c, p, E5, now, p[H_OUT])
+            nxt = now + p[DISENGAGED_DAYS]
+            if p[CJ_ROUTE] > 0:
+                source = SOURCE_ARREST
+        else:  # signposted
+            death = self.death_time(c, p, E5, now, p[H_OUT])
+            nxt = now + p[SIGNPOSTED_DAYS]
+        c.plan = c.block = None  # nothing more is planned in this episode
+        if death <= nxt:
+            yield self.hold(death)
+            self.die(c)
+            return None
+        wait = self.hold(nxt)
+        yield wait
+        return source
 
-    def _training(self, c: Client, sc: Scenario, recovered_until: float) -> None:
+    def plan_at(self, c: Client, t: float) -> list[float]:
+        """The plan for a stage at a later day ``t`` that needs no SimPy event (a relapse)."""
+        if not self.multi_epoch:
+            return c.plan
+        e = bisect.bisect_right(self._epoch_starts, t) - 1
+        if e != c.plan_epoch:
+            c.plan, c.plan_epoch = c.block.under(c.row, e, c.band), e
+        return c.plan
+
+    def _relapse_after_hold(self, c: Client, p: list[float]) -> float:
+        """M4: a client held past readiness has already come through the held weeks abstinent: the relapse
+        clock runs from readiness, given no relapse during the hold."""
+        sc = self.P()
+        g, b = c.g, c.band
+        hr = sc.mutual_aid.relapse_ratio.at(g, b).value if c.ep.mutual_aid else 1.0
+        q = 1.0 - (1.0 - p[RELAPSE_U]) ** (1.0 / hr)
+        held = c.ep.discharge_shift_days
+        relapse = sc.after_exit.relapse_years.at(g, b)
+        survived = relapse.cdf(held / DAYS_PER_YEAR)
+        return self.env.now - held + DAYS_PER_YEAR * relapse.ppf(survived + q * (1.0 - survived))
+
+    def _training(self, c: Client, p: list[float], recovered_until: float) -> None:
         """Entering education, training or employment after a planned exit, while still recovered: recorded
         as an event, with no SimPy event of its own."""
-        u = self.draws(c, Stream.AFTER_EXIT, 2, 8)
-        if u[0] < sc.after_exit.training_after_planned_exit.at(c.g, c.band).value:
-            t = self.env.now + DAYS_PER_WEEK * sc.after_exit.training_weeks.at(c.g, c.band).ppf(u[1])
+        if p[TRAINING] > 0:
+            t = self.env.now + DAYS_PER_WEEK * p[TRAINING_WEEKS]
             if t < recovered_until and t <= self.end:
                 self.record.event(c, t, "entered_training")
 
@@ -705,21 +703,20 @@ class TreatmentSystem:
         self.record.event(c, now, "death", STATES[c.state])
         self.record.state(c, DIED, now)
 
-    def death_time(self, c: Client, per_100py: float, index: int) -> float:
-        """Absolute time of death from now, with the raised risk until ``c.raised_until``."""
-        h = per_100py / 100.0 / DAYS_PER_YEAR
+    def death_time(self, c: Client, p: list[float], e: int, now: float, hazard: float | None = None) -> float:
+        """Absolute time of death from ``now``, from the plan's unit exponential ``p[e]``, at the in-treatment
+        hazard (or ``hazard``, per day), with the raised risk until ``c.raised_until``."""
+        h = p[H_TREATMENT] if hazard is None else hazard
         if h <= 0:
             return INF
-        now = self.env.now
-        e = -math.log1p(-self.draws(c, Stream.MORTALITY, 1, index)[0])
-        mort = self.P().mortality
+        x = p[e]
         if c.raised_until > now:
-            hr = h * mort.post_exit_ratio.at(c.g, max(c.band, 0)).value
+            hr = h * p[POST_EXIT_RATIO]
             early = hr * (c.raised_until - now)
-            if e < early:
-                return now + e / hr
-            return c.raised_until + (e - early) / h
-        return now + e / h
+            if x < early:
+                return now + x / hr
+            return c.raised_until + (x - early) / h
+        return now + x / h
 
     # --- provider behaviour (sim.provider.model): only with a ProviderModel whose mode is not off -----------------
 
@@ -815,7 +812,7 @@ class TreatmentSystem:
             return "transferred"
         return reason
 
-    def defer_re_entry(self, c: Client, due: float) -> float:
+    def defer_re_entry(self, c: Client, due: float, now: float) -> float:
         """M4 under stress: a relapsed completer returning just before the sustained-outcome window closes is
         taken back only once it has closed (re-presentations bunch just after the window)."""
         window = self.provider.sustained_window()
@@ -824,7 +821,7 @@ class TreatmentSystem:
         closes = c.ep.exit + window
         p = self.provider.defer_probability(due, closes - due)
         if p > 0 and self.rng.draws(Stream.RE_ENTRY, c.id, c.episode, 1)[0] < p:
-            self.record.event(c, self.env.now, "re_entry_deferred", f"{closes + 1.0 - due:.1f}")
+            self.record.event(c, now, "re_entry_deferred", f"{closes + 1.0 - due:.1f}")
             return closes + 1.0
         return due
 
@@ -848,7 +845,8 @@ class TreatmentSystem:
         self.treated = []
         table, events = reviews.generate(columns, self.epochs, self.rng, self.provider if self.acting else None)
         del columns
-        self.record.review_blocks.append(tuple(table[name] for name in reviews.REVIEW_COLUMNS))
+        self.record.review_blocks += [tuple(part[name] for name in reviews.REVIEW_COLUMNS) for part in table]
+        del table
         for row in events:
             self.record.add_event(*row)
 

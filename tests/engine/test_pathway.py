@@ -194,15 +194,27 @@ def test_episode_rows_are_the_keyed_draws_of_each_stage():
     assert episode_draws(r, clients[:1], 0).tolist() == rows[:1].tolist()
 
 
-def test_drawing_rows_in_batches_changes_no_result(small, monkeypatch):
-    """Batched rows (first episodes at arrival, re-presentations before they are due) are only a faster way to
-    the same numbers: a run that computes every draw as the stage asks gives identical tables."""
+def test_planning_in_batches_changes_no_result(small, monkeypatch):
+    """Episode plans computed for a batch (first episodes a chunk of arrivals at a time, re-presentations of
+    everyone pending) are only a faster way to the same plans: a run that plans every episode alone gives
+    identical tables."""
+    import functools
+
     from sim.engine import system as pathway
 
     batched = simulate(small, seed=4)
-    assert (batched.episodes["episode"] > 0).sum() > 50  # re-presentations happen, so their rows are used
-    monkeypatch.setattr(pathway.TreatmentSystem, "draws",
-                        lambda self, c, stream, n, offset=0: self.rng.draws(stream, c.id, c.episode, n, offset))
+    assert (batched.episodes["episode"] > 0).sum() > 50  # re-presentations happen, so their plans are used
+    alone = pathway.TreatmentSystem._plan_batch
+
+    def one_at_a_time(self):
+        pending = self._pending
+        for c in pending:
+            self._pending = [c]
+            alone(self)
+
+    monkeypatch.setattr(pathway.TreatmentSystem, "_first_episodes",
+                        functools.partialmethod(pathway.TreatmentSystem._first_episodes, chunk=1))
+    monkeypatch.setattr(pathway.TreatmentSystem, "_plan_batch", one_at_a_time)
     one_by_one = simulate(small, seed=4)
     for table in TABLES:
         pd.testing.assert_frame_equal(getattr(batched, table), getattr(one_by_one, table))
