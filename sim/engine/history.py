@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 import os
 import tempfile
 from array import array
@@ -104,12 +105,13 @@ class Recorder:
     def __init__(self):
         self.clients: list[Client] = []
         self.episodes: list[Episode] = []
-        self._spells = tuple(array(code) for code in "qlbdd")  # client_id, episode, state, start, end
+        self._spells = array("d")  # client_id, episode, state, start, end: five numbers a spell (exact as doubles)
         self._events = tuple(array(code) for code in "qldhh")  # client_id, episode, time, kind, detail
         self._details: dict[str, int] = {"": 0}
         self.review_blocks: list[tuple[np.ndarray, ...]] = []  # columns in _REVIEW_COLUMNS order
         self.capacity: list[tuple] = []
         self._finished = False
+        self._columns = None  # the episodes' columns, when the History is built
 
     def new_client(self, c: Client) -> None:
         self.clients.append(c)
@@ -127,17 +129,12 @@ class Recorder:
     def state(self, c: Client, state: int, t: float) -> None:
         """The client enters ``state`` at ``t``, closing the spell they were in."""
         if c.state >= 0 and t > c.since:
-            self._spell(c, t)
+            self._spells.extend((c.id, c.spell_episode, c.state, c.since, t))
         c.state, c.since, c.spell_episode = state, t, c.episode
 
     def _spell(self, c: Client, end: float) -> None:
         """Record the client's current spell as ending at ``end``."""
-        ids, eps, states, starts, ends = self._spells
-        ids.append(c.id)
-        eps.append(c.spell_episode)
-        states.append(c.state)
-        starts.append(c.since)
-        ends.append(end)
+        self._spells.extend((c.id, c.spell_episode, c.state, c.since, end))
 
     def event(self, c: Client, t: float, kind: str, detail: str = "") -> None:
         self.add_event(c.id, c.episode, t, kind, detail)
@@ -159,7 +156,7 @@ class Recorder:
         if self._finished:
             raise RuntimeError("this Recorder has already built its History")
         self._finished = True
-        n_closed = len(self._spells[0])
+        n_closed = len(self._spells) // 5
         for c in self.clients:
             if c.state >= 0:
                 self._spell(c, end)
@@ -189,8 +186,8 @@ class Recorder:
     def _episode_events(self) -> list[np.ndarray]:
         """The events every episode's record already dates (``EPISODE_EVENTS``: referral, assessment, start,
         exit...), written in arrays from the episodes rather than one by one as they happen."""
-        es = self.episodes
-        col = lambda name, dtype=float: np.array([getattr(e, name) for e in es], dtype=dtype)  # noqa: E731
+        es = self._episode_columns()
+        col = lambda name, dtype=float: np.array(es[name], dtype=dtype)  # noqa: E731
         ids, eps = col("client_id", np.int64), col("episode", np.int64)
         referral, assessment_start, assessed = col("referral"), col("assessment_start"), col("assessed")
         start, exit_, reason = col("treatment_start"), col("exit"), col("exit_reason", object)
@@ -240,9 +237,17 @@ class Recorder:
         df["stock"] = df["first_referral"] < 0
         return df.sort_values("client_id", ignore_index=True)
 
+    def _episode_columns(self) -> dict[str, tuple]:
+        """The episodes' records as columns, extracted once."""
+        if self._columns is None:
+            values = zip(*map(operator.attrgetter(*Episode.__slots__), self.episodes))
+            self._columns = dict(zip(Episode.__slots__, values)) if self.episodes else \
+                {name: () for name in Episode.__slots__}
+        return self._columns
+
     def _episodes(self) -> pd.DataFrame:
-        es = self.episodes
-        col = lambda name: [getattr(e, name) for e in es]  # noqa: E731
+        es = self._episode_columns()
+        col = es.__getitem__
         df = pd.DataFrame({
             "client_id": np.array(col("client_id"), dtype=np.int64),
             "episode": np.array(col("episode"), dtype=np.int64),
@@ -270,8 +275,10 @@ def _column(values: array) -> np.ndarray:
     return np.frombuffer(values, dtype=values.typecode) if len(values) else np.array([], dtype=values.typecode)
 
 
-def _spells_frame(columns: tuple[array, ...], n_closed: int) -> pd.DataFrame:
-    ids, eps, states, starts, ends = (_column(c) for c in columns)
+def _spells_frame(rows: array, n_closed: int) -> pd.DataFrame:
+    table = _column(rows).reshape(-1, 5)
+    ids, eps, states, starts, ends = (table[:, i] for i in range(5))
+    ids, eps, states = ids.astype(np.int64), eps.astype(np.int64), states.astype(np.int8)
     order = np.lexsort((starts, ids))  # by client, then start (a client's spells never share a start)
     return pd.DataFrame({
         "client_id": ids[order].astype(np.int64),
