@@ -74,8 +74,24 @@ for _stream, _count in ((Stream.ATTRIBUTES, 8), (Stream.ASSESSMENT, 5), (Stream.
     EPISODE_LAYOUT[_stream] = (_at, _count)
     _at += _count
 EPISODE_WIDTH = _at
-_ROW_STREAMS = np.concatenate([np.full(n, int(s)) for s, (_, n) in EPISODE_LAYOUT.items()])
-_ROW_COUNTERS = np.concatenate([np.arange(1, n + 1, dtype=np.uint64) for _, n in EPISODE_LAYOUT.values()])
+
+# The provider's decision points (drawn only when a provider responds), laid out the same way after them
+PROVIDER_LAYOUT: dict[Stream, tuple[int, int]] = {}
+for _stream, _count in ((Stream.BELIEF, 1), (Stream.INTAKE, 3), (Stream.PARKING, 1), (Stream.DISCHARGE, 1),
+                        (Stream.BAND_DRIFT, 1), (Stream.EXIT_RECODING, 1), (Stream.RE_ENTRY, 1)):
+    PROVIDER_LAYOUT[_stream] = (_at, _count)
+    _at += _count
+PROVIDER_WIDTH = _at - EPISODE_WIDTH
+
+
+def _layout_keys(layout: dict[Stream, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    streams = np.concatenate([np.full(n, int(s)) for s, (_, n) in layout.items()])
+    counters = np.concatenate([np.arange(1, n + 1, dtype=np.uint64) for _, n in layout.values()])
+    return streams, counters
+
+
+_ROW_STREAMS, _ROW_COUNTERS = _layout_keys(EPISODE_LAYOUT)
+_PROVIDER_STREAMS, _PROVIDER_COUNTERS = _layout_keys(PROVIDER_LAYOUT)
 
 
 class ClientRandom:
@@ -91,6 +107,7 @@ class ClientRandom:
         self._root = root = int(seed.generate_state(2, np.uint64)[0])
         self._stream_keys = {s: _mix_int(root ^ (_mix_int(int(s) * _GAMMA & _M64))) for s in Stream}
         self._row_keys = np.array([self._stream_keys[Stream(s)] for s in _ROW_STREAMS], dtype=np.uint64)
+        self._provider_keys = np.array([self._stream_keys[Stream(s)] for s in _PROVIDER_STREAMS], dtype=np.uint64)
 
     def draws(self, stream: Stream, client: int, episode: int, n: int, offset: int = 0) -> list[float]:
         """``n`` uniforms in (0, 1) for this client and episode, indices ``offset .. offset+n-1``.
@@ -141,13 +158,16 @@ def _keyed(stream_key, client, episode, counter) -> np.ndarray:
     return (bits >> np.uint64(12)).astype(np.float64) * _TO_UNIT + _HALF_STEP
 
 
-def episode_draws(rng: ClientRandom, clients, episodes) -> np.ndarray:
-    """The uniforms of many (client, episode) pairs at once, one row per pair laid out by ``EPISODE_LAYOUT``:
-    exactly what :meth:`ClientRandom.draws` gives, at a small fraction of the cost of drawing them one stage
-    at a time. ``episodes`` may be one number for all."""
+def episode_draws(rng: ClientRandom, clients, episodes, provider: bool = False) -> np.ndarray:
+    """The uniforms of many (client, episode) pairs at once, one row per pair laid out by ``EPISODE_LAYOUT``
+    (then ``PROVIDER_LAYOUT`` if ``provider``): exactly what :meth:`ClientRandom.draws` gives, at a small
+    fraction of the cost of drawing them one stage at a time. ``episodes`` may be one number for all."""
     clients = np.asarray(clients, dtype=np.int64)
     episodes = np.broadcast_to(np.asarray(episodes, dtype=np.int64), clients.shape)
-    return _keyed(rng._row_keys[None, :], clients[:, None], episodes[:, None], _ROW_COUNTERS[None, :])
+    keys, counters = rng._row_keys, _ROW_COUNTERS
+    if provider:
+        keys, counters = np.r_[keys, rng._provider_keys], np.r_[counters, _PROVIDER_COUNTERS]
+    return _keyed(keys[None, :], clients[:, None], episodes[:, None], counters[None, :])
 
 
 def root_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:

@@ -23,7 +23,7 @@ from scipy import special
 
 from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
-from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, Stream, episode_draws
+from sim.core.randomness import EPISODE_LAYOUT, EPISODE_WIDTH, PROVIDER_LAYOUT, ClientRandom, Stream, episode_draws
 from sim.core.vocabulary import BANDS, GROUPS, SOURCES
 
 N_BANDS = len(BANDS)
@@ -61,6 +61,14 @@ COLUMNS = (
  REPRESENTS_AFTER_RELAPSE, REPRESENT_DELAY_WEEKS, DISENGAGED_DAYS, CJ_ROUTE, SIGNPOSTED_DAYS,
  SIGNPOSTED_MUTUAL_AID, TRAINING, TRAINING_WEEKS) = range(60)
 WIDTH = len(COLUMNS)
+
+# Columns appended when a provider responds (sim.engine.provider): its belief shock about the client (a standard
+# normal), the uniforms of its decisions (drawn against the probability it gives, when it is asked), and how near
+# the band-setting domain score lies to the next more severe band (M6, ``threshold_distance``)
+PROVIDER_COLUMNS = ("belief_z", "intake_u", "deflection_u", "deflection_delay_u", "parking_u", "discharge_u",
+                    "band_drift_u", "recode_u", "re_entry_u", "drift_distance")
+(BELIEF_Z, INTAKE_U, DEFLECTION_U, DEFLECTION_DELAY_U, PARKING_U, DISCHARGE_U, BAND_DRIFT_U, RECODE_U, RE_ENTRY_U,
+ DRIFT_DISTANCE) = range(WIDTH, WIDTH + len(PROVIDER_COLUMNS))
 
 # Client attributes at first referral (epoch at arrival), computed with the first episode's plan
 ATTRIBUTES = ("male", "age", "injecting", "dual_diagnosis", "housing_problem", "criminal_justice", "offending_rate")
@@ -170,18 +178,41 @@ class _Tables:
             cum = self._cache[key] = np.array(rows, dtype=float)
         return (cum[cell] <= u[:, None]).sum(axis=1).astype(float)
 
+    def cumulative(self, param, cell: np.ndarray, banded: bool = True) -> np.ndarray:
+        """The cumulative shares (one row per cell) of a table of shares, as ``np.cumsum`` gives them."""
+        key = (id(param), banded, "cumsum")
+        cum = self._cache.get(key)
+        if cum is None:
+            cum = self._cache[key] = np.array([np.cumsum(e.probabilities()) for e in self._cells(param, banded)])
+        return cum[cell]
+
+
+def _threshold_distance(u: np.ndarray, cum: np.ndarray) -> np.ndarray:
+    """``sim.provider.decisions.threshold_distance`` row by row: each score ``u`` against its own row of
+    cumulative shares."""
+    rows = np.arange(len(u))
+    k = np.minimum((cum <= u[:, None]).sum(axis=1), cum.shape[1] - 1)
+    lower = np.where(k > 0, cum[rows, np.maximum(k - 1, 0)], 0.0)
+    width = cum[rows, k] - lower
+    d = np.divide(u - lower, width, out=np.zeros_like(u), where=width > 0)
+    return np.where(k > 0, d, np.inf)
+
 
 _A, _T, _D, _R = (EPISODE_LAYOUT[s][0] for s in (Stream.ASSESSMENT, Stream.TREATMENT, Stream.DETOX, Stream.REHAB))
 _C, _X, _M = (EPISODE_LAYOUT[s][0] for s in (Stream.CUSTODY, Stream.AFTER_EXIT, Stream.MORTALITY))
 _ATTR = EPISODE_LAYOUT[Stream.ATTRIBUTES][0]
+_PROVIDER_U = [PROVIDER_LAYOUT[s][0] + i for s, n in ((Stream.INTAKE, 3), (Stream.PARKING, 1), (Stream.DISCHARGE, 1),
+               (Stream.BAND_DRIFT, 1), (Stream.EXIT_RECODING, 1), (Stream.RE_ENTRY, 1)) for i in range(n)]
 
 
 class Planner:
-    """Computes episode plans for one run's epochs (see the module docstring)."""
+    """Computes episode plans for one run's epochs (see the module docstring); with ``provider``, the
+    ``PROVIDER_COLUMNS`` too."""
 
-    def __init__(self, epochs: list[tuple[float, Scenario]], rng: ClientRandom):
+    def __init__(self, epochs: list[tuple[float, Scenario]], rng: ClientRandom, provider: bool = False):
         self.epochs = epochs
         self.rng = rng
+        self.provider = provider
         self._tables = [_Tables(sc) for _, sc in epochs]
         self._starts = np.array([t for t, _ in epochs])
 
@@ -190,7 +221,8 @@ class Planner:
         return np.searchsorted(self._starts, np.asarray(t, dtype=float), side="right") - 1
 
     def draws(self, clients, episodes) -> np.ndarray:
-        return episode_draws(self.rng, clients, episodes)
+        """The uniforms the plans of these (client, episode) pairs are made from."""
+        return episode_draws(self.rng, clients, episodes, self.provider)
 
     def attributes(self, rows: np.ndarray, g: np.ndarray, source: np.ndarray, epoch: np.ndarray) -> np.ndarray:
         """Attribute columns (``ATTRIBUTES``) of first referrals, one row per client."""
@@ -222,7 +254,7 @@ class Planner:
         first = int(pairs[0]) if n else 0
         if n == 0 or (pairs == first).all():  # one epoch throughout: no masks
             return self._columns(rows, g, criminal_justice, *divmod(first, len(self.epochs)), band)
-        out = np.empty((n, WIDTH))
+        out = np.empty((n, WIDTH + (len(PROVIDER_COLUMNS) if rows.shape[1] > EPISODE_WIDTH else 0)))
         for pair in np.unique(pairs).tolist():
             m = pairs == pair
             out[m] = self._columns(rows[m], g[m], criminal_justice[m], *divmod(pair, len(self.epochs)),
@@ -304,6 +336,12 @@ class Planner:
             r[:, _X + 8] < t.value(ae.training_after_planned_exit, cell),
             t.ppf(ae.training_weeks, r[:, _X + 9], cell),
         ]
+        if r.shape[1] > EPISODE_WIDTH:
+            u = columns[DRIFT_U]
+            cum = np.where((dependency <= wider)[:, None], ta.cumulative(a.dependency_domain, g, False),
+                           ta.cumulative(a.wider_needs_domain, g, False))
+            columns += [special.ndtri(r[:, PROVIDER_LAYOUT[Stream.BELIEF][0]]), *r[:, _PROVIDER_U].T,
+                        _threshold_distance(u, cum)]
         return np.array(columns, dtype=float).T
 
 

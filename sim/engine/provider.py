@@ -2,13 +2,14 @@
 
 The engine owns the clients, their random numbers, the queues and the record; the provider owns its decisions.
 At each decision point the engine asks :meth:`Provider.responds` and, only if it does, asks for the decision's
-probability or numbers, draws against it from the decision's own stream and records what happened. The
+probability or numbers, draws against it from the decision's own stream (planned with the episode,
+``sim.engine.plans.PROVIDER_COLUMNS``) and records what happened. It asks about one client at a time. The
 decisions, in the order a client meets them:
 
 =====================  ===================================================  ==========================
 when                   the engine asks                                      mechanism
 =====================  ===================================================  ==========================
-at assessment          ``band_drift_at(score, cumulative, band, day)``      M6 band drift
+at assessment          ``band_drift_at(distance, band, day)``               M6 band drift
 at intake              ``accept_probability(band, day, belief)``, then      M1 cream-skimming
                        ``deflection(u_fate, u_delay)``
 before a start         ``start_delay(band, day, delay, caseload_use,        M5 gatekeeping, M7 freezes
@@ -45,9 +46,9 @@ class Provider(Protocol):
     def responds(self, day: float) -> bool:
         """Whether the provider may respond at ``day`` (it does not before the contract starts)."""
 
-    def band_drift_at(self, score, cumulative, band: int, day: float) -> float:
-        """M6: the chance the band is recorded one more severe than assessed, for a domain score drawn by
-        inversion (``score``, a uniform against the ``cumulative`` band shares, most severe first)."""
+    def band_drift_at(self, distance: float, band: int, day: float) -> float:
+        """M6: the chance the band is recorded one more severe than assessed, for a band-setting domain score
+        ``distance`` bands from the next more severe band (``sim.provider.decisions.threshold_distance``)."""
 
     def accept_probability(self, band: int, day: float, belief: float) -> float:
         """M1: the chance an assessed referral is accepted for a start."""
@@ -95,7 +96,7 @@ class ContractBlind:
     def responds(self, day: float) -> bool:
         return False
 
-    def band_drift_at(self, score, cumulative, band: int, day: float) -> float:
+    def band_drift_at(self, distance: float, band: int, day: float) -> float:
         return 0.0
 
     def accept_probability(self, band: int, day: float, belief: float) -> float:

@@ -21,23 +21,24 @@ import math
 
 import numpy as np
 import simpy
-from scipy import special
 
 from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
-from sim.core.randomness import ClientRandom, Stream, root_seed
-from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
+from sim.core.randomness import ClientRandom, root_seed
+from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews
 from sim.engine.capacities import Capacity, Places
 from sim.engine.history import Client, History, Recorder
 from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
 from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_WEEKS, ASSESSMENT_DAYS, ATTENDS, BAND,
-                              BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, CJ_ROUTE,
-                              COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEPENDENCY, DISENGAGED_DAYS, DRIFT_U, DROP_E,
+                              BAND_DRIFT_U, BELIEF_Z, BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, CJ_ROUTE,
+                              COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEFLECTION_DELAY_U, DEFLECTION_U, DEPENDENCY,
+                              DISCHARGE_U, DISENGAGED_DAYS, DRIFT_DISTANCE, DROP_E,
                               DROP_HAZARD, E0, E1, E2, E3, E4, E5, E6, H_OUT, H_RECOVERED, H_TREATMENT, IDETOX,
-                              IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE, IDETOX_PATIENCE_DAYS, MIN_ABSTINENCE_WEEKS,
-                              MODALITY, MUTUAL_AID, PATIENCE_DAYS, POST_EXIT_DAYS, POST_EXIT_RATIO, REHAB,
-                              REHAB_AT_WEEKS, REHAB_DROP_WEEKS, REHAB_OUTCOME, REHAB_PATIENCE_DAYS, REHAB_WEEKS,
+                              IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE, IDETOX_PATIENCE_DAYS, INTAKE_U,
+                              MIN_ABSTINENCE_WEEKS,
+                              MODALITY, MUTUAL_AID, PARKING_U, PATIENCE_DAYS, POST_EXIT_DAYS, POST_EXIT_RATIO, REHAB,
+                              RE_ENTRY_U, RECODE_U, REHAB_AT_WEEKS, REHAB_DROP_WEEKS, REHAB_OUTCOME, REHAB_PATIENCE_DAYS, REHAB_WEEKS,
                               RELAPSE_DAYS, RELAPSE_U, REPRESENT_DELAY_WEEKS, REPRESENTS_AFTER_RELAPSE,
                               REPRESENTS_ON_RELEASE, SENTENCE_WEEKS, SIGNPOSTED_DAYS, SIGNPOSTED_MUTUAL_AID,
                               START_DELAY_DAYS, TRAINING, TRAINING_WEEKS, TRANSFER_DAYS, WIDER_NEEDS, PlanBlock,
@@ -59,7 +60,6 @@ NO_NEED = BANDS.index("no_need")
 OST = MODALITIES.index("ost")
 SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", "arrest_referral",
                                                                          "prison_release"))
-CJ_SOURCES = {SOURCES.index(s) for s in ("arrest_referral", "court_order", "prison_release")}
 COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
 UNPLANNED = frozenset({"dropped_out", "declined"})
 STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
@@ -74,11 +74,6 @@ def _when(planned: tuple) -> float:
 
 class HorizonReached(Exception):
     """Raised instead of waiting past the end of the horizon: the client's process simply stops there."""
-
-
-def exp_time(u: float, hazard_per_day: float) -> float:
-    """Time to an event with a constant hazard, by inversion."""
-    return -math.log1p(-u) / hazard_per_day if hazard_per_day > 0 else INF
 
 
 class Clocks:
@@ -132,7 +127,7 @@ class TreatmentSystem:
         self.detox_beds, self.rehab_places = self.places["inpatient_detox_beds"], self.places["rehab_places"]
         self.open_treatment: dict[int, tuple] = {}  # client id -> (client, (start, epoch, clocks))
         self.treated: list[tuple] = []  # ended treatment episodes, for their reviews
-        self.planner = Planner(self.epochs, self.rng)
+        self.planner = Planner(self.epochs, self.rng, provider=self.acting)
         self.multi_epoch = len(self.epochs) > 1
         self.replans = self.multi_epoch or self.acting  # plans may be made again (dated changes, band drift)
         self._pending: list[Client] = []  # clients whose next episode is in the next batch to plan
@@ -346,9 +341,7 @@ class TreatmentSystem:
         ep.assessed, ep.band, ep.dependency, ep.wider_needs = env.now, c.band, dependency, wider
         ep.assessed_band = c.band
         if self.responds():
-            P = self.epochs[c.block.referral_epoch[c.row]][1].assessment
-            deciding = P.dependency_domain if dependency <= wider else P.wider_needs_domain
-            self.drift_band(c, deciding.resolve(GROUPS[c.g]), p[DRIFT_U])
+            self.drift_band(c, p)
             p = self.plan(c)
         return p[ATTENDS] > 0
 
@@ -724,18 +717,14 @@ class TreatmentSystem:
         """Whether the provider may respond at day ``t`` (default now): the engine asks it nothing otherwise."""
         return self.acting and self.provider.responds(self.env.now if t is None else t)
 
-    def belief(self, c: Client) -> float:
-        """The provider's belief shock about this client's prospects (standard normal), one per episode."""
-        return float(special.ndtri(self.rng.draws(Stream.BELIEF, c.id, c.episode, 1)[0]))
-
-    def drift_band(self, c: Client, domain, u: float) -> None:
+    def drift_band(self, c: Client, plan: list[float]) -> None:
         """M6 band drift: where the provider assesses, a score near the next more severe band may be recorded
         in it. ``ep.assessed_band`` keeps the assessment's own band."""
         if c.band == 0:
             return
         now = self.env.now
-        p = self.provider.band_drift_at(u, np.cumsum(domain.probabilities()), c.band, now)
-        if p > 0 and self.rng.draws(Stream.BAND_DRIFT, c.id, c.episode, 1)[0] < p:
+        p = self.provider.band_drift_at(plan[DRIFT_DISTANCE], c.band, now)
+        if p > 0 and plan[BAND_DRIFT_U] < p:
             self.record.event(c, now, "band_drift", BANDS[c.band - 1])
             c.band -= 1
             c.ep.band = c.band
@@ -747,13 +736,11 @@ class TreatmentSystem:
         (an exit, ``deflected``; True is not returned) or delayed before the start. Leaves True to go on to
         structured treatment, False if turned away."""
         now = self.env.now
-        p = float(self.provider.accept_probability(c.band, now, self.belief(c)))
-        if p >= 1.0:
+        u = self.plan(c)
+        p = self.provider.accept_probability(c.band, now, u[BELIEF_Z])
+        if p >= 1.0 or u[INTAKE_U] < p:
             return True
-        u = self.rng.draws(Stream.INTAKE, c.id, c.episode, 3)
-        if u[0] < p:
-            return True
-        signposted, delay = self.provider.deflection(u[1], u[2])
+        signposted, delay = self.provider.deflection(u[DEFLECTION_U], u[DEFLECTION_DELAY_U])
         c.ep.deflected = True
         self.record.event(c, now, "deflected", "signposted" if signposted else "delayed")
         if signposted:
@@ -766,7 +753,7 @@ class TreatmentSystem:
         """M5 gatekeeping: a low-margin referral's start is slowed while the caseload is nearly full (no longer
         than a wait standard allows), and waits out any intake freeze (M7)."""
         use = self.caseload.in_use / self.caseload.capacity if self.caseload.capacity else 1.0
-        return self.provider.start_delay(c.band, self.env.now, delay, use, self.belief(c))
+        return self.provider.start_delay(c.band, self.env.now, delay, use, c.plan[BELIEF_Z])
 
     def effort_at_start(self, c: Client, start: float) -> tuple[float, float]:
         """M2 parking and M3 effort shift at the start of an episode: the multipliers on the completion and
@@ -774,8 +761,8 @@ class TreatmentSystem:
         drop-out; effort shifted to exit work speeds completion, away from unpaid care loosens retention."""
         p = self.provider
         completion, drop_out = p.start_effort(c.band, start)
-        parked = float(p.parking_probability(c.band, start, self.belief(c)))
-        if parked > 0 and self.rng.draws(Stream.PARKING, c.id, c.episode, 1)[0] < parked:
+        parked = p.parking_probability(c.band, start, c.plan[BELIEF_Z])
+        if parked > 0 and c.plan[PARKING_U] < parked:
             effects = p.parking_effects()
             completion *= effects.outcome_multiplier
             drop_out *= effects.drop_out_multiplier
@@ -789,7 +776,7 @@ class TreatmentSystem:
         pays (never before the abstinence a planned exit needs)."""
         sc = self.P()
         g, b = c.g, c.band
-        u = self.rng.draws(Stream.DISCHARGE, c.id, c.episode, 1)[0]
+        u = c.plan[DISCHARGE_U]
         shift = self.provider.discharge_shift(b, due, max(due - k.abstinent_from, 0.0),
                                               sc.after_exit.relapse_years.at(g, b),
                                               sc.after_exit.represent_after_relapse.at(g, b).value, u)
@@ -807,7 +794,7 @@ class TreatmentSystem:
     def recode_exit(self, c: Client, reason: str) -> str:
         """M4 under stress: an unplanned exit recorded as a transfer out (the client is still disengaged)."""
         p = self.provider.recode_probability(self.env.now)
-        if p > 0 and self.rng.draws(Stream.EXIT_RECODING, c.id, c.episode, 1)[0] < p:
+        if p > 0 and c.plan[RECODE_U] < p:
             self.record.event(c, self.env.now, "exit_recoded", reason)
             return "transferred"
         return reason
@@ -820,7 +807,7 @@ class TreatmentSystem:
             return due
         closes = c.ep.exit + window
         p = self.provider.defer_probability(due, closes - due)
-        if p > 0 and self.rng.draws(Stream.RE_ENTRY, c.id, c.episode, 1)[0] < p:
+        if p > 0 and c.plan[RE_ENTRY_U] < p:
             self.record.event(c, now, "re_entry_deferred", f"{closes + 1.0 - due:.1f}")
             return closes + 1.0
         return due

@@ -245,7 +245,8 @@ def hold_days(signal, pressure, u, *, sharpness: float, hold_step_days: float, m
     most = math.floor(max_hold_weeks * 7.0 / hold_step_days)
     u = np.asarray(u, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        steps = np.where(p > 0, np.floor(np.log(u) / np.log(np.where(p > 0, p, 0.5))), 0.0)
+        steps = np.where(p >= 1, most, np.where(p > 0, np.floor(np.log(u) / np.log(np.where(
+            (p > 0) & (p < 1), p, 0.5))), 0.0))
     return _neutral(pressure, np.minimum(np.maximum(steps, 0.0), most) * hold_step_days, 0.0)
 
 

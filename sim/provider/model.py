@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from sim.config.behaviour import EFFORT_GROUPS, OFF, REVIEW_MEASURES, STRUCTURED_BANDS, Behaviour, BehaviourSpec
+from sim.config.behaviour import EFFORT_GROUPS, MONTH_DAYS, OFF, REVIEW_MEASURES, STRUCTURED_BANDS, Behaviour, BehaviourSpec
 from sim.config.contract import Contract, ServiceTerms
 from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
@@ -22,8 +22,6 @@ from sim.provider.decisions import (
     accept_probability,
     band_drift_probability,
     believed_count,
-    defer_probability,
-    deflection_fate,
     discharge_signal,
     discretion,
     effort_multipliers,
@@ -39,14 +37,10 @@ from sim.provider.decisions import (
     parking_probability,
     parking_stakes,
     postpone_probability,
-    recode_probability,
-    representation_risk,
     reserved_share,
     review_frequency_multiplier,
-    threshold_distance,
-    throttled_delay,
 )
-from sim.provider.pricing import price_schedule, share_at_risk
+from sim.provider.pricing import discount_factor, price_schedule, share_at_risk
 from sim.provider.profiles import band_profile
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
@@ -83,6 +77,12 @@ class ProviderModel:
     revenue_scale: np.ndarray        # [year] R-bar (pounds)
     keywork_cost_per_month: float    # pounds per client-month on the caseload
     cash: pd.DataFrame | None = None
+
+    def __post_init__(self):  # caches of the engine's questions (frozen: set once here)
+        object.__setattr__(self, "_answers", {})
+        object.__setattr__(self, "_by_day", {})
+        object.__setattr__(self, "_daily", [])  # G by whole day from the contract start
+        object.__setattr__(self, "_whole_years", all(float(x).is_integer() for x in self.year_starts))
 
     @classmethod
     def build(cls, scenario: Scenario, contract: Contract, history: History, behaviour: Behaviour | None = None,
@@ -135,6 +135,10 @@ class ProviderModel:
                 f"cash path={'yes' if self.cash is not None else 'no'})")
 
     # --- the engine's questions (sim.engine.provider.Provider) ---
+    # One client decision at a time, as the engine meets them: plain float arithmetic over per-(contract year,
+    # band) terms computed once (``_terms``), and per-pressure values cached, so that a responding provider
+    # costs the engine little more than a contract-blind one. Each answer equals the vectorised functions of
+    # sim.provider.decisions used by the methods below them (tests/unit/test_provider_answers.py).
 
     def acts_before(self, day: float) -> bool:
         """Whether the provider feels any gaming pressure before ``day`` (checked monthly from the contract
@@ -148,22 +152,49 @@ class ProviderModel:
         """Gaming pressure is zero before the contract starts: the warm-up runs as the contract-blind model."""
         return day >= 0
 
-    def band_drift_at(self, score, cumulative, band: int, day: float) -> float:
-        """M6 for a domain score drawn by inversion: how near it lies to the next more severe band, priced."""
-        return float(self.band_drift_probability(threshold_distance(score, cumulative), band, day))
+    def band_drift_at(self, distance: float, band: int, day: float) -> float:
+        """M6 for a domain score ``distance`` (:func:`threshold_distance`) from the next more severe band."""
+        m = self.behaviour.band_drift
+        if band == 0 or not m.enabled or not distance < m.eligibility_margin or \
+                independence(self.terms, m) >= 1.0:
+            return 0.0
+        g, _ = self._on(day, band)
+        return self._memo("drift", (g, self.year(day), band),
+                          lambda: float(self.band_drift_probability(distance, band, day)))
+
+    def accept_probability(self, band, day, belief=0.0):
+        """M1: the chance an assessed referral is accepted for a start (vectorised over ``band``, ``day``,
+        ``belief``; a float for one client's numbers, as the engine asks)."""
+        m = self.behaviour.cream_skimming
+        if not _one(band, day, belief):
+            g = self.pressure(day) if m.enabled else np.zeros(np.shape(day))
+            return accept_probability(self.margin(band, day, belief), g, discretion=discretion(self.terms, m),
+                                      max_deflected=m.max_deflected_share, sharpness=m.sharpness,
+                                      threshold=m.threshold)
+        g, k = self._on(day, band)
+        if g <= 0.0 or not m.enabled:
+            return 1.0
+        return 1.0 - discretion(self.terms, m) * m.max_deflected_share * g * \
+            _expit(-m.sharpness * (k.margin(belief) - m.threshold))
 
     def deflection(self, u_fate: float, u_delay: float) -> tuple[bool, float]:
         m = self.behaviour.cream_skimming
-        signposted, delay = deflection_fate(u_fate, u_delay, signposted_share=m.signposted_share,
-                                            delay_mean_days=m.delay_mean_days)
-        return bool(signposted), float(delay)
+        if u_fate < m.signposted_share:
+            return True, 0.0
+        return False, -m.delay_mean_days * math.log1p(-u_delay)
 
     def start_delay(self, band: int, day: float, delay: float, caseload_use: float, belief: float) -> float:
         """M5 (a low-margin start slowed while the caseload is nearly full, no longer than a wait standard
         allows) and M7 (a start waits out an intake freeze)."""
-        m = float(self.intake_throttle(band, day, caseload_use, belief))
-        if m != 1.0:
-            delay = float(throttled_delay(delay, m, self.terms.wait_standard_days))
+        m = self.behaviour.gatekeeping
+        g, k = self._on(day, band)
+        if g > 0.0 and m.enabled and caseload_use > m.utilisation_threshold:
+            multiplier = 1.0 - m.max_throttle * g * _expit(-self.behaviour.profile.margin_sharpness * k.margin(belief))
+            if multiplier < 1.0:
+                slow = delay / multiplier if multiplier > 0 else math.inf
+                if self.terms.wait_standard_days is not None:
+                    slow = min(slow, max(delay, self.terms.wait_standard_days))
+                delay = slow
         if self.cash is not None and bool(self.intake_frozen(day)):
             frozen = self.cash[self.cash["start"] > day]
             thaw = frozen.loc[~frozen["intake_frozen"].astype(bool), "start"]
@@ -171,28 +202,108 @@ class ProviderModel:
         return delay
 
     def start_effort(self, band: int, day: float) -> tuple[float, float]:
-        _, multipliers = self.effort(band, day)
-        return float(multipliers[1]), 1.0 / float(multipliers[2])
+        m = self.behaviour.effort_shift
+        g, k = self._on(day, band)
+        if g <= 0.0 or not m.enabled:
+            return 1.0, 1.0
+        base, rel = k.effort
+        w = [b * math.exp(m.elasticity * g * r) for b, r in zip(base, rel)]
+        total = sum(w)
+        multipliers = [1.0 if x / total == b else (x / total / b) ** m.outcome_elasticity for x, b in zip(w, base)]
+        return multipliers[1], 1.0 / multipliers[2]
+
+    def parking_probability(self, band, t, z=0.0):
+        """M2: the chance the episode is parked (vectorised over ``band``, ``t``, ``z``; a float for one
+        client's numbers, as the engine asks)."""
+        m = self.behaviour.parking
+        if not _one(band, t, z):
+            g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
+            effects = self.parking_effects()
+            lost, saved = parking_stakes(self.revenue(band, t, z), self.months[np.asarray(band)],
+                                         self.keywork_cost_per_month, effects)
+            return parking_probability(lost, saved, g, max_parked=m.max_parked_share, sharpness=m.sharpness)
+        g, k = self._on(t, band)
+        effects = self._memo("parking", None, self.parking_effects)
+        saved = effects.effort_cut * self.keywork_cost_per_month
+        if g <= 0.0 or not m.enabled or not saved > 0:
+            return 0.0
+        lost = (1.0 - effects.outcome_multiplier) * k.revenue(z) / k.months
+        return g * m.max_parked_share * _expit(m.sharpness * (saved - lost) / saved)
 
     def discharge_shift(self, band: int, due: float, abstinent_days: float, relapse_years, represent_probability:
                         float, u: float) -> float:
         """M4: weigh holding one step against discharging now, from the chance of re-presenting within the
         year after discharge (``relapse_years``: the time-to-relapse distribution, years)."""
-        def survival(days):
-            return 1.0 - relapse_years.cdf(np.asarray(days) / DAYS_PER_YEAR)
+        m = self.behaviour.discharge_timing
+        g, k = self._on(due, band)
+        if g <= 0.0 or not m.enabled:
+            return 0.0
+        step, window = m.hold_step_days, 365.0
+        s_now, s_later, s_held, s_held_later = (1.0 - relapse_years.cdf(np.array(
+            [abstinent_days, abstinent_days + window, abstinent_days + step, abstinent_days + step + window])
+            / DAYS_PER_YEAR)).tolist()
+        risk_now = (s_now - s_later) / s_now * represent_probability if s_now > 0 else represent_probability
+        risk_hold = (s_held - s_held_later) / s_held * represent_probability if s_held > 0 else \
+            represent_probability
+        signal = k.discharge_signal(risk_now, risk_hold)
+        kappa = self.behaviour.profile.margin_sharpness
+        p = g * max(math.tanh(kappa * signal / 2), 0.0)
+        held = 0.0
+        if p > 0:
+            most = math.floor(m.max_hold_weeks * 7.0 / step)
+            steps = most if p >= 1.0 else max(min(math.floor(math.log(u) / math.log(p)), most), 0)
+            held = steps * step
+        return held - 7.0 * m.max_fast_track_weeks * g * max(math.tanh(-kappa * signal / 2), 0.0)
 
-        step = self.behaviour.discharge_timing.hold_step_days
-        window = 365.0
-        risk_now = representation_risk(survival, abstinent_days, window, represent_probability)
-        risk_hold = representation_risk(survival, abstinent_days + step, window, represent_probability)
-        return float(self.discharge_shift_days(band, due, risk_now, risk_hold, u))
+    def recode_probability(self, t) -> float:
+        """M4 (stress only by default): the chance an unplanned exit is recorded as a transfer out."""
+        m = self.behaviour.discharge_timing
+        g = float(self.pressure(t)) if m.enabled else 0.0
+        return g * m.max_recode if g > 0 else 0.0
+
+    def sustained_window(self) -> float | None:
+        """M4: the window (days from a planned exit) of the sustained non-re-presentation outcome, if the
+        contract pays one; None otherwise."""
+        def compute():
+            sustained = self._by_measure(("sustained_recovery",))
+            if not sustained.any() or not (self.at_evidence[:, sustained, :] > 0).any():
+                return None
+            return float(self.evidence_days[sustained].max())
+        return self._memo("window", None, compute)
+
+    def defer_probability(self, t, days_to_window_end) -> float:
+        """M4 (stress only by default): the chance a returning client's re-entry is put off past the window."""
+        m = self.behaviour.discharge_timing
+        g = float(self.pressure(t)) if m.enabled else 0.0
+        if g <= 0 or not 0 < days_to_window_end <= m.defer_within_days:
+            return 0.0
+        return g * m.max_defer
+
+    def _memo(self, kind: str, key, compute):
+        memo = self._answers
+        value = memo.get((kind, key), memo)
+        if value is memo:
+            value = memo[(kind, key)] = compute()
+        return value
+
+    def _on(self, day: float, band: int) -> tuple[float, _Terms]:
+        """G on ``day`` and the terms of its contract year for ``band``, kept by day (G is computed at the start
+        of each day; contract years start on whole days)."""
+        key = (math.floor(day), band) if self._whole_years else (day, band)
+        hit = self._by_day.get(key)
+        if hit is None:
+            y = self.year(day)
+            hit = self._by_day[key] = (float(self.pressure(day)),
+                                       self._memo("terms", (y, band), lambda: _Terms.of(self, y, band)))
+        return hit
 
     # --- time ---
 
     def year(self, t) -> np.ndarray:
         """0-based contract year of day(s) ``t`` (the first year before the start, the last after the term)."""
         if type(t) is float or type(t) is int:  # the engine asks about one day at a time
-            return min(max(bisect.bisect_right(self.year_starts.tolist(), t) - 1, 0), len(self.year_starts) - 1)
+            starts = self._memo("year_starts", None, self.year_starts.tolist)
+            return min(max(bisect.bisect_right(starts, t) - 1, 0), len(starts) - 1)
         return np.clip(np.searchsorted(self.year_starts, np.asarray(t, dtype=float), side="right") - 1, 0,
                        len(self.year_starts) - 1)
 
@@ -215,12 +326,12 @@ class ProviderModel:
         engine asks about one day at a time: a single day's value is computed at the start of that day and kept
         (G moves over months: the learning ramp, the monthly cash path)."""
         if type(t) is float or type(t) is int:
-            day = math.floor(t)
-            memo = self.__dict__.setdefault("_pressure_by_day", {})
-            g = memo.get(day)
-            if g is None:
-                g = memo[day] = float(self.pressure(np.array([float(day)]))[0])
-            return np.float64(g)
+            day, daily = math.floor(t), self._daily
+            if not 0 <= day < len(daily):
+                if day < 0:
+                    return float(self.pressure(np.array([float(day)]))[0])
+                daily[:] = self.pressure(np.arange(2 * day + 366, dtype=float)).tolist()  # the run's days at once
+            return daily[day]
         handed = self._cash_at(t, "handed_back", False).astype(bool)
         g = gaming_pressure(self.behaviour, self.share_at_risk[self.year(t)], t, self.stress(t))
         return np.where(handed, 0.0, g)
@@ -242,21 +353,6 @@ class ProviderModel:
                              self.revenue_scale[y])
 
     # --- mechanisms ---
-
-    def accept_probability(self, band, t, z=0.0) -> np.ndarray:
-        m = self.behaviour.cream_skimming
-        g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
-        return accept_probability(self.margin(band, t, z), g, discretion=discretion(self.terms, m),
-                                  max_deflected=m.max_deflected_share, sharpness=m.sharpness,
-                                  threshold=m.threshold)
-
-    def parking_probability(self, band, t, z=0.0) -> np.ndarray:
-        m = self.behaviour.parking
-        g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
-        effects = self.parking_effects()
-        lost, saved = parking_stakes(self.revenue(band, t, z), self.months[np.asarray(band)],
-                                     self.keywork_cost_per_month, effects)
-        return parking_probability(lost, saved, g, max_parked=m.max_parked_share, sharpness=m.sharpness)
 
     def parking_effects(self) -> SimpleNamespace:
         return parking_effects(self.behaviour.parking, self.terms.contact_floor_per_month)
@@ -288,15 +384,21 @@ class ProviderModel:
         """M3: effort shares and outcome multipliers (paid reviews, exit work, unpaid care) for a band."""
         m = self.behaviour.effort_shift
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
-        y, b = self.year(t), np.asarray(band)
+        prices, base = self._effort_prices(self.year(t), np.asarray(band)), self._effort_base()
+        shares = effort_shares(prices, g, base_shares=base, elasticity=m.elasticity)
+        return shares, effort_multipliers(shares, base, m.outcome_elasticity)
+
+    def _effort_prices(self, y, b) -> np.ndarray:
+        """M3: the price of each effort group (the last axis) for contract year(s) ``y`` and band(s) ``b``."""
         per_measure: dict[str, np.ndarray] = {}
         for k, measure in enumerate(self.measures):
             per_measure[measure] = per_measure.get(measure, 0.0) + self.values[y, k, b] * self.expected[b, k]
-        prices = np.stack([sum((per_measure.get(x, np.zeros(np.shape(y))) for x in EFFORT_GROUPS[grp]),
-                               np.zeros(np.shape(y))) for grp in EFFORT_GROUPS], axis=-1)
-        base = np.array([m.base_share_paid_reviews, m.base_share_exit_work, m.base_share_unpaid_care])
-        shares = effort_shares(prices, g, base_shares=base, elasticity=m.elasticity)
-        return shares, effort_multipliers(shares, base, m.outcome_elasticity)
+        return np.stack([sum((per_measure.get(x, np.zeros(np.shape(y))) for x in EFFORT_GROUPS[grp]),
+                             np.zeros(np.shape(y))) for grp in EFFORT_GROUPS], axis=-1)
+
+    def _effort_base(self) -> np.ndarray:
+        m = self.behaviour.effort_shift
+        return np.array([m.base_share_paid_reviews, m.base_share_exit_work, m.base_share_unpaid_care])
 
     def reviews_paid(self) -> bool:
         """Whether any in-treatment TOP outcome is worth anything to the provider under this contract."""
@@ -352,28 +454,82 @@ class ProviderModel:
                          max_hold_weeks=m.max_hold_weeks) - \
             fast_track_days(s, g, sharpness=kappa, max_fast_track_weeks=m.max_fast_track_weeks)
 
-    def sustained_window(self) -> float | None:
-        """M4: the window (days from a planned exit) of the sustained non-re-presentation outcome, if the
-        contract pays one; None otherwise."""
-        sustained = self._by_measure(("sustained_recovery",))
-        if not sustained.any() or not (self.at_evidence[:, sustained, :] > 0).any():
-            return None
-        return float(self.evidence_days[sustained].max())
-
-    def defer_probability(self, t, days_to_window_end) -> float:
-        """M4 (stress only by default): the chance a returning client's re-entry is put off past the window."""
-        m = self.behaviour.discharge_timing
-        g = self.pressure(t) if m.enabled else 0.0
-        return float(defer_probability(g, days_to_window_end, True, max_defer=m.max_defer,
-                                       within_days=m.defer_within_days))
-
-    def recode_probability(self, t) -> float:
-        """M4 (stress only by default): the chance an unplanned exit is recorded as a transfer out."""
-        m = self.behaviour.discharge_timing
-        g = self.pressure(t) if m.enabled else 0.0
-        return float(recode_probability(g, max_recode=m.max_recode))
-
     def reserved_share(self, t) -> np.ndarray:
         m = self.behaviour.gatekeeping
         g = self.pressure(t) if m.enabled else np.zeros(np.shape(t))
         return reserved_share(g, reserved_share=m.reserved_share)
+
+
+def _one(band, day, z) -> bool:
+    """Whether a question is about one client (the engine's), not arrays of them."""
+    return type(band) is int and isinstance(day, (float, int)) and isinstance(z, (float, int))
+
+
+def _expit(x: float) -> float:
+    """The logistic function of one number (as ``scipy.special.expit``, without overflow)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What a client's margin and a ready client's discharge signal are made of, for one contract year and
+    band (:class:`ProviderModel`; pounds, months)."""
+
+    noise: float
+    outcomes: tuple[tuple[float, float, float], ...]  # (value, logit of the chance of one, count per chance)
+    share_cost: float      # the at-risk share of the delivery cost
+    scale: float           # R-bar
+    months: float          # months on the caseload, at least 1
+    exit_value: float
+    sustained_value: float
+    d_window: float        # discount over the sustained window and over a hold step
+    d_hold: float
+    hold_net: float        # in-treatment revenue less holding cost over a hold step
+    effort: tuple          # M3: base effort shares, and prices relative to their base-weighted mean
+    _revenue: dict = field(default_factory=dict, repr=False, compare=False)  # by belief shock
+
+    @classmethod
+    def of(cls, model: ProviderModel, y: int, b: int) -> _Terms:
+        outcomes = []
+        for k in range(len(model.outcomes)):
+            n = float(model.expected[b, k])
+            if n > 0:
+                p = min(n, 1.0 - 1e-9)
+                outcomes.append((float(model.values[y, k, b]), math.log(p / (1.0 - p)), n / p))
+        exit_ = model._by_measure(("planned_exit",))
+        sustained = model._by_measure(("sustained_recovery",))
+        reviews = model._by_measure(REVIEW_MEASURES)
+        window = float(model.evidence_days[sustained].max()) if sustained.any() else 365.0
+        months = max(float(model.months[b]), 1.0)
+        step = model.behaviour.discharge_timing.hold_step_days
+        rate = model.behaviour.profile.discount_per_month
+        earning = float((model.values[y, :, b] * model.expected[b] * reviews).sum()) / months
+        holding = float(model.pbr_share[y] * model.cost[b]) / months
+        prices, base = model._effort_prices(y, b), model._effort_base()
+        mean = float((prices * base).sum())
+        rel = (prices - mean) / mean if mean > 0 else np.zeros(len(base))
+        return cls(noise=model.behaviour.profile.information_noise, outcomes=tuple(outcomes),
+                   share_cost=float(model.pbr_share[y] * model.cost[b]), scale=float(model.revenue_scale[y]),
+                   months=months, exit_value=float((model.at_evidence[y, :, b] * exit_).sum()),
+                   sustained_value=float((model.at_evidence[y, :, b] * sustained).sum()),
+                   d_window=float(discount_factor(window, rate)), d_hold=float(discount_factor(step, rate)),
+                   hold_net=(earning - holding) * step / MONTH_DAYS, effort=(base.tolist(), rel.tolist()))
+
+    def revenue(self, z: float) -> float:
+        """Expected outcome revenue of a starter, as the provider believes it (``believed_count``)."""
+        r = self._revenue.get(z)
+        if r is None:
+            r = self._revenue[z] = sum(v * (_expit(lp + self.noise * z) * f) for v, lp, f in self.outcomes)
+        return r
+
+    def margin(self, z: float) -> float:
+        return (self.revenue(z) - self.share_cost) / self.scale if self.scale > 0 else 0.0
+
+    def discharge_signal(self, risk_now: float, risk_hold: float) -> float:
+        now = self.exit_value + self.sustained_value * (1.0 - risk_now) * self.d_window
+        hold = self.d_hold * (self.exit_value + self.sustained_value * (1.0 - risk_hold) * self.d_window) + \
+            self.hold_net
+        return (hold - now) / self.scale if self.scale > 0 else 0.0

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from sim import simulate
-from sim.core.vocabulary import STATES, TREATMENT_STATES
+from sim.core.vocabulary import GROUPS, STATES, TREATMENT_STATES
 from sim.engine.history import TABLES
+from tests.builders import small_scenario
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +184,7 @@ def test_a_hold_a_rounding_error_in_the_past_is_now(small):
 
 def test_episode_rows_are_the_keyed_draws_of_each_stage():
     """A row drawn in a batch holds exactly the numbers each stage would draw for itself."""
-    from sim.core.randomness import EPISODE_LAYOUT, ClientRandom, episode_draws
+    from sim.core.randomness import EPISODE_LAYOUT, PROVIDER_LAYOUT, ClientRandom, episode_draws
 
     r = ClientRandom(np.random.SeedSequence(3))
     clients, episodes = np.array([7, 7, 123_456, 2]), np.array([0, 4, 1, 0])
@@ -192,6 +193,31 @@ def test_episode_rows_are_the_keyed_draws_of_each_stage():
         for stream, (start, count) in EPISODE_LAYOUT.items():
             assert row[start:start + count].tolist() == r.draws(stream, int(c), int(e), count)
     assert episode_draws(r, clients[:1], 0).tolist() == rows[:1].tolist()
+    with_provider = episode_draws(r, clients, episodes, provider=True)
+    assert with_provider[:, :rows.shape[1]].tolist() == rows.tolist()
+    for row, c, e in zip(with_provider, clients, episodes):
+        for stream, (start, count) in PROVIDER_LAYOUT.items():
+            assert row[start:start + count].tolist() == r.draws(stream, int(c), int(e), count)
+
+
+def test_the_planned_threshold_distance_is_the_providers():
+    """M6's distance of the band-setting score from the next more severe band, planned for a batch, is
+    ``threshold_distance`` of that score against the domain's cumulative shares."""
+    from sim.core.randomness import ClientRandom
+    from sim.engine.plans import BAND, DEPENDENCY, DRIFT_DISTANCE, DRIFT_U, WIDER_NEEDS, Planner
+    from sim.provider.decisions import threshold_distance
+
+    sc = small_scenario(years=1, warmup_years=0)
+    planner = Planner(sc.epochs(), ClientRandom(np.random.SeedSequence(5)), provider=True)
+    n = 400
+    g = np.arange(n) % len(GROUPS)
+    plans = planner.plan(planner.draws(np.arange(n), 0), g, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))
+    a = sc.assessment
+    for p, group in zip(plans, g):
+        domain = a.dependency_domain if p[DEPENDENCY] <= p[WIDER_NEEDS] else a.wider_needs_domain
+        cum = np.cumsum(domain.resolve(GROUPS[group]).probabilities())
+        assert p[DRIFT_DISTANCE] == float(threshold_distance(p[DRIFT_U], cum))
+    assert len(set(plans[:, BAND].tolist())) > 2 and np.isfinite(plans[:, DRIFT_DISTANCE]).any()
 
 
 def test_planning_in_batches_changes_no_result(small, monkeypatch):

@@ -796,3 +796,57 @@ def test_band_profile_needs_a_follow_up(west_kent):
     h = Build().finish(years=1)
     with pytest.raises(ValueError, match="follow_up_days"):
         band_profile(tiny({"planned": PLANNED}), h, west_kent, follow_up_days=365)
+
+
+def test_the_engines_one_client_answers_equal_the_vectorised_mechanisms(small):
+    """The engine asks a ProviderModel about one client at a time, answered by float arithmetic over cached
+    terms; every answer must equal the vectorised functions of sim.provider.decisions for the same inputs."""
+    from sim.core.calendar import DAYS_PER_YEAR
+    from sim.provider.decisions import representation_risk, throttled_delay
+
+    scenario, h = small
+    wk = load_contract(SCENARIOS / "contracts" / "west_kent_pbr.toml")
+    provider_run = wk.with_changes({"service_terms": {"assessment": "provider", "wait_standard_days": 21}})
+    relapse = scenario.after_exit.relapse_years.at(0, 1)
+    moved = set()  # the answers that were not the neutral one somewhere: the comparison is not of zeros
+    for behaviour in (STRESS, BehaviourSpec(mode="base").resolve()):
+        model = ProviderModel.build(scenario, provider_run, h, behaviour=behaviour)
+        reference = ProviderModel.build(scenario, provider_run, h, behaviour=behaviour)  # nothing cached
+        rng = np.random.default_rng(7)
+        for day in (-3.0, 0.0, 10.0, 200.0, 401.0, 800.0, 1200.0):
+            for band in range(len(BANDS)):
+                z = float(rng.normal())
+                # G is the pressure at the start of the day (it moves over months)
+                assert model.accept_probability(band, day + 0.7, z) == model.accept_probability(band, day, z)
+                moved |= {"accept"} if model.accept_probability(band, day, z) < 1 else set()
+                moved |= {"parking"} if model.parking_probability(band, day, z) > 0 else set()
+                moved |= {"effort"} if model.start_effort(band, day) != (1.0, 1.0) else set()
+                moved |= {"drift"} if model.band_drift_at(0.01, band, day) > 0 else set()
+                moved |= {"throttle"} if model.start_delay(band, day, 10.0, 0.99, z) != 10.0 else set()
+                moved |= {"discharge"} if model.discharge_shift(band, day, 60.0, relapse, 0.4, 0.5) != 0 else set()
+                assert model.accept_probability(band, day, z) == pytest.approx(
+                    float(reference.accept_probability(np.array(band), np.array(day), np.array(z))), abs=1e-12)
+                assert model.parking_probability(band, day, z) == pytest.approx(
+                    float(reference.parking_probability(np.array(band), np.array(day), np.array(z))), abs=1e-12)
+                completion, drop_out = model.start_effort(band, day)
+                _, multipliers = reference.effort(np.array(band), np.array(day))
+                assert (completion, drop_out) == pytest.approx((multipliers[1], 1.0 / multipliers[2]), rel=1e-12)
+                for distance in (0.01, 0.5, 2.0):
+                    assert model.band_drift_at(distance, band, day) == pytest.approx(
+                        float(reference.band_drift_probability(np.array(distance), np.array(band), np.array(day))),
+                        abs=1e-12)
+                use = 0.99
+                m = float(reference.intake_throttle(np.array(band), np.array(day), use, np.array(z)))
+                expected = float(throttled_delay(10.0, m, 21)) if m != 1.0 else 10.0
+                assert model.start_delay(band, day, 10.0, use, z) == pytest.approx(expected, rel=1e-12)
+                for abstinent in (0.0, 60.0, 400.0):
+                    u = float(rng.uniform())
+                    def survival(days):
+                        return 1.0 - relapse.cdf(np.asarray(days) / DAYS_PER_YEAR)
+                    step = behaviour.discharge_timing.hold_step_days
+                    now = representation_risk(survival, abstinent, 365.0, 0.4)
+                    held = representation_risk(survival, abstinent + step, 365.0, 0.4)
+                    assert model.discharge_shift(band, day, abstinent, relapse, 0.4, u) == pytest.approx(
+                        float(reference.discharge_shift_days(np.array(band), np.array(day), now, held, u)),
+                        abs=1e-9)
+    assert moved == {"accept", "parking", "effort", "drift", "throttle", "discharge"}
