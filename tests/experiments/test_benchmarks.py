@@ -25,6 +25,9 @@ def test_bench_quick_writes_its_figures(tmp_path):
     assert done.returncode == 0, done.stderr
     summary = json.loads(out.read_text())["summary"]
     assert summary["referrals"] > 0 and summary["events_per_referral"] > 0 and summary["b_per_referral"] > 0
+    parts = [summary[f"breakdown_{k}_b_per_referral"] for k in ("planning", "simpy_estimate", "recording",
+                                                                 "after_run", "stages_and_rest")]
+    assert all(x > 0 for x in parts[:4]) and summary["responding_cost_ratio"] > 0
 
 
 def _in_git_checkout() -> bool:
