@@ -20,7 +20,8 @@ machine is noisy, so differences under 15% are noise):
   B: the scheduler's share), *recording* (the Recorder's calls during the run: spells, events, new clients and
   episodes), *after-run* (TOP reviews written and the History built, ``Recorder.finish``), and the rest (the
   stage generators' own code, the capacities, arrivals). Planning, recording and after-run are timed with
-  wrappers around those functions (a fraction of a microsecond a call, counted in their share).
+  wrappers around those functions; what a wrapper costs a call is measured on a no-op and taken out again (from
+  the parts and from the wall time).
 * **provider responding** -- the x1 run with ``behaviour.mode = "base"`` under
   ``scenarios/contracts/west_kent_pbr.toml`` (the provider model built once from a contract-blind pilot, outside
   the timing), against the same run contract-blind, interleaved over the rounds: time ratio, responding / blind.
@@ -326,19 +327,38 @@ def breakdown_run(scenario, b: float, seed: int = 1) -> dict:
     from sim.engine import history, plans, system
 
     spent = {"planning": 0.0, "recording": 0.0, "after_run": 0.0}
+    calls = dict.fromkeys(spent, 0)
     patched = []
 
-    def timed(owner, name, part):
-        original = getattr(owner, name)
-
+    def wrap(original, part):
         def wrapper(*args, **kwargs):
             t = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 spent[part] += time.perf_counter() - t
+                calls[part] += 1
+        return wrapper
+
+    def timed(owner, name, part):
+        original = getattr(owner, name)
         patched.append((owner, name, original))
-        setattr(owner, name, wrapper)
+        setattr(owner, name, wrap(original, part))
+
+    # what a timer costs a call (inside its part, and outside it), to take it out again
+    def noop():
+        return None
+    wrapped, n = wrap(noop, "planning"), 200_000
+    t = time.perf_counter()
+    for _ in range(n):
+        noop()
+    bare = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(n):
+        wrapped()
+    per_call = max((time.perf_counter() - t - bare) / n, 0.0)
+    inside = spent["planning"] / n
+    spent["planning"], calls["planning"] = 0.0, 0
 
     for name in ("draws", "attributes", "plan"):
         timed(plans.Planner, name, "planning")
@@ -355,10 +375,14 @@ def breakdown_run(scenario, b: float, seed: int = 1) -> dict:
         for owner, name, original in reversed(patched):
             setattr(owner, name, original)
     referrals = len(h.episodes)
+    overhead = sum(calls.values()) * per_call
+    for part in calls:
+        spent[part] = max(spent[part] - calls[part] * inside, 0.0)
+    wall -= overhead
     spent["simpy_estimate"] = int(h.meta["simpy_events"]) * b
     spent["stages_and_rest"] = wall - sum(spent.values())
-    return {"wall_s": wall, "referrals": referrals, "B_s": b, "parts_s": spent,
-            "parts_b_per_referral": {k: v / referrals / b for k, v in spent.items()},
+    return {"wall_s": wall, "referrals": referrals, "B_s": b, "parts_s": spent, "timed_calls": calls,
+            "timer_overhead_s": overhead, "parts_b_per_referral": {k: v / referrals / b for k, v in spent.items()},
             "b_per_referral": wall / referrals / b}
 
 
@@ -753,7 +777,7 @@ def report(res: dict) -> list[str]:
     if bd:
         out.append("")
         out.append(f"Where a referral's B go (one more x1 run: {bd['b_per_referral']:.1f} B per referral, "
-                   f"B {bd['B_s'] * 1e6:.3f} us)")
+                   f"B {bd['B_s'] * 1e6:.3f} us; the timers' {bd['timer_overhead_s']:.2f} s taken out)")
         labels = {"planning": "planning (sim.engine.plans)", "simpy_estimate": "SimPy (events x B, estimated)",
                   "recording": "recording (the Recorder's calls during the run)",
                   "after_run": "after-run (reviews, History built)",

@@ -156,6 +156,8 @@ class Recorder:
         if self._finished:
             raise RuntimeError("this Recorder has already built its History")
         self._finished = True
+        reviews = _reviews_frame(self.review_blocks)  # first: the table is smaller than its blocks
+        self.review_blocks = []
         n_closed = len(self._spells) // 5
         for c in self.clients:
             if c.state >= 0:
@@ -164,8 +166,6 @@ class Recorder:
         self._spells = ()
         live, self._events = list(self._events), ()
         events = _events_frame(live, self._episode_events(), list(self._details))
-        reviews = _reviews_frame(self.review_blocks)
-        self.review_blocks = []
         return History(
             clients=self._clients(),
             episodes=self._episodes(),
@@ -330,17 +330,23 @@ _REVIEW_COLUMNS = ("client_id", "episode", "time", "number", "completed", "use",
 def _reviews_frame(blocks: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
     """The reviews table from blocks of columns (the list is emptied as they are used: peak memory)."""
     dtypes = (np.int64, np.int64, float, np.int64, bool, np.int8, bool, bool, bool, np.int64, np.int8, bool)
-    cols = []
-    for i, dtype in enumerate(dtypes):
-        cols.append(np.concatenate([np.asarray(b[i], dtype=dtype) for b in blocks]) if blocks
-                    else np.array([], dtype=dtype))
+    parts = [list(b) for b in blocks]
     blocks.clear()
-    col = dict(zip(_REVIEW_COLUMNS, cols))
-    del cols
-    order = np.lexsort((col["number"], col["episode"], col["client_id"]))
+
+    def column(i: int) -> np.ndarray:  # one column at a time, each block's piece released once it is used
+        if not parts:
+            return np.array([], dtype=dtypes[i])
+        pieces = []
+        for b in parts:
+            pieces.append(np.asarray(b[i], dtype=dtypes[i]))
+            b[i] = None
+        return np.concatenate(pieces)
+
+    keys = {name: column(_REVIEW_COLUMNS.index(name)) for name in ("client_id", "episode", "number")}
+    order = np.lexsort((keys["number"], keys["episode"], keys["client_id"]))
     frame = {}
-    for name in _REVIEW_COLUMNS:
-        values = col.pop(name)[order]
+    for i, name in enumerate(_REVIEW_COLUMNS):
+        values = (keys.pop(name) if name in keys else column(i))[order]
         if name == "use":
             values = pd.Categorical.from_codes(values, USE_AT_REVIEW)
         elif name == "stage":
