@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from sim import load_scenario, measures, simulate
+from sim.config.scenario import scenario_from_dict
 
 HERE = Path(__file__).resolve().parent
 GROUPS = ("opiate", "non_opiate", "alcohol", "non_opiate_alcohol")
@@ -49,8 +50,8 @@ def variant(base, arrivals, medians, scales):
 
 
 def fit(args):
-    scenario, seed = args
-    s = measures.summary(simulate(scenario, seed=seed))
+    raw, seed = args  # the scenario as its raw dict: a worker process rebuilds it
+    s = measures.summary(simulate(scenario_from_dict(raw, "calibration"), seed=seed))
     return {g: (s.loc[g, "planned_share_of_exits"], s.loc[g, "successful_completions"],
                 s.loc[g, "in_treatment_per_year"]) for g in GROUPS}
 
@@ -67,7 +68,7 @@ def main() -> None:
     with ProcessPoolExecutor(2) as pool:
         for step in range(max(args.iterate, 1)):
             sc = variant(base, arrivals, medians, scales)
-            runs = list(pool.map(fit, [(sc, seed) for seed in range(1, args.seeds + 1)]))
+            runs = list(pool.map(fit, [(sc.raw(), seed) for seed in range(1, args.seeds + 1)]))
             print(f"step {step}")
             for g in GROUPS:
                 p, c, n = (float(np.mean([r[g][i] for r in runs])) for i in range(3))

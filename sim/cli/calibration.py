@@ -1,5 +1,5 @@
-"""``pbrsim calibrate`` and ``pbrsim report-validation``: fitting a scenario to target figures, and the
-validation report."""
+"""``pbrsim calibrate``, ``pbrsim report-validation`` and ``pbrsim warmup``: fitting a scenario to target
+figures, the validation report, and the warm-up a scenario needs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from sim.cli.common import (MAX_REPLICATIONS, RESULTS, add_replications_option, log, output_file, replications,
-                            seed, whole_number, wide, workers, write_csv)
+from sim.cli.common import (MAX_REPLICATIONS, RESULTS, add_executor_options, add_replications_option,
+                            executor_from_args, log, output_file, replications, seed, whole_number, wide, workers,
+                            write_csv)
 from sim.config.base import plain_name
 from sim.config.scenario import load_scenario
 from sim.core.errors import UserError
@@ -79,8 +80,25 @@ def cmd_report_validation(args) -> int:
     return 0
 
 
+def cmd_warmup(args) -> int:
+    """The MSER-5 warm-up diagnostic of a scenario; exit code 1 when its own warm-up is shorter than needed or
+    some series has not settled."""
+    from sim.experiments.warmup import warmup_diagnostic
+
+    scenario = load_scenario(args.scenario)
+    table_path = output_file(Path(args.table) if args.table else RESULTS / "warmup" / scenario.name / "warmup.csv")
+    with executor_from_args(args) as executor:
+        result = warmup_diagnostic(scenario, args.replications, args.years, args.seed, executor)
+    own = scenario.horizon.warmup_years
+    with wide():
+        print(result.text(own))
+    write_csv(table_path, result.table)
+    print(f"\ntable written to {table_path}")
+    return 0 if result.needed_years is not None and own >= result.needed_years else 1
+
+
 def add_commands(sub) -> None:
-    """Register ``calibrate`` and ``report-validation``."""
+    """Register ``calibrate``, ``report-validation`` and ``warmup``."""
     cal = sub.add_parser("calibrate", help="fit scenario parameters to target figures (common random numbers)")
     cal.add_argument("scenario", help="scenario file (TOML)")
     cal.add_argument("targets", help="target file (TOML, scenarios/targets/)")
@@ -109,3 +127,14 @@ def add_commands(sub) -> None:
     rv.add_argument("--workers", type=workers, default=1, help="processes running replications (default 1)")
     rv.add_argument("--out", default="results/validation", help="output directory (default results/validation)")
     rv.set_defaults(func=cmd_report_validation)
+
+    wu = sub.add_parser("warmup", help="the warm-up a scenario needs (MSER-5 on the quarterly measures contracts "
+                                       "price, from an empty system)")
+    wu.add_argument("scenario", help="scenario file (TOML)")
+    wu.add_argument("--years", type=whole_number(8, 50, "years"), default=50,
+                    help="years simulated from an empty system (default 50; the cut is looked for in the first half)")
+    add_replications_option(wu, 8, "replications averaged (default 8)")
+    wu.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
+    wu.add_argument("--table", default=None, help="table CSV (default: results/warmup/<name>/warmup.csv)")
+    add_executor_options(wu)
+    wu.set_defaults(func=cmd_warmup)

@@ -221,8 +221,11 @@ class AfterExit(_Section):
     relapse_years: Dist = Field(description="planned exit to relapse (years)")
     represent_after_relapse: Probability = Field(description="probability a relapsed client re-presents")
     represent_delay_weeks: Dist = Field(description="relapse to re-presentation (weeks)")
-    disengaged_represent_rate_per_year: Rate = Field(description="re-presentation hazard after an unplanned exit")
-    signposted_represent_rate_per_year: Rate = Field(description="re-referral hazard after signposting")
+    disengaged_return_years: Dist = Field(description="unplanned exit (drop-out, missed start, release) to "
+                                                      "re-presentation (years); `never` is the share who do not "
+                                                      "return (recovered without treatment, moved away)")
+    signposted_return_years: Dist = Field(description="signposting (no need for structured treatment) to "
+                                                      "re-referral (years); `never`: the share who do not come back")
     criminal_justice_route: Probability = Field(description="share of re-presentations after an unplanned exit "
                                                             "that come by a criminal-justice route")
     training_after_planned_exit: Probability = Field(description="probability of entering education, training "

@@ -144,6 +144,8 @@ class Dist(_Overridable):
     weights: list[float] | None = None
     min: float | None = None
     max: float | None = None
+    never: float | None = None  # share for whom the event never comes (a time of inf): a cure fraction
+    _plain: Dist | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -197,10 +199,17 @@ class Dist(_Overridable):
         for bound in ("min", "max"):
             if getattr(self, bound) is not None and getattr(self, bound) < 0:
                 raise ValueError(f"{bound} must be >= 0, got {getattr(self, bound)}")
+        if self.never is not None and not 0 <= self.never <= 1:
+            raise ValueError(f"never (the share for whom the event never comes) must be in [0, 1], got {self.never}")
         return self
 
     def ppf(self, u: np.ndarray | float) -> np.ndarray | float:
         """The quantile function: the value at cumulative probability ``u`` (vectorised)."""
+        if self.never:  # the lowest 1 - never of u map onto the whole distribution, the rest to inf
+            u = np.asarray(u, dtype=float) / (1.0 - self.never) if self.never < 1 else np.full(np.shape(u), 2.0)
+            x = np.asarray(self._without_never().ppf(np.where(u < 1.0, u, 0.5)), dtype=float)
+            x = np.where(u < 1.0, x, np.inf)
+            return x if x.ndim else float(x)
         if type(u) is float and self.dist in _SCALAR_FAMILIES:
             return self._ppf_scalar(u)
         u = np.asarray(u, dtype=float)
@@ -261,7 +270,14 @@ class Dist(_Overridable):
             p = np.where(x < self.min, 0.0, p)
         if self.max is not None:
             p = np.where(x >= self.max, 1.0, p)
+        if self.never:
+            p = np.where(np.isinf(x), 1.0, p * (1.0 - self.never))
         return p if p.ndim else float(p)
+
+    def _without_never(self) -> Dist:
+        if self._plain is None:
+            self._plain = self.model_copy(update={"never": None})
+        return self._plain
 
     def _ppf_scalar(self, u: float) -> float:
         """``ppf`` for one probability without numpy's overhead (same values)."""
@@ -287,7 +303,10 @@ class Dist(_Overridable):
         return x
 
     def expected(self) -> float:
-        """The mean of the unclamped distribution (for documentation and queueing checks)."""
+        """The mean of the unclamped distribution (for documentation and queueing checks); inf with a share
+        for whom the event never comes."""
+        if self.never:
+            return math.inf
         d = self.dist
         if d == "fixed":
             return self.value

@@ -87,7 +87,16 @@ def _after(e: np.ndarray, hazard: np.ndarray) -> np.ndarray:
 def _quantiles(entries: list):
     """A vectorised quantile function ``f(u, cell)`` over the distributions of ``entries`` (one per cell): one
     formula with each row's parameters where they share a family (the formulas of ``Dist.ppf``), else one call
-    per distinct entry."""
+    per distinct entry. A share for whom the event never comes (``never``) maps the highest uniforms to inf."""
+    never = np.array([e.never or 0.0 for e in entries])
+    if never.any():
+        f = _quantiles([e._without_never() if e.never else e for e in entries])
+
+        def with_never(u, cell):
+            rest = 1.0 - never[cell]
+            v = np.divide(u, rest, out=np.full(len(u), 2.0), where=rest > 0)
+            return np.where(v < 1.0, f(np.where(v < 1.0, v, 0.5), cell), np.inf)
+        return with_never
     unique = list({id(e): e for e in entries}.values())
     families = {e.dist for e in unique}
     family = families.pop() if len(families) == 1 else None
@@ -329,9 +338,9 @@ class Planner:
                      np.inf),
             r[:, _X + 1] < t.value(ae.represent_after_relapse, cell),
             t.ppf(ae.represent_delay_weeks, r[:, _X + 2], cell),
-            _after(_exp(r[:, _X + 3]), t.value(ae.disengaged_represent_rate_per_year, cell) / DAYS_PER_YEAR),
+            DAYS_PER_YEAR * t.ppf(ae.disengaged_return_years, r[:, _X + 3], cell),
             r[:, _X + 4] < t.value(ae.criminal_justice_route, cell),
-            _after(_exp(r[:, _X + 5]), t.value(ae.signposted_represent_rate_per_year, cell) / DAYS_PER_YEAR),
+            DAYS_PER_YEAR * t.ppf(ae.signposted_return_years, r[:, _X + 5], cell),
             r[:, _X + 7] < t.value(ma.signposted_engagement, cell),
             r[:, _X + 8] < t.value(ae.training_after_planned_exit, cell),
             t.ppf(ae.training_weeks, r[:, _X + 9], cell),

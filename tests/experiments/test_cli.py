@@ -319,3 +319,15 @@ def test_a_reader_that_goes_away_is_not_an_internal_error(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert main(["list", "scenarios"]) == 141
     assert "internal error" not in capsys.readouterr().err
+
+
+def test_warmup_reports_the_mser5_cut_of_every_priced_series_and_fails_a_run_too_short_to_tell(tmp_path, capsys):
+    table = tmp_path / "warmup.csv"
+    code = main(["warmup", str(WEST_KENT), "--years", "8", "-n", "1", "--table", str(table)])
+    out = capsys.readouterr().out
+    assert code == 1  # 8 years from empty cannot show that a 10-year warm-up is enough
+    assert "MSER-5" in out and "warm-up" in out
+    written = pd.read_csv(table)
+    assert {"measure", "category", "years", "settled", "level"} <= set(written.columns)
+    assert set(written["measure"]) <= {"in_treatment", "planned_exits", "re_presentations", "treatment_starts"}
+    assert (written["years"] <= 4).all()  # the cut is looked for in the first half only
