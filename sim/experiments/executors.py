@@ -123,10 +123,12 @@ class ProcessExecutor(SerialExecutor):
             pool.shutdown(wait=True, cancel_futures=True)
             return
         processes = list((getattr(pool, "_processes", None) or {}).values())
+        # read before shutdown, which forgets it: an unjoined manager thread races the interpreter's exit hook
+        # (which writes to the manager's wake-up pipe as the manager closes it: "Bad file descriptor")
+        manager = getattr(pool, "_executor_manager_thread", None)
         pool.shutdown(wait=False, cancel_futures=True)
         stop_processes(processes)
-        manager = getattr(pool, "_executor_manager_thread", None)
-        if manager is not None:  # it notices the ended workers and exits
+        if manager is not None:  # it notices the ended workers, closes its pipe and exits
             manager.join(5.0)
 
     def __exit__(self, kind, value, traceback) -> None:
