@@ -41,11 +41,13 @@ def cmd_calibrate(args) -> int:
         log.info(f"  evaluation {row['evaluation']:3d}: cost {row['cost']:10.4f}, {row['at_aim']}/{row['targets']} "
                  "targets at their aim")
 
+    start_from = load_scenario(args.start) if args.start else None
     result = calibrate(scenario, targets, args.params, args.replications, args.seed, args.workers, args.method,
-                       args.max_evaluations, args.check_seeds, progress=show)
+                       args.max_evaluations, args.check_seeds, progress=show, start_from=start_from)
     out = Path(args.out) if args.out else RESULTS / "calibration" / name / f"{name}.toml"
     command = "pbrsim " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["calibrate"] else ""
-    write_calibrated(result, out, args.scenario, name=name, description=args.description, command=command)
+    write_calibrated(result, out, args.scenario, name=name, description=args.description, command=command,
+                     start_path=args.start)
     print_fit(result.table, f"{name}: fit after {len(result.evaluations)} evaluations ({result.message})")
     with wide():
         print("\n" + result.values().to_string(index=False))
@@ -111,6 +113,9 @@ def add_commands(sub) -> None:
     cal.add_argument("--max-evaluations", type=whole_number(1, 100_000, "evaluations"), default=60, help="evaluation budget (default 60)")
     cal.add_argument("--check-seeds", type=whole_number(0, MAX_REPLICATIONS, "check seeds"), default=0, help="also report the fit on this many fresh "
                                                                  "replications")
+    cal.add_argument("--start", default=None, metavar="SCENARIO",
+                     help="take the starting values of the fitted paths from this scenario (an earlier fit) "
+                          "instead of the input's; bounds are relative to them")
     cal.add_argument("--name", default=None, help="name of the calibrated scenario (default: the input's)")
     cal.add_argument("--description", default=None, help="its description (default: the input's + '(calibrated)')")
     cal.add_argument("--out", default=None, help="calibrated scenario file (default: "

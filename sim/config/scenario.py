@@ -226,8 +226,12 @@ class AfterExit(_Section):
                                                       "return (recovered without treatment, moved away)")
     signposted_return_years: Dist = Field(description="signposting (no need for structured treatment) to "
                                                       "re-referral (years); `never`: the share who do not come back")
-    criminal_justice_route: Probability = Field(description="share of re-presentations after an unplanned exit "
-                                                            "that come by a criminal-justice route")
+    arrest_referral: Probability = Field(description="probability that a recorded offence by an active offender "
+                                                     "out of treatment (disengaged or relapsed) leads to a "
+                                                     "criminal-justice referral back into treatment (arrest "
+                                                     "referral, court order)")
+    arrest_window_years: float = Field(ge=0, le=50, description="years after leaving treatment in which an "
+                                                                 "arrest can bring a client back (years)")
     training_after_planned_exit: Probability = Field(description="probability of entering education, training "
                                                                  "or employment after a planned exit")
     training_weeks: Dist = Field(description="planned exit to entering training (weeks), if still recovered")

@@ -30,6 +30,9 @@ N_BANDS = len(BANDS)
 CJ_SOURCES = np.array([s in ("arrest_referral", "court_order", "prison_release") for s in SOURCES])
 
 # Plan columns. Times are offsets (days unless named in weeks or as a unit exponential), flags are 0.0 / 1.0.
+# ``arrest_offences``: how many offences out of treatment (at the client's untreated rate) until one is recorded
+# and leads to a criminal-justice referral back into treatment; the engine turns it into a time with the
+# client's offending rate in the state they are in.
 COLUMNS = (
     # assessment (epoch at referral)
     "booking_days", "assessment_days", "dependency", "wider_needs", "band", "attends", "drift_u",
@@ -50,7 +53,7 @@ COLUMNS = (
     "sentence_weeks", "represents_on_release",
     # after exit
     "relapse_u", "relapse_days", "represents_after_relapse", "represent_delay_weeks", "disengaged_days",
-    "cj_route", "signposted_days", "signposted_mutual_aid", "training", "training_weeks",
+    "arrest_offences", "signposted_days", "signposted_mutual_aid", "training", "training_weeks",
 )
 (BOOKING_DAYS, ASSESSMENT_DAYS, DEPENDENCY, WIDER_NEEDS, BAND, ATTENDS, DRIFT_U, START_DELAY_DAYS, PATIENCE_DAYS,
  MODALITY, MUTUAL_AID, COMPLETION_WEEKS, ABSTINENT_WEEKS, MIN_ABSTINENCE_WEEKS, DROP_HAZARD, DROP_E, DECLINED,
@@ -58,7 +61,7 @@ COLUMNS = (
  E5, E6, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, IDETOX, IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE,
  IDETOX_PATIENCE_DAYS, REHAB, REHAB_AT_WEEKS, REHAB_WEEKS, REHAB_OUTCOME, REHAB_DROP_WEEKS, REHAB_PATIENCE_DAYS,
  AFTERCARE_WEEKS, AFTERCARE_DROP_RATIO, SENTENCE_WEEKS, REPRESENTS_ON_RELEASE, RELAPSE_U, RELAPSE_DAYS,
- REPRESENTS_AFTER_RELAPSE, REPRESENT_DELAY_WEEKS, DISENGAGED_DAYS, CJ_ROUTE, SIGNPOSTED_DAYS,
+ REPRESENTS_AFTER_RELAPSE, REPRESENT_DELAY_WEEKS, DISENGAGED_DAYS, ARREST_OFFENCES, SIGNPOSTED_DAYS,
  SIGNPOSTED_MUTUAL_AID, TRAINING, TRAINING_WEEKS) = range(60)
 WIDTH = len(COLUMNS)
 
@@ -339,7 +342,7 @@ class Planner:
             r[:, _X + 1] < t.value(ae.represent_after_relapse, cell),
             t.ppf(ae.represent_delay_weeks, r[:, _X + 2], cell),
             DAYS_PER_YEAR * t.ppf(ae.disengaged_return_years, r[:, _X + 3], cell),
-            r[:, _X + 4] < t.value(ae.criminal_justice_route, cell),
+            _after(_exp(r[:, _X + 4]), t.value(ae.arrest_referral, cell) * t.value(sc.offending.recorded_share, cell)),
             DAYS_PER_YEAR * t.ppf(ae.signposted_return_years, r[:, _X + 5], cell),
             r[:, _X + 7] < t.value(ma.signposted_engagement, cell),
             r[:, _X + 8] < t.value(ae.training_after_planned_exit, cell),

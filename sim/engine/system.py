@@ -31,7 +31,7 @@ from sim.engine.capacities import Capacity, Places
 from sim.engine.history import Client, History, Recorder
 from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
 from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_WEEKS, ASSESSMENT_DAYS, ATTENDS, BAND,
-                              BAND_DRIFT_U, BELIEF_Z, BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, CJ_ROUTE,
+                              BAND_DRIFT_U, BELIEF_Z, BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, ARREST_OFFENCES,
                               COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEFLECTION_DELAY_U, DEFLECTION_U, DEPENDENCY,
                               DISCHARGE_U, DISENGAGED_DAYS, DRIFT_DISTANCE, DROP_E,
                               DROP_HAZARD, E0, E1, E2, E3, E4, E5, E6, H_OUT, H_RECOVERED, H_TREATMENT, IDETOX,
@@ -645,11 +645,15 @@ class TreatmentSystem:
             nxt = now + DAYS_PER_WEEK * p[REPRESENT_DELAY_WEEKS] if returns else INF
             if returns and c.ep.exit_reason == "planned" and self.responds(now):
                 nxt = self.defer_re_entry(c, nxt, now)
+            arrest = self.arrest_time(c, p, now, RELAPSED)
+            if arrest < nxt:
+                nxt, source = arrest, SOURCE_ARREST
         elif state == DISENGAGED:
             death = self.death_time(c, p, E5, now, p[H_OUT])
             nxt = now + p[DISENGAGED_DAYS]
-            if p[CJ_ROUTE] > 0:
-                source = SOURCE_ARREST
+            arrest = self.arrest_time(c, p, now, DISENGAGED)
+            if arrest < nxt:
+                nxt, source = arrest, SOURCE_ARREST
         else:  # signposted
             death = self.death_time(c, p, E5, now, p[H_OUT])
             nxt = now + p[SIGNPOSTED_DAYS]
@@ -661,6 +665,22 @@ class TreatmentSystem:
         wait = self.hold(nxt)
         yield wait
         return source
+
+    def arrest_time(self, c: Client, p: list[float], now: float, state: int) -> float:
+        """When an active offender out of treatment is first arrested for a recorded offence and referred back
+        into treatment (arrest referral, court order): the planned number of offences until then, at the
+        client's untreated rate times the state's offending ratio, if within ``arrest_window_years`` of leaving
+        (after it, an offender who has not come back has desisted or moved on); inf for a client who does not
+        offend. An arrest brings a return forward, or brings back a client who would not have come back of their
+        own accord, as a criminal-justice referral: so the criminal-justice share of returns follows offending."""
+        if c.offending_rate <= 0 or p[ARREST_OFFENCES] == INF:
+            return INF
+        off = self.P().offending
+        ratio = (off.relapsed if state == RELAPSED else off.after_drop_out).at(c.g, c.band).value
+        if ratio <= 0:
+            return INF
+        after = DAYS_PER_YEAR * p[ARREST_OFFENCES] / (c.offending_rate * ratio)
+        return now + after if after <= DAYS_PER_YEAR * self.P().after_exit.arrest_window_years else INF
 
     def plan_at(self, c: Client, t: float) -> list[float]:
         """The plan for a stage at a later day ``t`` that needs no SimPy event (a relapse)."""

@@ -128,9 +128,10 @@ def _round(x: float) -> float:
     return float(f"{x:.{SIGNIFICANT}g}")
 
 
-def parse_parameter(spec: str, scenario: Scenario) -> Parameter:
+def parse_parameter(spec: str, scenario: Scenario, start_from: Scenario | None = None) -> Parameter:
     """``PATH[+PATH...][=LOW:HIGH]`` against a scenario: every path must hold a positive number, and the
-    scenario must be valid at both bounds (checked here, before anything runs)."""
+    scenario must be valid at both bounds (checked here, before anything runs). ``start_from``: a scenario whose
+    values at the paths are the starting values instead of ``scenario``'s (an earlier fit, to refit from)."""
     text, _, bounds = spec.partition("=")
     paths = tuple(p.strip() for p in text.split("+") if p.strip())
     if not paths:
@@ -138,7 +139,7 @@ def parse_parameter(spec: str, scenario: Scenario) -> Parameter:
     problems, start = [], []
     for path in paths:
         try:
-            value = current_value(scenario, path)
+            value = current_value(start_from or scenario, path)
         except KeyError:
             problems.append((f"--params {path}", "", None, "no number at this key path in the scenario"))
             continue
@@ -302,11 +303,13 @@ class _Stop(Exception):
 
 def calibrate(scenario: Scenario, targets: TargetFile, params: Sequence[str | Parameter], replications: int = 2,
               seed: int | None = None, workers: int = 1, method: str = "least_squares", max_evaluations: int = 60,
-              check_replications: int = 0, progress: Callable[[dict], None] | None = None) -> Calibration:
-    """Fit ``params`` (key paths, see the module docstring) so the scenario meets the calibration targets."""
+              check_replications: int = 0, progress: Callable[[dict], None] | None = None,
+              start_from: Scenario | None = None) -> Calibration:
+    """Fit ``params`` (key paths, see the module docstring) so the scenario meets the calibration targets,
+    starting from the scenario's values or from ``start_from``'s (only the fitted paths are taken from it)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    parameters = [p if isinstance(p, Parameter) else parse_parameter(p, scenario) for p in params]
+    parameters = [p if isinstance(p, Parameter) else parse_parameter(p, scenario, start_from) for p in params]
     names = [p for par in parameters for p in par.paths]
     if len(set(names)) != len(names):
         raise CalibrationError([(f"--params {', '.join(names)}", "", None, "a key path is named twice")])
@@ -400,32 +403,32 @@ def _toml_number(x: float) -> int | float:
     return int(x) if x.is_integer() and abs(x) < 1e15 else x
 
 
-def _nested(values: dict) -> dict:
-    """Dotted key paths (``capacity.rehab_places``) as nested tables."""
-    tree: dict = {}
-    for path, value in values.items():
-        *parents, leaf = path.split(".")
-        node = tree
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return tree
+def _toml_key(key: str) -> str:
+    """One part of a dotted key: bare where TOML allows it, quoted otherwise."""
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | Path, name: str | None = None,
-                     description: str | None = None, command: str = "") -> Path:
+                     description: str | None = None, command: str = "", start_path: str | Path | None = None) -> Path:
     """Write a scenario that extends ``scenario_path`` and sets only the fitted keys (atomically): a comment
-    block saying how it was fitted and how well, then the data, written by ``tomli_w``."""
+    block saying how it was fitted and how well, then one dotted key per fitted value, each with its tag
+    ("[D] fitted", the starting value and the bounds) beside it."""
     import tomli_w
 
     from sim.core.version import __version__
     from sim.engine.history import write_atomic
 
     out = Path(out)
-    source, folder = Path(scenario_path).resolve(), out.resolve().parent
-    # relative where the two share a folder below the root (a repository); absolute otherwise
-    extends = (os.path.relpath(source, folder) if os.path.commonpath([source, folder]) != source.anchor
-               else source.as_posix())
+    folder = out.resolve().parent
+
+    def relative(path) -> str:  # relative where the two share a folder below the root (a repository)
+        path = Path(path).resolve()
+        return (os.path.relpath(path, folder) if os.path.commonpath([path, folder]) != path.anchor
+                else path.as_posix())
+
+    extends = relative(scenario_path)
     targets_path = result.targets.path or result.targets.name
     cal = result.table
     lines = [
@@ -438,6 +441,8 @@ def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | 
         f"# Everything else comes from {extends}. The fitted values are [D]: derived by simulation from the "
         "figures below.",
     ]
+    if start_path is not None:
+        lines.append(f"# The search started from the values in {start_path} (an earlier fit): 'was' below.")
     if command:
         lines.append(f"# Command: {command}")
     lines.append("#")
@@ -446,18 +451,15 @@ def write_calibrated(result: Calibration, out: str | Path, scenario_path: str | 
         mark = "within" if row["within"] else "OUTSIDE"
         lines.append(f"#   {row['target']}: {row['simulated']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] "
                      f"v {row['figure']} +/- {row['tolerance']:.3g} ({row['role']}): {mark}")
-    lines.append("#")
-    lines.append("# Fitted [D]:")
-    fitted = {}
+    desc = description if description is not None else (result.scenario.description + " (calibrated)").strip()
+    head = {"extends": extends, "name": name or result.scenario.name + "_calibrated", "description": desc}
+    body = []
     for _, row in result.values().iterrows():
         was = "unchanged: the start was at the aim" if row["fitted"] == row["start"] else f"was {row['start']:.4g}"
-        lines.append(f"#   {row['parameter']} = {_toml_number(row['fitted'])} ({was}; "
-                     f"bounds {row['low']:.4g}-{row['high']:.4g})")
-        fitted[row["parameter"]] = _toml_number(row["fitted"])
-    desc = description if description is not None else (result.scenario.description + " (calibrated)").strip()
-    data = {"extends": extends, "name": name or result.scenario.name + "_calibrated", "description": desc,
-            **_nested(fitted)}
-    text = "\n".join(lines) + "\n\n" + tomli_w.dumps(data)
+        key = ".".join(_toml_key(k) for k in row["parameter"].split("."))
+        value = tomli_w.dumps({"v": _toml_number(row["fitted"])}).split("=", 1)[1].strip()
+        body.append(f"{key} = {value}   # [D] fitted ({was}; bounds {row['low']:.4g}-{row['high']:.4g})")
+    text = "\n".join(lines) + "\n\n" + tomli_w.dumps(head) + "\n" + "\n".join(body) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, lambda p: Path(p).write_text(text))
     return out

@@ -82,6 +82,7 @@ NO_RETURNS = {
     "after_exit.disengaged_return_years": {"dist": "fixed", "value": 1.0, "never": 1.0},  # every group
     "after_exit.signposted_return_years": {"dist": "fixed", "value": 1.0, "never": 1.0},
     "after_exit.represent_after_relapse": 0.0,
+    "after_exit.arrest_referral": 0.0,
     "custody.represent_on_release": 0.0,
     "population.trend_per_year": 0.0,
 }

@@ -420,3 +420,24 @@ def test_poisson_quantile_is_scipys():
     u = rng.random(20_000)
     mean = np.concatenate([np.zeros(500), rng.random(9_500) * 0.01, rng.exponential(3.0, 10_000)])
     assert np.array_equal(poisson_quantile(u, mean), stats.poisson.ppf(u, mean))
+
+
+def test_the_criminal_justice_share_of_returns_rises_with_offending():
+    """Returns by arrest referral arise from recorded offences out of treatment (issue 18): with offenders
+    offending three times as often, a larger share of re-presentations comes by the criminal-justice route."""
+    from sim import simulate
+    from tests.builders import small_scenario
+
+    def cj_share(mean: float) -> float:
+        sc = small_scenario(years=3, warmup_years=3, **{"population.offending_rate_per_year.mean": mean})
+        shares = []
+        for seed in (1, 2):
+            ep = simulate(sc, seed=seed).episodes
+            returns = ep[(ep["episode"] > 0) & (ep["referral"] >= 0)]
+            shares.append(float((returns["source"] == "arrest_referral").mean()))
+        return float(np.mean(shares))
+
+    low, high = cj_share(130.0), cj_share(390.0)
+    assert high > low + 0.03, (low, high)
+    none = cj_share(1e-6)  # offenders who hardly offend are hardly ever brought back by arrest
+    assert none < low

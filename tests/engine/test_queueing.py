@@ -17,17 +17,19 @@ from tests.builders import small_scenario
 @pytest.fixture(scope="module")
 def mmc():
     """Assessment as M/M/2: Poisson first referrals only, no booking delay, exponential assessor time."""
-    return small_scenario(years=3, warmup_years=1, **{
+    base = small_scenario(years=3, warmup_years=1, **{
         **NO_RETURNS,
         "assessment.booking_delay_days": 0.0,
-        "assessment.assessment_days": {"dist": "exponential", "mean": 1.0},
         "capacity.assessors": 2,
     })
+    lam = sum(base.population.arrivals_per_year.values()) / 365.25
+    # assessor time chosen so the two assessors are busy 83% of the time, whatever the referral rate
+    return base.with_changes({"assessment.assessment_days": {"dist": "exponential", "mean": 0.83 * 2 / lam}})
 
 
 def test_assessment_queue_matches_erlang_c(mmc):
     lam = sum(mmc.population.arrivals_per_year.values()) / 365.25  # referrals a day
-    expected = erlang_c_wait(lam, 1.0, 2)
+    expected = erlang_c_wait(lam, 1.0 / mmc.assessment.assessment_days.mean, 2)
     means = []
     for seed in range(10):
         h = simulate(mmc, seed=seed)
