@@ -331,3 +331,32 @@ def offending_settlement(cohort_table: pd.DataFrame, baseline_period: str | floa
     out["offences_saved"] = saved
     out["community_savings"] = saved * price_per_offence
     return out
+
+
+# --- 5. community savings, whatever the contract -------------------------------------------------------------
+
+
+def community_savings(cohort_table: pd.DataFrame, price_per_offence: float) -> pd.DataFrame:
+    """Estimated community savings of each contract period against the year before the contract, on the same
+    offences whatever the contract pays (a block contract's clients save the community as much as a PbR
+    contract's).
+
+    The baseline is the last warm-up period's recorded offences *per cohort member*, applied to each contract
+    period's own cohort: offences saved = baseline rate x members - offences. A rate, not a volume, so that a
+    cohort that grows or shrinks with the caseload saves nothing by its size alone.
+
+    ``cohort_table``: as from :func:`cohort_offences` (with warm-up periods, ``contract`` False). Columns:
+    ``period``, ``start``, ``end``, ``cohort``, ``offences``, ``baseline_rate`` (recorded offences per member),
+    ``offences_saved`` (negative when offending rose), ``community_savings`` (pounds). NaN throughout when there
+    is no warm-up period or its cohort is empty.
+    """
+    if not (isinstance(price_per_offence, Real) and math.isfinite(price_per_offence) and price_per_offence >= 0):
+        raise ValueError(f"price_per_offence must be a non-negative amount, got {price_per_offence!r}")
+    before = cohort_table[~cohort_table["contract"].astype(bool)]
+    rate = float(before["offences_per_member"].iloc[-1]) if len(before) else np.nan
+    out = cohort_table.loc[cohort_table["contract"].astype(bool), ["period", "start", "end", "cohort", "offences"]]
+    out = out.reset_index(drop=True)
+    out["baseline_rate"] = rate
+    out["offences_saved"] = rate * out["cohort"] - out["offences"]
+    out["community_savings"] = out["offences_saved"] * price_per_offence
+    return out

@@ -31,13 +31,17 @@ def cmd_compare(args) -> int:
 
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         summary = result.summary()
-        shown = ["probability_of_loss", "income", "margin", "margin_ci", "working_capital_needed", "spend",
-                 "spend_per_planned_exit", "spend_per_planned_exit_ci"]
+        shown = ["probability_of_loss", "margin_p5", "income", "margin", "margin_ci", "working_capital_needed",
+                 "spend", "spend_per_planned_exit", "spend_per_planned_exit_ci", "community_savings"]
         same = ("the same referrals, the provider responding to each contract" if scenario.behaviour.mode != "off"
                 else "the same simulated clients under each contract")
         print(f"{args.replications} replications of {scenario.name}, {same} (term totals over the observed "
               f"contract years; £; ci = 95% half-width):\n")
         print(summary[shown].round(0).to_string())
+        lottery = result.offending_lottery()
+        if len(lottery):
+            print("\nThe offending pot per contract year (share of replications paying nothing and in full):\n")
+            print(lottery.round(2).to_string(index=False))
         if len(contracts) > 1:
             print(f"\nPaired differences against {contracts[0].name}:\n")
             diffs = result.paired_differences()

@@ -265,6 +265,9 @@ class Offending(_Section):
     signposted: Ratio = Field(description="signposted after a no-need assessment")
     in_custody: Ratio = Field(description="in custody")
     recorded_share: Probability = Field(description="share of offences that lead to a police record (PNC)")
+    savings_per_recorded_offence: float = Field(
+        ge=0, le=MAX_POUNDS, description="community savings per recorded offence saved (pounds): the commissioner's "
+                                         "figure under every contract, offending pot or not")
 
 
 class Costs(_Section):

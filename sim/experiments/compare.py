@@ -34,15 +34,35 @@ class Comparison:
                                 # the provider responds to them)
 
     def summary(self) -> pd.DataFrame:
-        """Per contract: mean, 95% CI of each term total, and the probability the provider makes a loss."""
+        """Per contract: mean, 95% CI of each term total, the share of replications in which the provider makes
+        a loss over the term (``probability_of_loss``) and the 5th percentile of its term margin
+        (``margin_p5``, pounds; linear interpolation between replications)."""
         rows = []
         for name, d in self.term.groupby("contract", sort=False):
-            row = {"contract": name, "replications": len(d), "probability_of_loss": float((d["margin"] < 0).mean())}
+            margin = d["margin"].to_numpy(dtype=float)
+            row = {"contract": name, "replications": len(d), "probability_of_loss": float((margin < 0).mean()),
+                   "margin_p5": float(np.percentile(margin, 5)) if len(margin) else np.nan}
             for m in METRICS:
                 mean, half = _mean_ci(d[m].to_numpy(dtype=float))
                 row[m], row[f"{m}_ci"] = mean, half
             rows.append(row)
         return pd.DataFrame(rows).set_index("contract")
+
+    def offending_lottery(self) -> pd.DataFrame:
+        """The offending pot as the lottery it is: per contract with a pot and contract year, over the
+        replications in which the year is settled, the mean payment (pounds) and share of the pot, and the
+        shares of replications in which the pot pays nothing and pays in full. Empty without a pot."""
+        settled = self.by_year[self.by_year["observed"].astype(bool) & self.by_year["offending_fraction_paid"].notna()]
+        rows = []
+        for (name, year), d in settled.groupby(["contract", "contract_year"], sort=False):
+            fraction = d["offending_fraction_paid"].to_numpy(float)
+            rows.append({"contract": name, "contract_year": int(year), "replications": len(d),
+                         "mean_payment": float(d["offending_payment"].mean()),
+                         "mean_share_paid": float(fraction.mean()),
+                         "pays_nothing": float((fraction <= 0).mean()),
+                         "pays_in_full": float((fraction >= 1).mean())})
+        return pd.DataFrame(rows, columns=["contract", "contract_year", "replications", "mean_payment",
+                                           "mean_share_paid", "pays_nothing", "pays_in_full"])
 
     def paired_differences(self) -> pd.DataFrame:
         """Each contract minus the first, replication by replication: mean difference and 95% CI."""

@@ -494,10 +494,15 @@ def commissioner_by_year(settlement: Settlement) -> pd.DataFrame:
     out["spend_per_planned_exit"] = out["spend"] / out["planned_exits"].where(out["planned_exits"] > 0)
     out["spend_per_sustained_recovery"] = out["spend"] / out["sustained_recoveries"].where(
         out["sustained_recoveries"] > 0)
-    if len(settlement.offending):
-        off = settlement.offending.set_index("contract_year")
-        out["community_savings"] = off["community_savings"].where(off["observed"]).reindex(out.index)
-        out["community_savings_per_pound"] = out["community_savings"] / out["spend"]
+    # the same offences under every contract: an offending pot changes what is paid, not what is saved
+    saved = offending_module.community_savings(offending_module.cohort_offences(h, settlement.scenario, "year"),
+                                               settlement.scenario.offending.savings_per_recorded_offence)
+    bounds = pd.MultiIndex.from_frame(years[["start", "end"]])
+    by_bounds = saved.set_index(["start", "end"])["community_savings"]
+    # a contract year that is not a financial year has no cohort figure; an unobserved year is not reported
+    savings = by_bounds.reindex(bounds).to_numpy()
+    out["community_savings"] = np.where(years["observed"].to_numpy(bool), savings, np.nan)
+    out["community_savings_per_pound"] = out["community_savings"] / out["spend"]
     out.insert(0, "observed", years.set_index("contract_year")["observed"])
     return out
 
@@ -556,12 +561,16 @@ METRICS = {
     "planned_exits": "planned exits (people)",
     "spend_per_planned_exit": "commissioner spend per planned exit (pounds)",
     "community_savings": "estimated community savings from reduced offending (pounds)",
+    "offending_payment": "payment from the offending pot (pounds; 0 without one)",
 }
-_TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "planned_exits", "community_savings")
+_TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "planned_exits", "community_savings",
+              "offending_payment")
 
 
 def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
-    """Per contract year (index ``contract_year``): ``observed`` and the :data:`METRICS`."""
+    """Per contract year (index ``contract_year``): ``observed``, the :data:`METRICS` and
+    ``offending_fraction_paid`` (the share of the offending pot earned; NaN without a pot or before it is
+    settled)."""
     prov = provider_by_year(settlement)
     comm = commissioner_by_year(settlement)
     pay = settlement.payments
@@ -576,9 +585,14 @@ def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
     out["spend"] = comm["spend"].reindex(prov.index)
     out["planned_exits"] = comm["planned_exits"].reindex(prov.index)
     out["spend_per_planned_exit"] = comm["spend_per_planned_exit"].reindex(prov.index)
-    out["community_savings"] = (comm["community_savings"].reindex(prov.index) if "community_savings" in comm
-                                else 0.0)
-    return out[["observed", *METRICS]]
+    out["community_savings"] = comm["community_savings"].reindex(prov.index)
+    offending = pay[pay["kind"] == "offending"]
+    out["offending_payment"] = offending.groupby("contract_year")["amount"].sum().reindex(prov.index, fill_value=0.0)
+    out["offending_fraction_paid"] = np.nan
+    if len(settlement.offending):
+        off = settlement.offending.set_index("contract_year")
+        out["offending_fraction_paid"] = off["fraction_paid"].where(off["observed"]).reindex(prov.index)
+    return out[["observed", *METRICS, "offending_fraction_paid"]]
 
 
 def term_metrics(by_year: pd.DataFrame) -> pd.Series:

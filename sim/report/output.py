@@ -129,6 +129,7 @@ def write_comparison(comparison, folder: Path, with_plots: bool = True) -> None:
     def build(tmp: Path) -> None:
         comparison.summary().to_csv(tmp / "summary.csv")
         comparison.paired_differences().to_csv(tmp / "paired_differences.csv", index=False)
+        comparison.offending_lottery().to_csv(tmp / "offending.csv", index=False)
         comparison.by_year.to_csv(tmp / "by_year.csv", index=False)
         comparison.term.to_csv(tmp / "term.csv", index=False)
         comparison.fingerprints.to_csv(tmp / "fingerprints.csv", index=False)

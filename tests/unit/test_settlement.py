@@ -495,6 +495,26 @@ def test_an_empty_baseline_cohort_is_not_settled(scenario):
     assert outcome_rows(s)["amount"].tolist() == [1000.0]
 
 
+def test_community_savings_on_the_baseline_rate_whatever_the_contract(scenario, monkeypatch):
+    """Offences saved = the baseline year's rate per member x this year's members - this year's offences, priced
+    at the scenario's savings per recorded offence: the same under a block contract as under PbR."""
+    table = _cohort_table([10.0, 9.0, 10.5], members=(100, 120, 80))
+    monkeypatch.setattr(offending_module, "cohort_offences", lambda h, sc, freq: table)
+    price = scenario.offending.savings_per_recorded_offence
+    expected = [(10.0 * 120 - 9.0 * 120) * price, (10.0 * 80 - 10.5 * 80) * price]  # 120 saved; 40 more
+    for c in (contract(offending=OFFENDING), load_contract(SCENARIOS / "contracts" / "block.toml")):
+        comm = commissioner_by_year(settle(c, Build().finish(), scenario))
+        assert comm["community_savings"].tolist() == pytest.approx(expected)
+        assert comm["community_savings_per_pound"].tolist() == pytest.approx(
+            (comm["community_savings"] / comm["spend"]).tolist())
+    direct = offending_module.community_savings(table, 1.0)
+    assert direct["offences_saved"].tolist() == pytest.approx([120.0, -40.0])
+    assert (direct["baseline_rate"] == 10.0).all()
+    assert offending_module.community_savings(table[table["contract"]], 1.0)["community_savings"].isna().all()
+    with pytest.raises(ValueError, match="price_per_offence"):
+        offending_module.community_savings(table, -1.0)
+
+
 # --- validation of the schedule -----------------------------------------------------------------------------------
 
 
@@ -788,6 +808,33 @@ def test_paired_differences_of_a_contract_against_itself_are_zero(comparison):
     summary = comparison.summary()
     assert list(summary.index) == comparison.contracts
     assert summary.loc["west_kent_pbr", "income"] == summary.loc["west_kent_again", "income"]
+    # the same clients save the community the same, whatever is paid for them
+    assert summary.loc["block", "community_savings"] == summary.loc["west_kent_pbr", "community_savings"]
+    assert np.isfinite(summary.loc["block", "community_savings"])
+
+
+def test_the_summary_gives_the_chance_of_a_loss_and_the_5th_percentile_margin(comparison):
+    summary = comparison.summary()
+    for name, d in comparison.term.groupby("contract"):
+        margins = np.sort(d["margin"].to_numpy(float))  # two replications: the 5th percentile interpolates
+        assert summary.loc[name, "margin_p5"] == pytest.approx(margins[0] + 0.05 * (margins[1] - margins[0]))
+        assert summary.loc[name, "probability_of_loss"] == (margins < 0).mean()
+
+
+def test_the_offending_lottery_counts_replications_paying_nothing_and_in_full(comparison):
+    lottery = comparison.offending_lottery()
+    assert set(lottery["contract"]) == {"west_kent_pbr", "west_kent_again"}  # block has no pot
+    by_year = comparison.by_year
+    for row in lottery.itertuples():
+        d = by_year[(by_year["contract"] == row.contract) & (by_year["contract_year"] == row.contract_year)]
+        fraction = d["offending_fraction_paid"].to_numpy(float)
+        assert row.replications == len(d) == 2
+        assert row.pays_nothing == (fraction == 0).mean() and row.pays_in_full == (fraction == 1).mean()
+        # earned on the £200k pot; paid after the PbR cap, which outcome payments earned earlier can fill
+        assert 0 <= row.mean_payment <= 200_000 * fraction.mean() + 1e-6
+        assert row.mean_payment == pytest.approx(d["offending_payment"].mean())
+    assert by_year.loc[by_year["contract"] == "block", "offending_fraction_paid"].isna().all()
+    assert (by_year.loc[by_year["contract"] == "block", "offending_payment"] == 0).all()
 
 
 # --- one real small simulation, settled under every shipped contract -----------------------------------------------
