@@ -1,7 +1,7 @@
 """The shipped West Kent scenario reproduces the national shape over 20 seeds (slow: ``pytest -m slow``).
 
 Targets (issue 2; ../shared/reference/domain-parameters.md §1b-1c): successful completions about 7% of opiate
-clients in treatment a year and 35-40% of non-opiate and alcohol clients; at least 90% start within 3 weeks;
+clients in treatment a year and 35-40% of non-opiate and alcohol clients; 95-97% start within 3 weeks;
 about 2,500 adults in treatment a year.
 """
 
@@ -41,8 +41,10 @@ def test_non_opiate_and_alcohol_completions_35_to_40_percent(shape, group):
     assert 0.35 <= shape.loc[group, "successful_completions"] <= 0.40
 
 
-def test_at_least_90_percent_start_within_3_weeks(shape):
-    assert (shape["started_within_3_weeks"] >= 0.90).all()
+def test_95_to_97_percent_start_within_3_weeks(shape):
+    """95% or more in every group, 97% overall (2015-16, ref §1c); with exponential delays it was 91%."""
+    assert (shape["started_within_3_weeks"] >= 0.95).all()
+    assert (shape["started_within_3_weeks"] <= 0.975).all()
 
 
 def test_about_2500_adults_in_treatment_a_year(shape):
