@@ -107,9 +107,12 @@ class Outcome(Section):
     price: float | None = Field(None, ge=0, le=MAX_POUNDS, description="pounds per outcome before the band weight")
     share_of_pot: float | None = Field(None, ge=0, le=1, description="share of the outcome pot; the price is "
                                        "pot x share / expected_volume")
-    expected_volume: Annotated[float, Field(le=1e9)] | Literal["baseline"] | None = Field(
-        None, description="outcomes expected a year; 'baseline': the band-weighted number achieved in the year "
-                          "before the contract, so that baseline performance earns exactly the share of the pot")
+    expected_volume: Annotated[float, Field(le=1e9)] | dict[Band, Annotated[float, Field(ge=0, le=1e9)]] | \
+        Literal["baseline"] | None = Field(
+        None, description="outcomes expected a year: a table by band (people or outcomes a year, the tender's "
+                          "expected volumes; the price divides the band-weighted total), a band-weighted number, or "
+                          "'baseline': the band-weighted number achieved in the year before the contract, so that "
+                          "baseline performance earns exactly the share of the pot")
     band_weights: dict[Band, Weight] | None = Field(None, description="tariff weight by band (overrides the "
                                                     "contract's)")
     window_days: float = Field(365.0, gt=0, le=MAX_DAYS, description="the measure's window: two reviews within it; no "
@@ -132,8 +135,14 @@ class Outcome(Section):
         if self.share_of_pot is not None and self.expected_volume is None:
             raise ValueError("share_of_pot needs expected_volume")
         if isinstance(self.expected_volume, float) and not self.expected_volume > 0:
-            raise ValueError("expected_volume must be > 0 or 'baseline'")
+            raise ValueError("expected_volume must be > 0, a table by band, or 'baseline'")
         return self
+
+    def weighted_volume(self, weight) -> float | None:
+        """The band-weighted expected volume a year (``weight(band)`` the tariff weight); None for 'baseline'."""
+        if isinstance(self.expected_volume, dict):
+            return float(sum(weight(b) * n for b, n in self.expected_volume.items()))
+        return None if self.expected_volume == "baseline" else self.expected_volume
 
 
 class OffendingPayment(Section):
@@ -257,6 +266,14 @@ class Contract(Section):
             shares = ", ".join(f"{k} {o.share_of_pot:g}" for k, o in outcomes.items() if o.share_of_pot)
             raise ValueError(f"share_of_pot of the outcomes add up to {shared:.6g}, more than 1 ({shares})")
         return outcomes
+
+    @model_validator(mode="after")
+    def _volumes_weigh_something(self) -> Self:
+        for name, o in self.outcomes.items():
+            if isinstance(o.expected_volume, dict) and not o.weighted_volume(lambda b: self.weight(o, b)) > 0:
+                raise ValueError(f"outcomes.{name}.expected_volume = {o.expected_volume}: the band-weighted volume "
+                                 f"is 0 (every band with a volume has tariff weight 0), so no price can be set")
+        return self
 
     @field_validator("subcontractors")
     @classmethod

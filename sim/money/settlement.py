@@ -222,7 +222,7 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
         if outcome.expected_volume == "baseline":
             volume = sum(contract.weight(outcome, b) for b in baseline["band"])
         else:
-            volume = outcome.expected_volume
+            volume = outcome.weighted_volume(lambda b: contract.weight(outcome, b))
         unit = np.array([pot[y] for y in year]) * outcome.share_of_pot / volume if volume > 0 else np.zeros(len(year))
     amount = unit * weight
     claim = found["time"].to_numpy() + outcome.lag_days

@@ -153,7 +153,7 @@ def price_schedule(contract: Contract, scenario: Scenario | None = None, history
                 unit = o.price
             else:
                 v = (sum(weights[b] * vol.get((name, b), 0.0) for b in BANDS) if o.expected_volume == "baseline"
-                     else float(o.expected_volume))
+                     else o.weighted_volume(weights.__getitem__))
                 unit = contract.outcome_pot(year) * o.share_of_pot / v if v > 0 else 0.0
             mult = o.escalator.multiplier(1.0, 1.0) if o.escalator is not None else 1.0
             delay = o.lag_days + PAYMENT_WAIT_DAYS[o.payment]

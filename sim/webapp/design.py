@@ -116,7 +116,8 @@ class OutcomeRow:
     paid: bool = False
     pricing: str = "share of pot"        # or "price"
     amount: float = 0.0                  # share of pot in percent, or pounds per outcome
-    expected_volume: str = "baseline"    # "baseline" or a number of outcomes a year
+    expected_volume: str = "baseline"    # "baseline", a number of outcomes a year, or BY_BAND (the table below)
+    volumes_by_band: dict | None = None  # the template's tender volumes by band, kept while the field says BY_BAND
     window_days: float = 365.0
     once_per: str = "window"
     lag_days: float = 0.0
@@ -193,7 +194,9 @@ def form_from_contract(contract: Contract, years: int | None = None) -> Contract
             name=name, measure=o.measure, paid=True,
             pricing="price" if o.price is not None else "share of pot",
             amount=float(o.price) if o.price is not None else _pct(o.share_of_pot),
-            expected_volume=str(o.expected_volume) if o.expected_volume is not None else "baseline",
+            expected_volume=(BY_BAND if isinstance(o.expected_volume, dict) else str(o.expected_volume)
+                             if o.expected_volume is not None else "baseline"),
+            volumes_by_band=dict(o.expected_volume) if isinstance(o.expected_volume, dict) else None,
             window_days=o.window_days, once_per=o.once_per, lag_days=o.lag_days, payment=o.payment, kept=kept))
     used = {r.measure for r in rows} | {r.name for r in rows}
     for measure in MEASURES:
@@ -216,6 +219,9 @@ def form_from_contract(contract: Contract, years: int | None = None) -> Contract
         pbr_cap=contract.pbr_cap, income_floor=_pct(contract.income_floor), income_cap=_pct(contract.income_cap),
         term_cap=contract.term_cap, reconciliation_lag_days=contract.reconciliation_lag_days,
         kept={k: copy.deepcopy(v) for k, v in raw.items() if k not in FORM_KEYS})
+
+
+BY_BAND = "tender volumes by band"  # the form's word for a template's table of expected volumes by band
 
 
 def _volume(text: str) -> str | float:
@@ -256,7 +262,8 @@ def contract_raw(form: ContractForm) -> dict:
             o["price"] = float(row.amount)
         else:
             o["share_of_pot"] = _frac(row.amount)
-            o["expected_volume"] = _volume(row.expected_volume)
+            o["expected_volume"] = (dict(row.volumes_by_band) if str(row.expected_volume).strip() == BY_BAND
+                                    and row.volumes_by_band else _volume(row.expected_volume))
         o.update({"window_days": float(row.window_days), "once_per": row.once_per,
                   "lag_days": float(row.lag_days), "payment": row.payment})
         o.update(copy.deepcopy(row.kept))

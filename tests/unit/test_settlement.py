@@ -163,6 +163,34 @@ def test_share_of_pot_over_a_numeric_expected_volume(scenario):
     assert outcome_rows(s)["amount"].tolist() == pytest.approx([1.8 * 10_000, 0.75 * 10_000])
 
 
+@pytest.mark.parametrize("tests_in_year_1, earned", [
+    ([[10], [20], [30]], 1.0),            # two critical, one low: the tender's expectation, the whole share
+    ([[10], [20], [30], [40]], 1 + 0.75 / 4.05),  # one moderate more: more
+    ([[10], [20]], (1.8 + 1.8) / 4.05),   # the low one fewer: less
+])
+def test_tender_volumes_by_band_pay_the_share_at_expectation_and_more_or_less_around_it(scenario, tests_in_year_1,
+                                                                                          earned):
+    """expected_volume by band: {critical 2, low 1} weighs 2 x 1.8 + 1 x 0.45 = 4.05, whatever happened before the
+    contract (the history has no baseline-year tests at all)."""
+    bands = {1: "critical", 2: "critical", 3: "low", 4: "moderate"}
+    h = bbv_tests(tests_in_year_1, bands=bands).finish()
+    o = {"measure": "bbv_tested", "share_of_pot": 0.4, "payment": "on_evidence",
+         "expected_volume": {"critical": 2, "low": 1, "moderate": 0}}
+    s = settle(contract({"t": o}, band_weights=WEIGHTS), h, scenario)
+    by_year = outcome_rows(s).groupby("contract_year")["amount"].sum()
+    assert by_year.loc[1] == pytest.approx(earned * 0.4 * 300_000)
+    unit = 0.4 * 300_000 / 4.05
+    assert outcome_rows(s)["amount"].tolist()[:2] == pytest.approx([1.8 * unit, 1.8 * unit])
+
+
+def test_tender_volumes_must_weigh_something():
+    with pytest.raises(ValueError, match="band-weighted volume is 0"):
+        contract({"t": {"measure": "bbv_tested", "share_of_pot": 0.4, "expected_volume": {"no_need": 50}}},
+                 band_weights=WEIGHTS)
+    with pytest.raises(ValueError, match="expected_volume"):
+        contract({"t": {"measure": "bbv_tested", "share_of_pot": 0.4, "expected_volume": {"critical": -1}}})
+
+
 def test_share_of_pot_priced_from_the_baseline_year(scenario):
     """Baseline (the year before the contract): two critical and one low achievement, weighted volume
     2 x 1.8 + 0.45 = 4.05. The same performance in a contract year earns exactly the share of that year's pot."""
