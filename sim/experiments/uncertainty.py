@@ -4,8 +4,8 @@ A scenario's ``[uncertainty]`` table gives a distribution for the number at any 
 or of the contract it is settled under when the path starts with ``contract.``::
 
     [uncertainty]
-    "treatment.drop_out_rate_per_year.by_group.opiate" = { dist = "gamma", mean = 0.178, shape = 25 }
-    "after_exit.relapse_years.by_group.opiate.scale" = { dist = "lognormal", median = 9.2, sigma = 0.2 }
+    "treatment.drop_out_rate_per_year.by_group.opiate" = { dist = "gamma", mean = 0.173, shape = 25 }
+    "after_exit.relapse_years.by_group.opiate.scale" = { dist = "lognormal", median = 1.37, sigma = 0.2 }
 
 Replication ``r`` uses parameter draw ``r // runs_per_draw``: each draw comes from its own stream, spawned from
 the root seed with key ``(draw, PSA_KEY)``, separate from the stochastic streams inside a run (which use

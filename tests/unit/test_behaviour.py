@@ -751,10 +751,11 @@ def test_band_profile_and_neutral_weights_by_hand(west_kent):
     assert prof.starters.to_dict() == {"critical": 2, "substantial": 0, "moderate": 0, "low": 1}
     assert prof.achievements.loc[["critical", "low"], "planned"].tolist() == [0.5, 1.0]
     assert prof.months[["critical", "low"]].tolist() == pytest.approx([135 / MONTH, 100 / MONTH])
-    # staff (100 places / 50 per worker x £40,000) and overheads (£800,000) a year over 730 days, shared over
-    # the 470 caseload-days; OST at £1,200 a client-year
-    per_day = (2 * 40_000 + 800_000) * 730 / 365.25 / 470
-    ost = 1200 / 365.25
+    # staff (100 places / 50 per worker x West Kent's pay) and overheads a year over 730 days, shared over the
+    # 470 caseload-days; OST at West Kent's price a client-year
+    costs = west_kent.costs
+    per_day = (2 * costs.recovery_worker_per_year + costs.overheads_per_year) * 730 / 365.25 / 470
+    ost = costs.ost_per_client_year.value / 365.25
     cost = {"critical": (270 * ost + 270 * per_day) / 2, "low": 100 * ost + 100 * per_day}
     assert prof.cost[["critical", "low"]].tolist() == pytest.approx([cost["critical"], cost["low"]])
 
