@@ -11,10 +11,11 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from sim.cli import app, calibration, experiments, provider, run
 from sim.cli.common import Parser, log
-from sim.core.errors import UserError
+from sim.core.errors import UnsettledWarmupWarning, UserError
 from sim.core.version import __version__
 from sim.experiments.signals import exit_code, interrupt_on_signals, interrupted_message
 
@@ -73,9 +74,21 @@ def _silence_stdout() -> None:
         pass
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """pbrsim's own warnings as one plain line on the log; others as Python shows them."""
+    if issubclass(category, UnsettledWarmupWarning):
+        log.warning(f"warning: {message}")
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose, args.quiet)
+    warnings.showwarning = _show_warning
     debug = args.debug or bool(os.environ.get("PBRSIM_DEBUG"))
     try:
         with interrupt_on_signals():  # SIGTERM and SIGHUP: as Ctrl-C

@@ -53,11 +53,17 @@ class Horizon(_Section):
     end: dt.date | None = Field(None, description="first day after the reported period (date); instead of years")
     warmup_years: float = Field(5.0, ge=0, le=MAX_YEARS, description="simulated before contract start to build the "
                                                         "stock of clients; never reported (years, at most 50)")
+    settled_after_years: float | None = Field(
+        None, ge=0, le=MAX_YEARS, description="the warm-up the system needs to settle (years, as `pbrsim warmup` "
+                                              "finds it): a shorter warmup_years warns, and prices from the year "
+                                              "before the contract are refused")
 
     @field_validator("end")
     @classmethod
     def _after_start(cls, end: dt.date | None, info: ValidationInfo) -> dt.date | None:
         start = info.data.get("contract_start")
+        if end is not None and info.data.get("years") is not None:  # reported here, on the key and its value
+            raise ValueError("give exactly one of years and end")
         if end is not None and start is not None and end <= start:
             raise ValueError(f"the end must be after contract_start ({start})")
         return end
@@ -67,6 +73,15 @@ class Horizon(_Section):
         if (self.years is None) == (self.end is None):
             raise ValueError("give exactly one of years and end")
         return self
+
+    def unsettled(self, name: str) -> str | None:
+        """Why a run of scenario ``name`` starts its contract before the system has settled, or None."""
+        if self.settled_after_years is None or self.warmup_years >= self.settled_after_years:
+            return None
+        return (f"scenario {name}: horizon.warmup_years = {self.warmup_years:g} is shorter than the "
+                f"{self.settled_after_years:g} years its system needs to settle (horizon.settled_after_years, from "
+                f"pbrsim warmup): the caseload is still filling at contract start, so trends, prices from the year "
+                f"before and money are biased")
 
     @property
     def end_date(self) -> dt.date:

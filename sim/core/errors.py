@@ -6,3 +6,9 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """A problem with what the user gave: a file, a value, a folder, an option. Its message names what to change."""
+
+
+class UnsettledWarmupWarning(UserWarning):
+    """A run whose warm-up is shorter than its scenario says the system needs (``horizon.settled_after_years``):
+    the stock of clients at contract start has not settled, so trends, prices from the year before and money are
+    biased."""

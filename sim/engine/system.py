@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 
 import numpy as np
 import simpy
 
 from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
+from sim.core.errors import UnsettledWarmupWarning
 from sim.core.randomness import ClientRandom, root_seed
 from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
 from sim.engine import reviews
@@ -862,5 +864,10 @@ def simulate(scenario: Scenario, seed: int | np.random.SeedSequence | None = Non
              provider=None) -> History:
     """Simulate one replication of a scenario; ``seed`` defaults to the scenario's own. ``provider``: a
     :class:`sim.provider.model.ProviderModel` (see :func:`sim.experiments.providers.provider_model`) for a provider responding
-    to its contract; None, or a behaviour mode of off, is the contract-blind model."""
+    to its contract; None, or a behaviour mode of off, is the contract-blind model. Warns
+    (:class:`sim.core.errors.UnsettledWarmupWarning`) when the warm-up is shorter than the scenario's
+    ``horizon.settled_after_years``."""
+    unsettled = scenario.horizon.unsettled(scenario.name)
+    if unsettled:
+        warnings.warn(unsettled, UnsettledWarmupWarning, stacklevel=2)
     return TreatmentSystem(scenario, seed, provider).run(progress)

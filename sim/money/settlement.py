@@ -115,6 +115,13 @@ def check(contract: Contract, scenario: Scenario) -> None:
         except ConfigError as e:
             raise ContractError([(contract._source, path, None, f"[uncertainty] of scenario {scenario.name}: "
                                   f"{e.problems[0][3]}")]) from None
+    priced = [name for name, o in contract.outcomes.items()
+              if o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")]
+    unsettled = scenario.horizon.unsettled(scenario.name)
+    if priced and unsettled:
+        raise ContractError([(contract._source, f"outcomes.{priced[0]}.expected_volume", "baseline",
+                              f"prices from the year before the contract ({', '.join(priced)}) need a settled year: "
+                              f"{unsettled}. Give the tender's expected volumes by band, or a longer warm-up")])
     if needs_baseline and scenario.horizon.warmup_years < MIN_WARMUP_YEARS:
         raise ContractError([(contract._source, "", None,
                               f"prices or baselines from the year before the contract need a warm-up of at least "

@@ -276,6 +276,9 @@ def _run(design: D.Design) -> None:
                f"margin {V.money(t['margin'].mean())} over the term — see Results, Compare and Download.")
     st.caption(f"Simulation {simulated - start:.1f} s (cached: a tariff change does not repeat it), "
                f"settlement {done - simulated:.2f} s.")
+    unsettled = design.scenario.horizon.unsettled(design.scenario.name)
+    if unsettled:
+        st.warning(unsettled[0].upper() + unsettled[1:] + ".")
 
 
 # --- Results -------------------------------------------------------------------------------------------------
