@@ -21,7 +21,7 @@ import pandas as pd
 
 from sim.config.contract import contract_years
 from sim.config.targets import Subset, Target
-from sim.core.calendar import DAYS_PER_YEAR
+from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
 from sim.core.measures import TARGET_MEASURES
 from sim.core.vocabulary import TREATMENT_EXITS, TREATMENT_STATES
 from sim.engine.history import History
@@ -179,6 +179,17 @@ def _injecting_at_review(r: _Runs, s: Subset) -> float:
     return float(rv["injecting"].astype(bool).mean()) if len(rv) else math.nan
 
 
+def _not_injecting_at_6_month_review(r: _Runs, s: Subset) -> float:
+    rv = r.select(r.reviews, s)
+    start = rv[(rv["stage"] == "start") & rv["injecting"].astype(bool) & r.in_years(rv["time"])]
+    later = rv[(rv["stage"] != "start") & rv["completed"].astype(bool)]
+    paired = later.merge(start[["client_id", "episode", "time"]], on=["client_id", "episode"], suffixes=("", "_0"))
+    weeks = (paired["time"] - paired["time_0"]) / DAYS_PER_WEEK
+    six = paired[(weeks >= 20) & (weeks <= 32)].assign(off=(weeks - 26).abs())
+    six = six.sort_values("off", kind="stable").drop_duplicates(["client_id", "episode"])
+    return float((~six["injecting"].astype(bool)).mean()) if len(six) else math.nan
+
+
 _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "in_treatment_per_year": _in_treatment_per_year,
     "in_effective_treatment_per_year": _in_effective_treatment_per_year,
@@ -200,6 +211,7 @@ _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "re_presented_6_to_18m": _re_presented(183.0, 548.0),
     "review_attendance": _review_attendance,
     "injecting_at_review": _injecting_at_review,
+    "not_injecting_at_6_month_review": _not_injecting_at_6_month_review,
 }
 if set(_COMPUTE) != set(TARGET_MEASURES):  # the registry and the implementations name the same measures
     raise ImportError("sim.analysis.targets implements " + ", ".join(sorted(set(_COMPUTE) ^ set(TARGET_MEASURES)))
