@@ -106,20 +106,21 @@ MIN_WARMUP_YEARS = 2.0
 
 def check(contract: Contract, scenario: Scenario) -> None:
     """Refuse, before anything runs, a contract that the scenario cannot be settled under."""
-    needs_baseline = contract.offending is not None and contract.offending.baseline_offences is None
-    needs_baseline |= any(o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")
-                          for o in contract.outcomes.values())
+    # outcomes priced from the year before the contract: the key path that says so
+    priced = {name: (f"outcomes.{name}.expected_volume" if o.expected_volume == "baseline"
+                     else f"outcomes.{name}.escalator.baseline_rate")
+              for name, o in contract.outcomes.items()
+              if o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")}
+    needs_baseline = bool(priced) or (contract.offending is not None and contract.offending.baseline_offences is None)
     for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
         try:
             contract.with_changes({path.removeprefix("contract."): scenario.uncertainty[path].ppf(0.5)})
         except ConfigError as e:
             raise ContractError([(contract._source, path, None, f"[uncertainty] of scenario {scenario.name}: "
                                   f"{e.problems[0][3]}")]) from None
-    priced = [name for name, o in contract.outcomes.items()
-              if o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")]
     unsettled = scenario.horizon.unsettled(scenario.name)
     if priced and unsettled:
-        raise ContractError([(contract._source, f"outcomes.{priced[0]}.expected_volume", "baseline",
+        raise ContractError([(contract._source, next(iter(priced.values())), "baseline",
                               f"prices from the year before the contract ({', '.join(priced)}) need a settled year: "
                               f"{unsettled}. Give the tender's expected volumes by band, or a longer warm-up")])
     if needs_baseline and scenario.horizon.warmup_years < MIN_WARMUP_YEARS:

@@ -43,6 +43,10 @@ def test_prices_from_the_year_before_are_refused_in_an_unsettled_warm_up_and_ten
     with pytest.raises(ConfigError, match=r"outcomes\.planned_exit\.expected_volume.*prices from the year before"):
         check(baseline, short)
     check(baseline, west_kent())  # settled: allowed
+    escalator = load_contract(SCENARIOS / "contracts" / "cohort_escalator.toml")
+    escalator = escalator.with_changes({"outcomes.abstinence.escalator.baseline_rate": "baseline"})
+    with pytest.raises(ConfigError, match=r"outcomes\.abstinence\.escalator\.baseline_rate"):
+        check(escalator, short)
 
 
 def test_the_command_line_prints_the_warning_as_one_line(tmp_path, capsys):
