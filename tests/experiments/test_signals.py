@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from sim.experiments.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
@@ -241,7 +242,9 @@ def test_a_signalled_sweep_leaves_no_process_and_resumes_to_the_same_table(tmp_p
         assert proc.returncode == 128 + expected, err
         assert "Traceback" not in err, err
         assert "finished run" in err and "rerun the same command to resume" in err and str(out / "runs") in err
-    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "runs").rglob("*.parquet")}
+    # the finished parts (a part whose checksum line the kill cut off is damaged, and is rightly run again)
+    store = ResultStore(out / "runs")
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (store.path(*key) for key in store.done())}
     assert kept
 
     resumed = _pbrsim(args, tmp_path)
