@@ -138,6 +138,16 @@ class Outcome(Section):
             raise ValueError("expected_volume must be > 0, a table by band, or 'baseline'")
         return self
 
+    @property
+    def baseline_key(self) -> str | None:
+        """The key through which this outcome is priced from the year before the contract (``expected_volume``
+        or ``escalator.baseline_rate`` set to "baseline"), or None."""
+        if self.expected_volume == "baseline":
+            return "expected_volume"
+        if self.escalator is not None and self.escalator.baseline_rate == "baseline":
+            return "escalator.baseline_rate"
+        return None
+
     def weighted_volume(self, weight) -> float | None:
         """The band-weighted expected volume a year (``weight(band)`` the tariff weight); None for 'baseline'."""
         if isinstance(self.expected_volume, dict):

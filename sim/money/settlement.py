@@ -107,10 +107,7 @@ MIN_WARMUP_YEARS = 2.0
 def check(contract: Contract, scenario: Scenario) -> None:
     """Refuse, before anything runs, a contract that the scenario cannot be settled under."""
     # outcomes priced from the year before the contract: the key path that says so
-    priced = {name: (f"outcomes.{name}.expected_volume" if o.expected_volume == "baseline"
-                     else f"outcomes.{name}.escalator.baseline_rate")
-              for name, o in contract.outcomes.items()
-              if o.expected_volume == "baseline" or (o.escalator and o.escalator.baseline_rate == "baseline")}
+    priced = {name: f"outcomes.{name}.{o.baseline_key}" for name, o in contract.outcomes.items() if o.baseline_key}
     needs_baseline = bool(priced) or (contract.offending is not None and contract.offending.baseline_offences is None)
     for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
         try:
@@ -221,7 +218,7 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
     found = found.assign(contract_year=year)
     weight = np.array([contract.weight(outcome, b) for b in found["band"]])
     baseline = None
-    if outcome.expected_volume == "baseline" or (outcome.escalator and outcome.escalator.baseline_rate == "baseline"):
+    if outcome.baseline_key:
         baseline = baseline_year(history, everything, outcome)
     if outcome.price is not None:
         unit = np.full(len(found), outcome.price)
