@@ -2,6 +2,7 @@
 
     python scenarios/calibration/west_kent.py            # report the fit of the current file (2 seeds)
     python scenarios/calibration/west_kent.py --iterate 6  # iterate, printing suggested values
+    python scenarios/calibration/west_kent.py --iterate 6 --seeds 4 --write  # ... and write the last into the file
 
 Per substance group it adjusts three things by damped fixed-point steps, on common random numbers:
   * first referrals a year, to the target number in treatment a year (2,500 with the 2015-16 national mix);
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -28,10 +30,10 @@ HERE = Path(__file__).resolve().parent
 GROUPS = ("opiate", "non_opiate", "alcohol", "non_opiate_alcohol")
 # group: (planned share of exits, successful completions / in treatment, people in treatment a year)
 TARGETS = {
-    "opiate": (0.26, 0.075, 1300),             # ref §8d, §1b (6.6-8.6%); 52% of 2,500
-    "non_opiate": (0.62, 0.37, 225),           # ref §8d, §1b (34-39%); 9%
-    "alcohol": (0.55, 0.375, 725),             # ref §1b (54% of exits, 37-38%); 29%
-    "non_opiate_alcohol": (0.62, 0.37, 250),   # as non-opiate; 10%
+    "opiate": (0.30, 0.075, 1300),             # ref §1b: 30% of exits 2014-15 (blog), 6.6-8.6%; 52% of 2,500
+    "non_opiate": (0.64, 0.37, 225),           # ref §1b: 64% 2014-15 (blog), 34-39%; 9%
+    "alcohol": (0.55, 0.375, 725),             # ref §1b: 54% of exits 2012-13, the year of its 37-38%; 29%
+    "non_opiate_alcohol": (0.64, 0.37, 250),   # as non-opiate; 10%
 }
 HAZARDS = ("drop_out_rate_per_year", "transfer_rate_per_year", "custody_rate_per_year")
 
@@ -49,6 +51,33 @@ def variant(base, arrivals, medians, scales):
     return base.with_changes(changes)
 
 
+def write(path: Path, base, arrivals, medians, scales) -> None:
+    """Put the suggested values into west_kent.toml in place, keeping its layout and comments. The hazards'
+    ``value`` is the non-opiate group's (every other group has its own ``by_group`` entry)."""
+    text = path.read_text()
+
+    def sub(pattern, new, count=1):
+        nonlocal text
+        text, n = re.subn(pattern, lambda m: m.group(1) + new + m.group(2), text, count=count, flags=re.M)
+        if n != count:
+            raise SystemExit(f"{path}: pattern {pattern!r} not found")
+
+    sub(r"^(arrivals_per_year = \{ )[^}]*?( \})",
+        ", ".join(f"{g} = {arrivals[g]:g}" for g in GROUPS))
+    section = r"(?:(?!^\[).*\n)*?"  # lines up to the key, inside one table
+    sub(r"(^\[treatment\.completion_weeks\]\n" + section + r"median = )[\d.]+()", f"{medians['non_opiate']:g}")
+    for g in ("opiate", "alcohol", "non_opiate_alcohol"):
+        sub(r"(^\[treatment\.completion_weeks\]\n" + section + rf"by_group\.{g} = \{{ median = )[\d.]+()",
+            f"{medians[g]:g}")
+    for h in HAZARDS:
+        for g in GROUPS:
+            key = "value" if g == "non_opiate" else f"by_group.{g}"
+            new = round(_value(getattr(base.treatment, h), g) * scales[g], 4)
+            sub(rf"(^\[treatment\.{h}\].*\n" + section + rf"{re.escape(key)} = )[\d.]+()", f"{new:g}")
+    path.write_text(text)
+    print(f"written to {path}")
+
+
 def fit(args):
     raw, seed = args  # the scenario as its raw dict: a worker process rebuilds it
     s = measures.summary(simulate(scenario_from_dict(raw, "calibration"), seed=seed))
@@ -60,6 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--iterate", type=int, default=0, help="calibration steps (0: report the fit only)")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="write the last suggested values into west_kent.toml")
     args = parser.parse_args()
     base = load_scenario(HERE.parent / "west_kent.toml")
     arrivals = dict(base.population.arrivals_per_year)
@@ -76,13 +106,15 @@ def main() -> None:
                 print(f"  {g:20s} planned share {p:.3f} (target {pt}), completions {c:.3f} ({ct}), "
                       f"in treatment {n:.0f} ({nt})")
                 if args.iterate:
-                    medians[g] = round(medians[g] * math.exp(1.2 * (p - pt) / pt), 1)
+                    medians[g] = round(medians[g] * math.exp(0.9 * (p - pt) / pt), 1)
                     d, dt = p / c - 1, pt / ct - 1  # years in treatment implied by the two shares
-                    scales[g] = round(scales[g] * math.exp(0.8 * (d - dt) / dt), 3)
+                    scales[g] = round(scales[g] * math.exp(0.6 * (d - dt) / dt), 3)
                     arrivals[g] = round(arrivals[g] * (nt / n) ** 0.9, 1)
             if args.iterate:
                 print(f"  suggested: arrivals {arrivals}\n  completion medians {medians}\n"
                       f"  hazard scales (multiply the file's values) {scales}")
+    if args.write and args.iterate:
+        write(HERE.parent / "west_kent.toml", base, arrivals, medians, scales)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def _accrue(spells: pd.DataFrame, rate_per_day: np.ndarray, edges: np.ndarray) -
     cum_rate_t = np.r_[0.0, np.cumsum(d * t)]
     k = np.searchsorted(t, edges, side="right")
     running = edges * cum_rate[k] - cum_rate_t[k]
-    return np.diff(running)
+    return np.maximum(np.diff(running), 0.0)  # prices are never negative: below 0 is the sums' rounding
 
 
 def _count(events: pd.DataFrame, edges: np.ndarray, price: float | Scalar) -> np.ndarray:

@@ -179,12 +179,17 @@ def test_within_and_the_aim_of_a_range():
 
 
 def test_current_value_follows_inheritance(west_kent):
-    assert current_value(west_kent, "treatment.drop_out_rate_per_year.by_group.opiate") == 0.173
-    assert current_value(west_kent, "treatment.drop_out_rate_per_year.by_group.non_opiate") == 0.43
-    assert current_value(west_kent, "treatment.completion_weeks.by_group.non_opiate.median") == 44.9
-    assert current_value(west_kent, "treatment.completion_weeks.by_group.opiate.median") == 491
+    raw = west_kent.raw()  # the file as written: a group without its own entry takes the table's value
+    drop, weeks = raw["treatment"]["drop_out_rate_per_year"], raw["treatment"]["completion_weeks"]
+    assert "non_opiate" not in drop["by_group"] and "non_opiate" not in weeks["by_group"]
+    assert current_value(west_kent, "treatment.drop_out_rate_per_year.by_group.opiate") == drop["by_group"]["opiate"]
+    assert current_value(west_kent, "treatment.drop_out_rate_per_year.by_group.non_opiate") == drop["value"]
+    assert current_value(west_kent, "treatment.completion_weeks.by_group.non_opiate.median") == weeks["median"]
+    assert current_value(west_kent, "treatment.completion_weeks.by_group.opiate.median") == \
+        weeks["by_group"]["opiate"]["median"]
     assert current_value(west_kent, "after_exit.relapse_years.by_group.alcohol.scale") == 1.37
-    assert current_value(west_kent, "population.arrivals_per_year.opiate") == 157
+    assert current_value(west_kent, "population.arrivals_per_year.opiate") == \
+        raw["population"]["arrivals_per_year"]["opiate"]
     assert current_value(west_kent, "mutual_aid.engagement.by_group.opiate") == 0.3
     with pytest.raises(KeyError):
         current_value(west_kent, "treatment.no_such_rate")
@@ -192,12 +197,15 @@ def test_current_value_follows_inheritance(west_kent):
 
 def test_parameters_are_checked_before_anything_runs(west_kent):
     p = parse_parameter("population.arrivals_per_year.opiate+population.arrivals_per_year.alcohol", west_kent)
-    assert p.start == (157, 405) and p.low == 0.25 and p.high == 4
-    assert p.values(2.0) == {"population.arrivals_per_year.opiate": 314, "population.arrivals_per_year.alcohol": 810}
+    arrivals = west_kent.population.arrivals_per_year
+    assert p.start == (arrivals["opiate"], arrivals["alcohol"]) and p.low == 0.25 and p.high == 4
+    assert p.values(2.0) == {"population.arrivals_per_year.opiate": 2 * arrivals["opiate"],
+                             "population.arrivals_per_year.alcohol": 2 * arrivals["alcohol"]}
     capped = parse_parameter("mutual_aid.engagement", west_kent)   # a probability stops at 1
     assert capped.high == pytest.approx(1 / 0.3)
     bounded = parse_parameter("treatment.drop_out_rate_per_year.by_group.opiate=0.1:0.3", west_kent)
-    assert bounded.low * 0.173 == pytest.approx(0.1) and bounded.high * 0.173 == pytest.approx(0.3)
+    opiate = west_kent.treatment.drop_out_rate_per_year.resolve("opiate").value
+    assert bounded.low * opiate == pytest.approx(0.1) and bounded.high * opiate == pytest.approx(0.3)
     with pytest.raises(CalibrationError, match="no number at this key path"):
         parse_parameter("treatment.drop_out_rate_per_yaer", west_kent)
     with pytest.raises(CalibrationError, match="outside the bounds"):

@@ -221,9 +221,11 @@ def test_point_scenario_applies_and_rounds(west_kent_files):
     assert s.treatment.drop_out_rate_per_year.by_group["opiate"].value == 0.2
     assert c.offending.pot == 123_456.0
     # everything else unchanged, and the bases untouched
-    assert s.treatment.drop_out_rate_per_year.by_group["alcohol"].value == 0.684
+    assert s.treatment.drop_out_rate_per_year.by_group["alcohol"].value == \
+        scenario.treatment.drop_out_rate_per_year.by_group["alcohol"].value
+    assert s.capacity.assessors == scenario.capacity.assessors
     assert c.annual_value == contract.annual_value and contract.offending.pot == 200_000
-    assert scenario.capacity.recovery_workers == 32
+    assert scenario.capacity.recovery_workers == load_scenario(SCENARIOS / "west_kent.toml").capacity.recovery_workers
     # a design row (a pandas Series) works the same
     s2, _ = point_scenario(scenario, contract, spec, pd.Series(row))
     assert s2 == s
@@ -235,7 +237,7 @@ def test_a_parameter_with_overrides_keeps_them(west_kent_files):
     s, _ = point_scenario(scenario, contract, spec, {"treatment.drop_out_rate_per_year": 0.4})
     rate = s.treatment.drop_out_rate_per_year
     assert rate.value == 0.4
-    assert rate.by_group == scenario.treatment.drop_out_rate_per_year.by_group  # opiate 0.173 etc. kept
+    assert rate.by_group == scenario.treatment.drop_out_rate_per_year.by_group  # opiate's own rate etc. kept
 
 
 def test_changes_come_first_and_reach_scenario_and_contract(west_kent_files):

@@ -225,19 +225,22 @@ def _capacity_history(scenario):
 
 
 def test_staff_follow_dated_vacancies():
-    vac = load_scenario(SCENARIOS / "west_kent_vacancies.toml")  # 24 workers from 1 Oct 2013 to 31 Mar 2014
+    vac = load_scenario(SCENARIOS / "west_kent_vacancies.toml")  # 3/4 of the workers from 1 Oct 2013 to 31 Mar 2014
     h = _capacity_history(vac)
     year = costs_by_period(delivery_costs(h, vac), periods(h.contract_start, h.end, "year")).set_index("period")
-    w = vac.costs.recovery_worker_per_year
-    assert year.loc["2012-13", "staff"] == pytest.approx(32 * w * 365 / Y)
-    assert year.loc["2013-14", "staff"] == pytest.approx((32 * 183 + 24 * 182) * w / Y)
-    assert year.loc["2014-15", "staff"] == pytest.approx(32 * w * 365 / Y)
+    w, n = vac.costs.recovery_worker_per_year, vac.capacity.recovery_workers
+    in_post = vac.epochs()[1][1].capacity.caseload / vac.capacity.caseload_per_worker  # whole places, so about 0.75 n
+    assert in_post == pytest.approx(0.75 * n, abs=1 / vac.capacity.caseload_per_worker)
+    assert year.loc["2012-13", "staff"] == pytest.approx(n * w * 365 / Y)
+    assert year.loc["2013-14", "staff"] == pytest.approx((n * 183 + in_post * 182) * w / Y)
+    assert year.loc["2014-15", "staff"] == pytest.approx(n * w * 365 / Y)
     assert (year["prescribing"] == 0).all() and (year["overheads"] > 0).all()
 
 
 def test_workers_are_places_over_the_caseload_per_worker_in_force(scenario):
     """Bigger caseloads from October: the same 32 workers hold 1,280 places at 40 each, and cost the same."""
-    bigger = scenario.with_changes({"schedule": [{"date": dt.date(2012, 10, 1),
+    bigger = scenario.with_changes({"capacity.recovery_workers": 32,
+                                    "schedule": [{"date": dt.date(2012, 10, 1),
                                                   "set": {"capacity.caseload_per_worker": 40}}]})
     h = _capacity_history(bigger)
     assert list(h.capacity["capacity"]) == [1600, 1280]

@@ -57,8 +57,8 @@ def test_west_kent_loads(west_kent):
     assert west_kent.name == "west_kent"
     assert west_kent.horizon.contract_start == START
     assert west_kent.capacity.rehab_places == 12
-    assert west_kent.capacity.caseload == 1600
-    assert west_kent.population.arrivals_per_year["opiate"] == 157
+    assert west_kent.capacity.caseload == west_kent.capacity.recovery_workers * 50 == 1625
+    assert west_kent.population.arrivals_per_year["opiate"] == west_kent.raw()["population"]["arrivals_per_year"]["opiate"]
     # partial overrides in the file inherit from the base entry
     age_alcohol = west_kent.population.age_years.resolve("alcohol")
     assert (age_alcohol.dist, age_alcohol.median, age_alcohol.sigma, age_alcohol.min) == ("lognormal", 43, 0.25, 18)
@@ -113,7 +113,8 @@ def test_with_changes_several_and_nested(west_kent):
     })
     assert changed.assessment.attends_treatment.resolve("alcohol").value == 0.5
     assert changed.treatment.drop_out_rate_per_year.resolve("opiate").value == 0.3
-    assert changed.treatment.drop_out_rate_per_year.resolve("alcohol").value == 0.684
+    assert changed.treatment.drop_out_rate_per_year.resolve("alcohol").value == \
+        west_kent.treatment.drop_out_rate_per_year.resolve("alcohol").value
     assert changed.population.arrivals_per_year["alcohol"] == 300
     assert west_kent.assessment.attends_treatment.value == 0.9
 
@@ -388,12 +389,12 @@ def test_tables_merge_key_by_key_child_wins(tmp_path, west_kent):
     assert s.name == "variant"
     assert s.description == west_kent.description
     assert s.capacity.rehab_places == 20
-    assert s.capacity.assessors == 3 and s.capacity.recovery_workers == 32  # siblings kept
+    assert (s.capacity.assessors, s.capacity.recovery_workers) == (west_kent.capacity.assessors,
+                                                                 west_kent.capacity.recovery_workers)  # siblings kept
     age = s.population.age_years
     assert (age.dist, age.median, age.sigma, age.min) == ("lognormal", 40, 0.22, 18)
     assert age.resolve("alcohol").median == 43  # the parent's overrides are kept
-    assert s.population.arrivals_per_year == {"opiate": 200, "non_opiate": 105.5, "alcohol": 405,
-                                              "non_opiate_alcohol": 115.6}
+    assert s.population.arrivals_per_year == {**west_kent.population.arrivals_per_year, "opiate": 200}
     assert dump(s.treatment) == dump(west_kent.treatment)
 
 
@@ -468,22 +469,23 @@ def test_schedule_epochs(tmp_path, west_kent):
     assert [day for day, _ in epochs] == [-7305.0, 365.0, 730.0]
     base, first, second = (sc for _, sc in epochs)
     assert base is s
-    assert base.capacity.recovery_workers == 32
-    assert base.population.arrivals_per_year["opiate"] == 157
+    assert base.capacity.recovery_workers == west_kent.capacity.recovery_workers
+    assert base.population.arrivals_per_year["opiate"] == west_kent.population.arrivals_per_year["opiate"]
     # sorted by date: the 2013 change comes first, and changes accumulate
     assert first.capacity.recovery_workers == 20
     assert first.capacity.caseload == 1000
-    assert first.population.arrivals_per_year["opiate"] == 157
+    arrivals = west_kent.population.arrivals_per_year
+    assert first.population.arrivals_per_year["opiate"] == arrivals["opiate"]
     assert second.capacity.recovery_workers == 20
-    assert second.population.arrivals_per_year["opiate"] == pytest.approx(172.7)
-    assert second.population.arrivals_per_year["alcohol"] == 405
+    assert second.population.arrivals_per_year["opiate"] == pytest.approx(1.1 * arrivals["opiate"])
+    assert second.population.arrivals_per_year["alcohol"] == arrivals["alcohol"]
     # epochs carry no schedule of their own; everything else is as in the base
     assert first.schedule == [] and second.schedule == []
     assert dump(second.treatment) == dump(west_kent.treatment)
     assert s.epochs() is epochs  # cached
 
 
-def test_schedule_scales_a_scalar_and_sets_an_override(tmp_path):
+def test_schedule_scales_a_scalar_and_sets_an_override(tmp_path, west_kent):
     s = load_scenario(extending(tmp_path, """
 [[schedule]]
 date = 2013-01-01
@@ -494,7 +496,8 @@ set = { "treatment.drop_out_rate_per_year.by_group.opiate" = 0.3 }
     assert day == float((dt.date(2013, 1, 1) - START).days) == 275.0
     assert later.assessment.attends_treatment.value == pytest.approx(0.45)
     assert later.treatment.drop_out_rate_per_year.resolve("opiate").value == 0.3
-    assert base.treatment.drop_out_rate_per_year.resolve("opiate").value == 0.173
+    assert base.treatment.drop_out_rate_per_year.resolve("opiate").value == \
+        west_kent.treatment.drop_out_rate_per_year.resolve("opiate").value
 
 
 def test_schedule_same_date_and_before_warmup(tmp_path):
