@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sim.config.contract import Contract
+from sim.core.errors import unsettled_reported
 from sim.experiments.provider_runs import simulate_with_provider
 from sim.experiments.seeds import replication_seed  # noqa: F401  (re-exported: notebooks import it from here)
 from sim.experiments.statistics import mean_ci
@@ -185,7 +186,7 @@ def audit_contract(scenario: Scenario, contract: Contract, replications: int = 5
     from sim.experiments.core import replications as run_replications
     from sim.experiments.executors import ProcessExecutor, SerialExecutor
 
-    with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as ex:
+    with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as ex, unsettled_reported([scenario]):
         results = run_replications(audit_replication, tasks, ex, progress)  # in replication order
     outputs = pd.concat([d["outputs"] for d in results], ignore_index=True)
     outputs = outputs[["replication", "mode", *OUTPUT_COLUMNS]]

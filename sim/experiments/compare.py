@@ -17,6 +17,7 @@ import pandas as pd
 
 from sim.config.contract import Contract, contract_from_dict
 from sim.config.scenario import Scenario, scenario_from_dict
+from sim.core.errors import unsettled_reported
 from sim.engine.system import simulate
 from sim.experiments.core import replications as run_replications
 from sim.experiments.providers import provider_model
@@ -106,7 +107,8 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     root = int(scenario.seed if seed is None else seed)
     raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
     tasks = [(raw, contract_raws, r, replication_seed(root, r)) for r in range(replications)]
-    results = run_replications(_replication_task, tasks, executor, progress)  # in replication order
+    with unsettled_reported([scenario]):
+        results = run_replications(_replication_task, tasks, executor, progress)  # in replication order
     year_rows = [frame for _, frames, _ in results for frame in frames]
     prints = [p for _, _, found in results for p in found]
     by_year = pd.concat(year_rows, ignore_index=True)

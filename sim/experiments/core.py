@@ -45,6 +45,7 @@ import pandas as pd
 from sim.analysis import measures
 from sim.config.contract import Contract, contract_from_dict, load_contract
 from sim.config.scenario import Scenario, scenario_from_dict
+from sim.core.errors import unsettled_reported
 from sim.core.measures import PERIOD_MEASURES
 from sim.engine.history import History
 from sim.engine.system import simulate
@@ -280,7 +281,7 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
                 break
             seen.add(k)
         raise ValueError(f"run (point, replication) = {dup} appears more than once")
-    points, history_keys = _check_points(specs)
+    points, history_keys, scenarios = _check_points(specs)
     if isinstance(store, (str, os.PathLike)):
         store = ResultStore(store)
     done_before: set = set()
@@ -309,23 +310,24 @@ def run_specs(specs: Iterable[RunSpec], executor=None, store: ResultStore | str 
     chunks: list[pd.DataFrame] = []
     results: Iterable = ()
     try:
-        if function is run_one:  # runs that share a History simulate it once
-            tasks = shared_histories(todo, history_keys, getattr(executor, "workers", 1))
-            results = _flatten(executor.map(_run_task, tasks) if tasks else (), report)
-        else:
-            results = executor.map(function, todo, report) if todo else ()
-        for result in results:
-            table, history = result if isinstance(result, tuple) else (result, None)
-            key = _key_of(table)
-            if history is not None and histories is not None:
-                histories[key] = history
-            if store is not None:
-                store.write(key, table)
+        with unsettled_reported(scenarios, stacklevel=4):
+            if function is run_one:  # runs that share a History simulate it once
+                tasks = shared_histories(todo, history_keys, getattr(executor, "workers", 1))
+                results = _flatten(executor.map(_run_task, tasks) if tasks else (), report)
             else:
-                tables.append(table)
-                if len(tables) >= 256:
-                    chunks.append(concat(tables))
-                    tables = []
+                results = executor.map(function, todo, report) if todo else ()
+            for result in results:
+                table, history = result if isinstance(result, tuple) else (result, None)
+                key = _key_of(table)
+                if history is not None and histories is not None:
+                    histories[key] = history
+                if store is not None:
+                    store.write(key, table)
+                else:
+                    tables.append(table)
+                    if len(tables) >= 256:
+                        chunks.append(concat(tables))
+                        tables = []
     except KeyboardInterrupt as interrupt:  # the command line says what was kept
         if store is not None:
             note_kept(interrupt, store)
@@ -376,13 +378,14 @@ def _key_of(table: pd.DataFrame) -> tuple[int, int]:
     return int(table["point"].iloc[0]), int(table["replication"].iloc[0])
 
 
-def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str | None]]:
+def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str | None], list[Scenario]]:
     """Digest of each point's inputs (every replication of a point must share them), and of what its Histories
     depend on (:meth:`RunSpec.history_digest`) when they cannot depend on its contract: the provider blind to it
-    (behaviour off, or no contract) and the History not handed back (aggregate mode); else None. Validates each
-    point once."""
+    (behaviour off, or no contract) and the History not handed back (aggregate mode); else None; and each point's
+    scenario. Validates each point once."""
     points: dict[int, str] = {}
     histories: dict[int, str | None] = {}
+    scenarios: list[Scenario] = []
     for s in specs:
         d = s.inputs_digest()
         if s.point in points:
@@ -391,12 +394,13 @@ def _check_points(specs: list[RunSpec]) -> tuple[dict[int, str], dict[int, str |
             continue
         points[s.point] = d
         scenario, contract = s.build()
+        scenarios.append(scenario)
         if contract is not None:
             check(contract, scenario)
         blind = contract is None or scenario.behaviour.mode == "off"
         # a run that hands back its History keeps one of its own: Histories in the results are never shared
         histories[s.point] = s.history_digest() if blind and s.aggregate else None
-    return points, histories
+    return points, histories, scenarios
 
 
 def shared_histories(specs: list[RunSpec], history_keys: dict[int, str | None], workers: int = 1,

@@ -12,13 +12,14 @@ import multiprocessing
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sim.core.errors import UserError
+from sim.core.errors import UnsettledWarmupWarning, UserError
 from sim.experiments.signals import stop_processes, worker_initializer
 
 # --- executors -------------------------------------------------------------------------------------------------
@@ -138,7 +139,9 @@ class ProcessExecutor(SerialExecutor):
 def _run_pickled(payload: bytes):
     """Dask task: the function and spec travel as one opaque pickle, so Dask never inspects scenario data."""
     function, spec = pickle.loads(payload)
-    return function(spec)
+    with warnings.catch_warnings():  # reported once by the experiment that submitted it
+        warnings.simplefilter("ignore", UnsettledWarmupWarning)
+        return function(spec)
 
 
 def _ensure_importable(root: str) -> bool:

@@ -23,8 +23,11 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from sim.core.errors import UnsettledWarmupWarning
 
 HANDLED = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
 
@@ -110,7 +113,9 @@ def stop_processes(processes: Iterable, timeout: float = 5.0) -> None:
 
 
 def worker_initializer(leader: int) -> None:
-    """In a worker process: ignore SIGINT and SIGHUP, and end when the process ``leader`` has ended."""
+    """In a worker process: ignore SIGINT and SIGHUP, and end when the process ``leader`` has ended. An unsettled
+    warm-up is not reported here: the experiment in the leader reports it once (``unsettled_reported``)."""
+    warnings.simplefilter("ignore", UnsettledWarmupWarning)
     for s in (signal.SIGINT, getattr(signal, "SIGHUP", None)):
         if s is not None:
             signal.signal(s, signal.SIG_IGN)

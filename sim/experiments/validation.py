@@ -96,6 +96,7 @@ def mmc_scenario(base: Scenario, assessors: int = 2, utilisation: float = 0.83) 
     return base.with_changes({
         **NO_RETURNS,
         "horizon.warmup_years": 1, "horizon.years": 3,
+        "horizon.settled_after_years": None,  # a queue without returns settles within days
         "assessment.booking_delay_days": 0.0,
         "assessment.assessment_days": {"dist": "exponential", "mean": mean_days},
         "capacity.assessors": assessors,

@@ -296,7 +296,7 @@ def test_grouping_reads_the_scenario_as_data(tiny):
     runs = [RunSpec(0, 0, tiny.raw(), None, SEED), RunSpec(1, 0, as_text, contract_raw(CONTRACT), SEED)]
     shared = run_shared(runs)
     pd.testing.assert_frame_equal(shared[1], run_one(runs[1]), check_exact=True)
-    _, keys = _check_points([*runs, RunSpec(2, 0, tiny.raw(), None, SEED, aggregate=False)])
+    _, keys, _ = _check_points([*runs, RunSpec(2, 0, tiny.raw(), None, SEED, aggregate=False)])
     assert keys[0] == keys[1] is not None and keys[2] is None
 
 
@@ -309,7 +309,7 @@ def test_a_responding_provider_keeps_its_own_history(tiny):
     c = contract_raw(CONTRACT)
     runs = [RunSpec(0, 0, responding, c, SEED), RunSpec(1, 0, responding, c, SEED),
             RunSpec(2, 0, tiny.raw(), c, SEED), RunSpec(3, 0, tiny.raw(), None, SEED)]
-    _, keys = _check_points(runs)
+    _, keys, _ = _check_points(runs)
     assert keys[0] is None and keys[1] is None and keys[2] == keys[3] is not None
     assert [len(t) for t in shared_histories(runs, keys)] == [1, 1, 2]
     with pytest.raises(SharedRunFailed, match="responds to the contract") as failed:

@@ -59,3 +59,22 @@ def test_the_command_line_prints_the_warning_as_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "warning: scenario short: horizon.warmup_years = 1 is shorter than the 20 years" in err
     assert "UnsettledWarmupWarning" not in err
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_experiment_warns_once_however_many_runs_and_workers(workers, capfd):
+    from sim.experiments.core import RunSpec, run_specs
+    from sim.experiments.executors import ProcessExecutor, SerialExecutor
+
+    short = small_scenario(years=1, warmup_years=2)
+    settled = short.with_changes({"horizon.settled_after_years": 2})
+    specs = [RunSpec(point, r, sc.raw(), None, 7) for point, sc in enumerate([short, short, settled])
+             for r in range(2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnsettledWarmupWarning)
+        with (ProcessExecutor(workers) if workers > 1 else SerialExecutor()) as executor:
+            run_specs(specs, executor)
+    unsettled = [w for w in caught if issubclass(w.category, UnsettledWarmupWarning)]
+    assert len(unsettled) == 1, [str(w.message) for w in unsettled]
+    assert str(unsettled[0].message).endswith("(2 of 3 points)")
+    assert "is shorter than" not in capfd.readouterr().err  # the workers said nothing of their own
