@@ -153,6 +153,21 @@ def scenario_contract(scenario):
         raise e.reached_from(named_in, "contract", scenario.contract) from None
 
 
+def scenario_counterfactual(scenario):
+    """The counterfactual scenario the scenario names (None if it names none); a bad or missing file's errors
+    say which scenario named it."""
+    from sim.config.base import source_of
+
+    path = scenario.counterfactual_path()
+    if path is None:
+        return None
+    try:
+        return load_scenario(path)
+    except ConfigError as e:
+        named_in = source_of(("counterfactual",), scenario._provenance, scenario._source)
+        raise e.reached_from(named_in, "counterfactual", scenario.counterfactual) from None
+
+
 def executor_from_args(args):
     """The executor ``--executor``, ``--workers`` and ``--scheduler`` choose."""
     from sim.experiments.executors import make_executor

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from sim.cli.common import (FORMATS, contract_from_choice, day_progress_bar, formats, log, output_folder,
-                            scenario_contract, scenario_from_args, seed, years)
+                            scenario_contract, scenario_counterfactual, scenario_from_args, seed, years)
 from sim.config.base import ConfigError
 from sim.config.scenario import load_scenario
 from sim.core.errors import UserError
@@ -93,6 +93,8 @@ def check_file(path: Path) -> str:
     contract = scenario_contract(sc)
     if contract is not None:
         check(contract, sc)
+    if sc.counterfactual_path() is not None and sc.counterfactual_path().resolve() != Path(path).resolve():
+        scenario_counterfactual(sc)
     changes = len(sc.epochs()) - 1
     return (f"{sc.name}; {sc.horizon.contract_start} to {sc.horizon.end_date}; {changes} dated "
             f"change{'s' if changes != 1 else ''}" + (f"; contract {contract.name}" if contract else ""))

@@ -134,8 +134,10 @@ class ProviderProfile(Section):
                                  "sector 0.3, for-profit 0.5) [E, B44, B47]")
     profit_orientation: float | None = Field(None, ge=0, le=1, description="lambda: weight on margin against the "
                                              "clinical norm, 0-1; default by type [E]")
-    opening_reserve_months: float = Field(2.0, ge=0, le=24, description="R0: cash reserve at the contract start "
-                                          "(months of operating cost; reference range 0-6) [E §3.9]")
+    opening_reserve_months: float = Field(2.0, ge=0, le=24, description="R0: the provider's own cash reserve at "
+                                          "the contract start (months of operating cost; reference range 0-6) "
+                                          "[E §3.9], on top of the working capital it arranges for the design's "
+                                          "payment lags at the performance it expects")
     cash_stress_gain: float = Field(1.0, ge=0, le=3, description="kappa_cash: how much cash stress amplifies "
                                     "gaming (0-3) [E, B1]")
     learning_months: float = Field(9.0, gt=0, le=60, description="tau_learn: gaming builds up as 1 - exp(-t / "

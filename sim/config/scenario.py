@@ -355,6 +355,9 @@ class Scenario(_Section):
     capacity: Capacity
     contract: str | None = Field(None, description="the contract file this system is paid under (a path "
                                                    "relative to the scenario file that names it)")
+    counterfactual: str | None = Field(None, description="the scenario file of the system without the pilot, for "
+                                                         "`pbrsim evaluate-pilot` (relative to the scenario file "
+                                                         "that names it)")
     uncertainty: dict[str, Dist] = Field(default_factory=dict, description="probabilistic sensitivity analysis: "
                                          "a distribution for the number at each dotted key path, drawn once per "
                                          "replication (see sim.experiments.uncertainty)")
@@ -407,10 +410,18 @@ class Scenario(_Section):
 
     def contract_path(self) -> Path | None:
         """Where the named contract file is: relative to the file that names it."""
-        if self.contract is None:
+        return self._named_path("contract")
+
+    def counterfactual_path(self) -> Path | None:
+        """Where the named counterfactual scenario file is: relative to the file that names it."""
+        return self._named_path("counterfactual")
+
+    def _named_path(self, key: str) -> Path | None:
+        value = getattr(self, key)
+        if value is None:
             return None
-        named_in = Path(source_of(("contract",), self._provenance, self._source).removesuffix(" (with changes)"))
-        return (named_in.parent / self.contract) if named_in.suffix == ".toml" else Path(self.contract)
+        named_in = Path(source_of((key,), self._provenance, self._source).removesuffix(" (with changes)"))
+        return (named_in.parent / value) if named_in.suffix == ".toml" else Path(value)
 
     def raw(self) -> dict[str, Any]:
         """The scenario as written (after ``extends``), before validation filled in defaults."""

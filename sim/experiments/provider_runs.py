@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.config.contract import Contract
-from sim.provider.cash import capacity_changes, cash_inputs, cash_response
+from sim.provider.cash import arranged_working_capital, capacity_changes, cash_inputs, cash_response
 from sim.provider.model import ProviderModel
 from sim.provider.outputs import behaviour_outputs
 
@@ -77,6 +77,16 @@ def _path_key(changes: list[dict], cash: pd.DataFrame) -> tuple:
             float(handed.iloc[0]) if len(handed) else None)
 
 
+def _arranged(scenario: Scenario, contract: Contract, pilot_seed: int | None) -> float:
+    """The working capital the provider arranged for ``contract`` when it bid: the shortfall of its
+    contract-blind pilot run (its expectation) under the contract's payment lags."""
+    from sim.experiments.providers import pilot_history
+    from sim.money.settlement import settle
+
+    blind = scenario.with_changes({"behaviour.mode": "off"})
+    return arranged_working_capital(settle(contract, pilot_history(scenario, pilot_seed), blind))
+
+
 def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, iterations: int = 3, *,
                            pilot_seed: int | None = None, progress: Callable | None = None) -> ProviderRun:
     """A run with the provider responding to ``contract``, M7 included, as a fixed point outside SimPy.
@@ -85,7 +95,8 @@ def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, it
     responds). Otherwise the provider model is :func:`sim.experiments.providers.provider_model` (beliefs from one
     contract-blind pilot run on ``pilot_seed``, default the scenario's seed, as :func:`sim.experiments.core.run_one`
     uses); then: run with it -> settle -> monthly cash (:func:`sim.provider.cash.cash_inputs`, at full capacity) ->
-    :func:`sim.provider.cash.cash_response` -> capacity cuts as dated changes of ``capacity.recovery_workers``
+    :func:`sim.provider.cash.cash_response` (the reserve opening with the working capital the provider arranged
+    for the design's payment lags at its pilot run's performance, on top of its own reserve) -> capacity cuts as dated changes of ``capacity.recovery_workers``
     (:func:`sim.provider.cash.capacity_changes`) and the cash path (stress, intake freezes, hand-back) in the
     provider model -> run again, until the capacity path, the frozen months and the hand-back month stop
     changing or ``iterations`` runs have been made (``converged`` says which). Every run uses ``seed``, so every
@@ -106,11 +117,13 @@ def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, it
         cash = cash_response(cash_inputs(settlement), behaviour, active=False)
         return ProviderRun(history, settlement, cash, scenario, None)
     active = bool(behaviour.cash_stress.enabled and float(np.max(model.share_at_risk, initial=0.0)) > 0)
+    arranged = _arranged(scenario, contract, pilot_seed) if active else 0.0
     run_scenario, changes, provider, key, path = scenario, [], model, None, None
     for k in range(1, max(int(iterations), 1) + 1):
         history = simulate(run_scenario, seed, progress=progress, provider=provider)
         settlement = settle(contract, history, run_scenario)
-        cash = cash_response(_at_full_capacity(cash_inputs(settlement), path), behaviour, active=active)
+        cash = cash_response(_at_full_capacity(cash_inputs(settlement), path), behaviour, active=active,
+                             arranged=arranged)
         new_changes = capacity_changes(cash, scenario)
         new_key = _path_key(new_changes, cash)
         quiet = k == 1 and not new_changes and not cash["intake_frozen"].any() and not cash["handed_back"].any()

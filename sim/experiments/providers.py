@@ -32,6 +32,17 @@ def _remember(cache: dict, key, make):
     return found
 
 
+def pilot_history(scenario: Scenario, seed: int | None = None) -> History:
+    """The provider's contract-blind pilot run of ``scenario`` (behaviour off) on ``seed`` (default: the scenario's
+    own), simulated once per process and kept: what the provider expects, the same for every replication."""
+    from sim.engine.system import simulate
+    from sim.experiments.store import digest
+
+    blind = scenario.with_changes({"behaviour.mode": "off"})
+    seed = scenario.seed if seed is None else int(seed)
+    return _remember(_PILOTS, (digest(blind.raw()), seed), lambda: simulate(blind, seed))
+
+
 def provider_model(scenario: Scenario, contract: Contract | None, seed: int | None = None,
                    cash: pd.DataFrame | None = None) -> ProviderModel | None:
     """The provider's view of ``contract`` for runs of ``scenario``, or None when its behaviour mode is off or
@@ -41,12 +52,10 @@ def provider_model(scenario: Scenario, contract: Contract | None, seed: int | No
     replications of one design build them once."""
     if contract is None or scenario.behaviour.mode == "off":
         return None
-    from sim.engine.system import simulate
     from sim.experiments.store import digest
 
-    blind = scenario.with_changes({"behaviour.mode": "off"})
+    pilot = pilot_history(scenario, seed)
     seed = scenario.seed if seed is None else int(seed)
-    pilot = _remember(_PILOTS, (digest(blind.raw()), seed), lambda: simulate(blind, seed))
 
     def build() -> ProviderModel:
         return ProviderModel.build(scenario, contract, pilot, scenario.behaviour.resolve(), cash=cash)

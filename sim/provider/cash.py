@@ -23,14 +23,18 @@ CASH_COLUMNS = ["start", "income", "cost", "reserve", "stress", "capacity_multip
                 "handed_back", "overdraft_cost", "discount_per_month"]
 
 
-def cash_response(monthly: pd.DataFrame, behaviour: Behaviour, active: bool = True) -> pd.DataFrame:
+def cash_response(monthly: pd.DataFrame, behaviour: Behaviour, active: bool = True,
+                  arranged: float = 0.0) -> pd.DataFrame:
     """M7: the provider's reserve month by month and its response (§3.9), from a run's monthly cash (``start``
     (day), ``income``, ``cost`` and optionally ``staff`` pounds, as :func:`sim.money.settlement.monthly_cash` and
     :func:`sim.analysis.costs.delivery_costs` give them). Pure: the engine applies the result on a re-run (capacity as
     dated changes, see :func:`capacity_changes`; intake freezes; the stress feeds G and the discount rate).
 
     The reserve opens at ``opening_reserve_months`` of operating cost (the mean monthly cost of the first year)
-    and moves by income less cost less overdraft interest. Stress = max(0, (R_min - R) / R_min). At each
+    plus ``arranged``, the working capital the provider arranged when it bid (pounds: the shortfall the design's
+    payment lags make at the expected performance, :func:`arranged_working_capital`), and moves by income less
+    cost less overdraft interest. So a design's lags alone do not stress the provider; a loss, or performing below
+    what it bid on, does. Stress = max(0, (R_min - R) / R_min). At each
     quarter's end the capacity is cut by c_cut while R < R_min and restored by the recovery rate once R > R_min;
     staff cost falls with it in the same pass. Intake is frozen while R is below ``freeze_below_months``. After
     ``hand_back_after_months`` consecutive months opening with R < 0 the contract is handed back: the commissioner's
@@ -42,7 +46,7 @@ def cash_response(monthly: pd.DataFrame, behaviour: Behaviour, active: bool = Tr
     income = monthly["income"].to_numpy(float)
     staff = monthly["staff"].to_numpy(float) if "staff" in monthly else np.zeros(len(monthly))
     operating = float(np.mean(cost[:12])) if len(cost) else 0.0
-    reserve = p.opening_reserve_months * operating
+    reserve = p.opening_reserve_months * operating + float(arranged)
     r_min = cs.stress_trigger_months * operating
     freeze = cs.freeze_below_months * operating
     mult, negative, handed = 1.0, 0, False
@@ -66,6 +70,29 @@ def cash_response(monthly: pd.DataFrame, behaviour: Behaviour, active: bool = Tr
             elif reserve > r_min:
                 mult = min(1.0, mult + cs.recovery_per_quarter)
     return pd.DataFrame(rows, columns=CASH_COLUMNS)
+
+
+def timing_shortfall(income, cost) -> float:
+    """The working capital a stream of payments needs for its timing alone (pounds): the deepest the cumulative
+    cash goes once cost is scaled so that the whole stream breaks even (income / cost over it). A design that
+    pays in arrears needs it; a design that pays too little in total is a loss, which no working capital funds."""
+    income, cost = np.asarray(income, dtype=float), np.asarray(cost, dtype=float)
+    total = cost.sum()
+    if total <= 0:
+        return 0.0
+    gap = np.cumsum(income - cost * (income.sum() / total))
+    return float(max(0.0, -gap.min())) if len(gap) else 0.0
+
+
+def arranged_working_capital(settlement) -> float:
+    """The working capital a provider arranges when it bids (pounds): the :func:`timing_shortfall` of the monthly
+    cash of ``settlement``, a contract-blind run at the performance it expects (its pilot run, see
+    :func:`sim.experiments.providers.pilot_history`), payments after the term included. Nil under block payment
+    in advance."""
+    from sim.money.settlement import monthly_cash
+
+    cash = monthly_cash(settlement)
+    return timing_shortfall(cash["income"], cash["cost"])
 
 
 def cash_inputs(settlement) -> pd.DataFrame:

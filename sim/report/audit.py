@@ -36,7 +36,7 @@ def _fmt(x: float) -> str:
     return f"{x:.3f}" if a >= 0.001 or a == 0 else f"{x:.2e}"
 
 
-def _md_table(frame: pd.DataFrame) -> str:
+def markdown_table(frame: pd.DataFrame) -> str:
     """A Markdown table (strings as they are, numbers by :func:`_fmt`)."""
     cols = list(frame.columns)
     lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
@@ -101,7 +101,7 @@ def audit_report(audit: Audit) -> str:
             row = summary[(summary["measure"] == measure) & (summary["mode"] == mode)].iloc[0]
             cells[mode] = _with_ci(row["mean"], row["ci_low"], row["ci_high"])
         show.append(cells)
-    lines += [_md_table(pd.DataFrame(show)), ""]
+    lines += [markdown_table(pd.DataFrame(show)), ""]
     lines += ["## What they do to the outputs (paired differences against behaviour off, over the term)", ""]
     eff = audit.key_effects()
     show = []
@@ -111,11 +111,11 @@ def audit_report(audit: Audit) -> str:
             r = d[d["mode"] == mode]
             cells[f"{mode} - off"] = _with_ci(*(r[["difference", "ci_low", "ci_high"]].iloc[0])) if len(r) else ""
         show.append(cells)
-    lines += [_md_table(pd.DataFrame(show)), "",
+    lines += [markdown_table(pd.DataFrame(show)), "",
               "Every output, per contract year and band: `effects.csv`; definitions: `outputs_defined.csv`.", ""]
     lines += ["## The contract features responsible", "",
               "Which features of the design raise or damp which mechanism (provider-behaviour.md §3.10), with what "
-              "was measured in the base mode.", "", _md_table(audit.features), ""]
+              "was measured in the base mode.", "", markdown_table(audit.features), ""]
     if audit.tariff is not None:
         t = audit.tariff.table.reset_index()
         lines += ["## Margin-neutral tariff check", "",
@@ -123,7 +123,7 @@ def audit_report(audit: Audit) -> str:
                   "c_b equal across bands, with the design's outcome money), from the behaviour-off run of "
                   "replication 0. Neutral levels do not remove parking (which follows the return to effort) nor "
                   "creaming within a band.", "",
-                  _md_table(t[["band", "starters", "unit_value", "cost", "design_weight", "neutral_weight",
+                  markdown_table(t[["band", "starters", "unit_value", "cost", "design_weight", "neutral_weight",
                                "design_margin", "neutral_margin"]]), "",
                   f"Distance from neutral {audit.tariff.distance:.1%} (starter-weighted |w - w*| / w); margin spread "
                   f"{audit.tariff.margin_spread:.2f} R-bar; steepness {audit.tariff.steepness:.2f}.", ""]

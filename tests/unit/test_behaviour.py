@@ -702,6 +702,45 @@ def test_a_running_deficit_stresses_cuts_freezes_and_hands_back(base):
     assert (after["stress"] == 0).all() and (after["capacity_multiplier"] == 1).all()
 
 
+def test_working_capital_arranged_for_the_lags_leaves_a_design_performing_as_bid_unstressed(base):
+    """Outcome money three months in arrears: 300 short by month 3, then paid back with the arrears. Bid with that
+    working capital the provider feels nothing; without it, every lagged contract starts stressed (issue 19)."""
+    lagged = months([100] * 12, [0, 0, 0] + [100] * 6 + [200] * 3)
+    planned = cash_response(lagged, base, arranged=300.0)
+    assert planned["reserve"].iloc[0] == 500 and planned["reserve"].min() == 200  # never below the trigger
+    assert (planned["stress"] == 0).all() and (planned["capacity_multiplier"] == 1).all()
+    bare = cash_response(lagged, base)
+    assert bare["stress"].iloc[1] == pytest.approx(0.5) and bare["capacity_multiplier"].iloc[3] == pytest.approx(0.9)
+    # performing below the bid stresses, in proportion to the shortfall against it
+    worse = cash_response(months([100] * 12, [0, 0, 0] + [80] * 6 + [200] * 3), base, arranged=300.0)
+    assert worse["stress"].max() > 0 and worse["capacity_multiplier"].min() < 1
+
+
+def test_working_capital_funds_the_timing_of_payments_not_a_loss():
+    from sim.provider.cash import timing_shortfall
+
+    cost = [100] * 12
+    assert timing_shortfall([0, 0, 0] + [100] * 6 + [200] * 3, cost) == pytest.approx(300)
+    # a fifth too little in all: the cost scaled to 80 a month, the arrears still 3 months of it
+    assert timing_shortfall([0, 0, 0] + [80] * 6 + [160] * 3, cost) == pytest.approx(240)
+    assert timing_shortfall([100] * 12, cost) == 0 and timing_shortfall([50] * 12, cost) == 0
+    assert timing_shortfall([300] + [0] * 3, [100] * 4) == 0  # paid in advance
+
+
+def test_the_arranged_working_capital_is_the_bid_runs_timing_shortfall():
+    from sim.money.settlement import monthly_cash
+    from sim.provider.cash import arranged_working_capital, timing_shortfall
+
+    sc = small_scenario(years=2, warmup_years=2)
+    h = simulate(sc, seed=1)
+    block = load_contract(SCENARIOS / "contracts" / "block.toml")
+    flat = arranged_working_capital(settle(block, h, sc))  # monthly in advance: only costs' ups and downs
+    assert 0 <= flat < 0.01 * block.annual_value
+    pbr = settle(load_contract(SCENARIOS / "contracts" / "high_stretch.toml"), h, sc)
+    cash = monthly_cash(pbr)
+    assert arranged_working_capital(pbr) == timing_shortfall(cash["income"], cash["cost"]) > 10 * flat
+
+
 def test_a_cash_response_that_is_off_only_reports(base):
     r = cash_response(months([100] * 24, [70] * 24), base, active=False)
     assert (r["stress"] == 0).all() and (r["capacity_multiplier"] == 1).all() and not r["handed_back"].any()
