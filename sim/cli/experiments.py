@@ -42,11 +42,22 @@ def cmd_compare(args) -> int:
         if len(lottery):
             print("\nThe offending pot per contract year (share of replications paying nothing and in full):\n")
             print(lottery.round(2).to_string(index=False))
+        from sim.analysis.delivered import DELIVERED
+
+        print("\nWhat each design buys (term totals; in treatment, waits: mean of the years):\n")
+        print(summary[["planned_exits", *DELIVERED]].round(3).to_string())
         if len(contracts) > 1:
             print(f"\nPaired differences against {contracts[0].name}:\n")
             diffs = result.paired_differences()
             print(diffs[diffs["metric"].isin(["margin", "spend", "spend_per_planned_exit"])].round(0).to_string(
                 index=False))
+            if result.outcomes_identical():
+                print("\nThe provider is contract-blind (behaviour off): every design saw the same clients, so every "
+                      "outcome is identical by construction and only the money differs.")
+            else:
+                print("\nOutcomes, the provider responding to each design (95% CI):\n")
+                shown = diffs[diffs["metric"].isin(["planned_exits", *DELIVERED])]
+                print(shown.round(3).to_string(index=False))
     print(f"\nresults written to {out.path}/")
     return 0
 

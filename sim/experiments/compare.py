@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sim.analysis.delivered import DELIVERED, delivered_by_year, delivered_term
 from sim.config.contract import Contract, contract_from_dict
 from sim.config.scenario import Scenario, scenario_from_dict
 from sim.core.errors import unsettled_reported
@@ -29,7 +30,7 @@ from sim.money.settlement import METRICS, contract_year_metrics, settle, term_me
 @dataclass
 class Comparison:
     contracts: list[str]
-    by_year: pd.DataFrame      # replication, contract, contract_year, metric columns
+    by_year: pd.DataFrame      # replication, contract, contract_year, metric columns (money, then DELIVERED outcomes)
     term: pd.DataFrame         # replication, contract, metric columns: totals over the observed contract years
     fingerprints: pd.DataFrame  # replication, contract, history fingerprint (identical across contracts unless
                                 # the provider responds to them)
@@ -43,7 +44,7 @@ class Comparison:
             margin = d["margin"].to_numpy(dtype=float)
             row = {"contract": name, "replications": len(d), "probability_of_loss": float((margin < 0).mean()),
                    "margin_p5": float(np.percentile(margin, 5)) if len(margin) else np.nan}
-            for m in METRICS:
+            for m in self.compared():
                 mean, half = _mean_ci(d[m].to_numpy(dtype=float))
                 row[m], row[f"{m}_ci"] = mean, half
             rows.append(row)
@@ -66,17 +67,31 @@ class Comparison:
                                            "mean_share_paid", "pays_nothing", "pays_in_full"])
 
     def paired_differences(self) -> pd.DataFrame:
-        """Each contract minus the first, replication by replication: mean difference and 95% CI."""
+        """Each contract minus the first, replication by replication, for the money and what it buys (the
+        outcomes of :mod:`sim.analysis.delivered`, beside ``planned_exits``): mean difference and 95% CI."""
         wide = self.term.set_index(["replication", "contract"])
         ref = self.contracts[0]
         rows = []
         for name in self.contracts[1:]:
-            for m in METRICS:
+            for m in self.compared():
                 diff = (wide.xs(name, level="contract")[m] - wide.xs(ref, level="contract")[m]).to_numpy(float)
                 mean, half = _mean_ci(diff)
                 rows.append({"contract": name, "versus": ref, "metric": m, "mean_difference": mean,
                              "ci_low": mean - half, "ci_high": mean + half})
         return pd.DataFrame(rows)
+
+    def compared(self) -> list[str]:
+        """The money (:data:`sim.money.settlement.METRICS`) and, where the term table has them, the outcomes
+        of :mod:`sim.analysis.delivered` (a comparison built elsewhere may carry the money alone)."""
+        return [m for m in COMPARED if m in METRICS or m in self.term.columns]
+
+    def outcomes_identical(self) -> bool:
+        """True when every contract saw the same clients in every replication (the provider contract-blind):
+        outcome differences are then nil by construction, and only the money differs."""
+        return bool((self.fingerprints.groupby("replication")["history"].nunique() == 1).all())
+
+
+COMPARED = (*METRICS, *DELIVERED)
 
 
 def _mean_ci(x: np.ndarray) -> tuple[float, float]:
@@ -114,8 +129,8 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     by_year = pd.concat(year_rows, ignore_index=True)
     by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
         ["replication", "contract", "contract_year"])]]
-    term = pd.DataFrame([term_metrics(d).rename(None) for _, d in by_year.groupby(["replication", "contract"],
-                                                                                    sort=False)])
+    term = pd.DataFrame([pd.concat([term_metrics(d), delivered_term(d[d["observed"].astype(bool)])]).rename(None)
+                         for _, d in by_year.groupby(["replication", "contract"], sort=False)])
     keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
     term = pd.concat([keys, term.reset_index(drop=True)], axis=1)
     return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))
@@ -130,14 +145,23 @@ def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]
     contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
     providers = [provider_model(scenario, contract) for contract in contracts]
     year_rows, prints = [], []
-    blind = None
+    blind, blind_delivered = None, {}  # the blind History's outcomes, by the contract years they are read over
     for contract, provider in zip(contracts, providers):
         if provider is None:
             blind = history = simulate(scenario, child) if blind is None else blind
         else:
             history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
                                provider=provider)
-        by_year = contract_year_metrics(settle(contract, history, scenario))
+        settlement = settle(contract, history, scenario)
+        years = settlement.years[["contract_year", "start", "end"]]
+        key = tuple(map(tuple, years.to_numpy().tolist()))
+        if provider is None and key in blind_delivered:
+            delivered = blind_delivered[key]
+        else:
+            delivered = delivered_by_year(history, scenario, years)
+            if provider is None:
+                blind_delivered[key] = delivered
+        by_year = contract_year_metrics(settlement).join(delivered)
         year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
         prints.append((r, contract.name, fingerprint(history)))
     return r, year_rows, prints

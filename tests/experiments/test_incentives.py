@@ -505,3 +505,18 @@ def test_a_behaviour_sweep_runs_through_the_experiment_machinery(tmp_path):
     assert summary.loc[1, "band_drift_share"] > summary.loc[0, "band_drift_share"]
     again = run_behaviour_sweep(spec, store=tmp_path / "runs")[1]  # resumed from the store
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_compare_reports_what_a_responding_provider_changes(small, wk_pbr):
+    """With the provider responding, compare's outcomes differ between designs (and say so); blind, they do not."""
+    from sim.analysis.delivered import DELIVERED
+    from sim.experiments.compare import compare
+
+    block = load_contract(SCENARIOS / "contracts" / "block.toml")
+    responding = compare(small.with_changes({"behaviour": {"mode": "stress", **KEEN}}), [block, wk_pbr], 1, seed=SEED)
+    assert not responding.outcomes_identical()
+    d = responding.paired_differences().set_index("metric")
+    assert (d.loc[list(DELIVERED), "mean_difference"] != 0).any()
+    blind = compare(small, [block, wk_pbr], 1, seed=SEED)
+    assert blind.outcomes_identical()
+    assert (blind.paired_differences().set_index("metric").loc[list(DELIVERED), "mean_difference"] == 0).all()

@@ -22,6 +22,7 @@ from sim.analysis.costs import delivery_costs
 from sim.analysis.offending import COHORT_COLUMNS, attachment_fraction, cohort_offences
 from sim.config.contract import Contract, load_contract
 from sim.experiments.compare import METRICS, compare, fingerprint
+from sim.analysis.delivered import DELIVERED
 from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
 
 from tests.builders import Build, small_scenario
@@ -827,11 +828,15 @@ def test_compare_on_worker_processes_is_identical(small, comparison):
 def test_paired_differences_of_a_contract_against_itself_are_zero(comparison):
     d = comparison.paired_differences()
     same = d[d["contract"] == "west_kent_again"]
-    assert set(same["metric"]) == set(METRICS)
+    assert set(same["metric"]) == set(METRICS) | set(DELIVERED)  # the money and what it buys
     assert (same["mean_difference"] == 0).all()
     assert (same["ci_low"] == 0).all() and (same["ci_high"] == 0).all()
     block = d[d["contract"] == "block"].set_index("metric")
     assert block.loc["cost", "mean_difference"] == 0  # the same clients cost the same to treat
+    assert (block.loc[list(DELIVERED), "mean_difference"] == 0).all()  # ... and have the same outcomes
+    assert comparison.outcomes_identical()
+    term = comparison.term.set_index(["replication", "contract"])
+    assert (term["starts"] > 0).all() and (term["sustained_recoveries"] <= term["planned_exits"]).all()
     assert block.loc["outcome_payments", "mean_difference"] < 0  # block pays no outcomes
     summary = comparison.summary()
     assert list(summary.index) == comparison.contracts

@@ -1,0 +1,79 @@
+"""What a contract design buys, per contract year: the outcomes of the clients beside the money.
+
+:func:`delivered_by_year` reads one History (every group) over the settlement's contract years:
+
+``starts``                 treatment starts in the year (people may start more than once)
+``in_treatment``           people in treatment at any time in the year
+``mean_wait_days``         referral to treatment start of the year's starts (days)
+``waited_over_3_weeks``    share of the year's starts more than 21 days after their referral
+``sustained_recoveries``   planned exits in the year not followed by a referral within 6 months (a later exit
+                           whose 6 months run past the horizon counts as sustained: the window is censored)
+``recorded_offences``      police-recorded offences of everyone simulated, in the year (apportioned by days)
+``deaths``                 deaths in the year, in treatment or not
+
+:data:`DELIVERED_TERM` says how a term total is taken: summed, or the mean of the years. Planned exits are the
+settlement's own (``planned_exits`` of :func:`sim.money.settlement.contract_year_metrics`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sim.config.scenario import Scenario
+from sim.core.vocabulary import TREATMENT_STATES
+from sim.engine.history import History
+
+FOLLOW_UP_DAYS = 182.0
+WAIT_DAYS = 21.0
+DELIVERED = ("starts", "in_treatment", "mean_wait_days", "waited_over_3_weeks", "sustained_recoveries",
+             "recorded_offences", "deaths")
+DELIVERED_TERM = {"starts": "sum", "in_treatment": "mean", "mean_wait_days": "mean", "waited_over_3_weeks": "mean",
+                  "sustained_recoveries": "sum", "recorded_offences": "sum",
+                  "deaths": "sum"}
+DELIVERED_UNITS = {"starts": "starts", "in_treatment": "people", "mean_wait_days": "days",
+                   "waited_over_3_weeks": "share of starts", "sustained_recoveries": "exits", "recorded_offences": "offences", "deaths": "people"}
+
+
+def delivered_by_year(history: History, scenario: Scenario, years: pd.DataFrame) -> pd.DataFrame:
+    """Per contract year (``years``: ``contract_year``, ``start``, ``end`` in days, as a settlement's), the
+    measures of the module docstring; index ``contract_year``."""
+    from sim.analysis.offending import offences_by_spell
+
+    ep = history.episodes
+    start = ep["treatment_start"].to_numpy(dtype=float)
+    wait = start - ep["referral"].to_numpy(dtype=float)
+    exit_t = ep["exit"].to_numpy(dtype=float)
+    planned = (ep["exit_reason"].astype(object) == "planned").to_numpy() & np.isfinite(start)
+    back = ep.groupby("client_id")["referral"].shift(-1).to_numpy(dtype=float) - exit_t <= FOLLOW_UP_DAYS
+    sp = history.spells[history.spells["state"].astype(object).isin(TREATMENT_STATES)]
+    deaths = history.events.loc[history.events["kind"].astype(object) == "death", "time"].to_numpy(dtype=float)
+    offences = offences_by_spell(history, scenario)
+    off_start, off_end = offences["start"].to_numpy(float), offences["end"].to_numpy(float)
+    recorded = offences["recorded"].to_numpy(float)
+    length = off_end - off_start
+
+    rows = []
+    for y in years.itertuples():
+        a, b = float(y.start), float(y.end)
+        began = (start >= a) & (start < b)
+        out = (exit_t >= a) & (exit_t < b)
+        overlap = np.clip(np.minimum(off_end, b) - np.maximum(off_start, a), 0.0, None)
+        share = np.divide(overlap, length, out=np.zeros_like(overlap), where=length > 0)
+        rows.append({
+            "contract_year": int(y.contract_year),
+            "starts": float(began.sum()),
+            "in_treatment": float(sp.loc[(sp["start"] < b) & (sp["end"] > a), "client_id"].nunique()),
+            "mean_wait_days": float(wait[began].mean()) if began.any() else np.nan,
+            "waited_over_3_weeks": float((wait[began] > WAIT_DAYS).mean()) if began.any() else np.nan,
+            "sustained_recoveries": float((planned & out & ~back).sum()),
+            "recorded_offences": float((recorded * share).sum()),
+            "deaths": float(((deaths >= a) & (deaths < b)).sum()),
+        })
+    return pd.DataFrame(rows).set_index("contract_year")[list(DELIVERED)]
+
+
+def delivered_term(by_year: pd.DataFrame) -> pd.Series:
+    """Term figures from :func:`delivered_by_year` rows of the observed years (see :data:`DELIVERED_TERM`)."""
+    return pd.Series({m: (by_year[m].sum() if how == "sum" else by_year[m].mean()) for m, how in DELIVERED_TERM.items()},
+                     dtype=float)
