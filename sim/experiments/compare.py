@@ -129,11 +129,32 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     by_year = pd.concat(year_rows, ignore_index=True)
     by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
         ["replication", "contract", "contract_year"])]]
-    term = pd.DataFrame([pd.concat([term_metrics(d), delivered_term(d[d["observed"].astype(bool)])]).rename(None)
-                         for _, d in by_year.groupby(["replication", "contract"], sort=False)])
+    return Comparison(names, by_year, term_table(by_year),
+                      pd.DataFrame(prints, columns=["replication", "contract", "history"]))
+
+
+def term_table(by_year: pd.DataFrame) -> pd.DataFrame:
+    """Per replication and contract, the totals over the observed contract years of the money
+    (:func:`sim.money.settlement.term_metrics`) and, where ``by_year`` has them, of the outcomes
+    (:func:`sim.analysis.delivered.delivered_term`)."""
+    outcomes = all(m in by_year.columns for m in DELIVERED)
+    rows = []
+    for _, d in by_year.groupby(["replication", "contract"], sort=False):
+        money = term_metrics(d)
+        rows.append(pd.concat([money, delivered_term(d[d["observed"].astype(bool)])]) if outcomes else money)
     keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
-    term = pd.concat([keys, term.reset_index(drop=True)], axis=1)
-    return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]))
+    return pd.concat([keys, pd.DataFrame([r.rename(None) for r in rows]).reset_index(drop=True)], axis=1)
+
+
+def delivered_rows(history, scenario: Scenario, settlement, cache: dict, mark: str | None = None) -> pd.DataFrame:
+    """:func:`sim.analysis.delivered.delivered_by_year` over ``settlement``'s contract years, computed once per
+    History (told apart by its :func:`fingerprint` ``mark``) and set of years (``cache``: a dict kept across the
+    contracts of one replication)."""
+    years = settlement.years[["contract_year", "start", "end"]]
+    key = (fingerprint(history) if mark is None else mark, tuple(map(tuple, years.to_numpy().tolist())))
+    if key not in cache:
+        cache[key] = delivered_by_year(history, scenario, years)
+    return cache[key]
 
 
 def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
@@ -145,7 +166,7 @@ def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]
     contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
     providers = [provider_model(scenario, contract) for contract in contracts]
     year_rows, prints = [], []
-    blind, blind_delivered = None, {}  # the blind History's outcomes, by the contract years they are read over
+    blind, delivered = None, {}
     for contract, provider in zip(contracts, providers):
         if provider is None:
             blind = history = simulate(scenario, child) if blind is None else blind
@@ -153,15 +174,8 @@ def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]
             history = simulate(scenario, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key),
                                provider=provider)
         settlement = settle(contract, history, scenario)
-        years = settlement.years[["contract_year", "start", "end"]]
-        key = tuple(map(tuple, years.to_numpy().tolist()))
-        if provider is None and key in blind_delivered:
-            delivered = blind_delivered[key]
-        else:
-            delivered = delivered_by_year(history, scenario, years)
-            if provider is None:
-                blind_delivered[key] = delivered
-        by_year = contract_year_metrics(settlement).join(delivered)
+        mark = fingerprint(history)
+        by_year = contract_year_metrics(settlement).join(delivered_rows(history, scenario, settlement, delivered, mark))
         year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
-        prints.append((r, contract.name, fingerprint(history)))
+        prints.append((r, contract.name, mark))
     return r, year_rows, prints
