@@ -20,25 +20,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sim.analysis.evaluation import FOLLOW_UP_DAYS, WAIT_DAYS
 from sim.config.scenario import Scenario
 from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import History
 
-FOLLOW_UP_DAYS = 182.0
-WAIT_DAYS = 21.0
-DELIVERED = ("starts", "in_treatment", "mean_wait_days", "waited_over_3_weeks", "sustained_recoveries",
-             "recorded_offences", "deaths")
 DELIVERED_TERM = {"starts": "sum", "in_treatment": "mean", "mean_wait_days": "mean", "waited_over_3_weeks": "mean",
-                  "sustained_recoveries": "sum", "recorded_offences": "sum",
-                  "deaths": "sum"}
-DELIVERED_UNITS = {"starts": "starts", "in_treatment": "people", "mean_wait_days": "days",
-                   "waited_over_3_weeks": "share of starts", "sustained_recoveries": "exits", "recorded_offences": "offences", "deaths": "people"}
+                  "sustained_recoveries": "sum", "recorded_offences": "sum", "deaths": "sum"}
+DELIVERED = tuple(DELIVERED_TERM)
 
 
 def delivered_by_year(history: History, scenario: Scenario, years: pd.DataFrame) -> pd.DataFrame:
     """Per contract year (``years``: ``contract_year``, ``start``, ``end`` in days, as a settlement's), the
     measures of the module docstring; index ``contract_year``."""
-    from sim.analysis.offending import offences_by_spell
+    from sim.analysis.offending import offences_by_spell, recorded_between
 
     ep = history.episodes
     start = ep["treatment_start"].to_numpy(dtype=float)
@@ -49,17 +44,12 @@ def delivered_by_year(history: History, scenario: Scenario, years: pd.DataFrame)
     sp = history.spells[history.spells["state"].astype(object).isin(TREATMENT_STATES)]
     deaths = history.events.loc[history.events["kind"].astype(object) == "death", "time"].to_numpy(dtype=float)
     offences = offences_by_spell(history, scenario)
-    off_start, off_end = offences["start"].to_numpy(float), offences["end"].to_numpy(float)
-    recorded = offences["recorded"].to_numpy(float)
-    length = off_end - off_start
 
     rows = []
     for y in years.itertuples():
         a, b = float(y.start), float(y.end)
         began = (start >= a) & (start < b)
         out = (exit_t >= a) & (exit_t < b)
-        overlap = np.clip(np.minimum(off_end, b) - np.maximum(off_start, a), 0.0, None)
-        share = np.divide(overlap, length, out=np.zeros_like(overlap), where=length > 0)
         rows.append({
             "contract_year": int(y.contract_year),
             "starts": float(began.sum()),
@@ -67,7 +57,7 @@ def delivered_by_year(history: History, scenario: Scenario, years: pd.DataFrame)
             "mean_wait_days": float(wait[began].mean()) if began.any() else np.nan,
             "waited_over_3_weeks": float((wait[began] > WAIT_DAYS).mean()) if began.any() else np.nan,
             "sustained_recoveries": float((planned & out & ~back).sum()),
-            "recorded_offences": float((recorded * share).sum()),
+            "recorded_offences": recorded_between(offences, a, b),
             "deaths": float(((deaths >= a) & (deaths < b)).sum()),
         })
     return pd.DataFrame(rows).set_index("contract_year")[list(DELIVERED)]

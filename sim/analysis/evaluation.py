@@ -76,7 +76,7 @@ def pilot_measures(history: History, scenario: Scenario, groups: tuple[str, ...]
     ``people_in_treatment`` (events: people in treatment a year in the two-year window; population: in the year
     before the contract), over the clients of ``groups``. Needs a horizon of two contract years and the 6-month
     follow-up, and a warm-up of a year."""
-    from sim.analysis.offending import offences_by_spell
+    from sim.analysis.offending import offences_by_spell, recorded_between
 
     two = 2 * DAYS_PER_YEAR
     if history.end < two + FOLLOW_UP_DAYS - 1e-9:
@@ -129,17 +129,14 @@ def pilot_measures(history: History, scenario: Scenario, groups: tuple[str, ...]
 
     offences = offences_by_spell(history, scenario)
     treated = offences[offences["state"].isin(TREATMENT_STATES) & offences["client_id"].isin(clients)]
-    length = (treated["end"] - treated["start"]).to_numpy(dtype=float)
-    overlap = np.clip(np.minimum(treated["end"], two) - np.maximum(treated["start"], 0.0), 0, None).to_numpy()
-    share = np.divide(overlap, length, out=np.zeros_like(overlap), where=length > 0)
-    rows.append(("acquisitive_crime", float((treated["recorded"].to_numpy() * share).sum()), len(both)))
+    rows.append(("acquisitive_crime", recorded_between(treated, 0.0, two), len(both)))
 
     rows.append(("housing_problem", int(reviews["housing_problem"].astype(bool).sum()), len(reviews)))
     start_t = ep["treatment_start"].to_numpy(dtype=float)
     started = (start_t >= 0) & (start_t < two)
     rows.append(("waited_over_3_weeks", int((started & (wait > WAIT_DAYS)).sum()), int(started.sum())))
 
-    per_year = (len(people(0.0, DAYS_PER_YEAR)) + len(people(DAYS_PER_YEAR, two))) / 2
+    per_year = (len(y1) + len(people(DAYS_PER_YEAR, two))) / 2
     rows.append(("people_in_treatment", per_year, len(people(-DAYS_PER_YEAR, 0.0))))
     return pd.DataFrame(rows, columns=["measure", "events", "population"]).astype({"events": float,
                                                                                    "population": float})

@@ -157,6 +157,16 @@ def offences_by_spell(history: History, scenario: Scenario) -> pd.DataFrame:
     return pd.concat([_before_referral(history, scenario, offenders), spells], ignore_index=True)
 
 
+def recorded_between(offences: pd.DataFrame, start: float, end: float) -> float:
+    """Recorded offences of :func:`offences_by_spell` rows in [start, end) (days): each spell's count apportioned
+    by the share of its days inside the window."""
+    lo, hi = offences["start"].to_numpy(float), offences["end"].to_numpy(float)
+    length = hi - lo
+    overlap = np.clip(np.minimum(hi, end) - np.maximum(lo, start), 0.0, None)
+    share = np.divide(overlap, length, out=np.zeros_like(overlap), where=length > 0)
+    return float((offences["recorded"].to_numpy(float) * share).sum())
+
+
 def poisson_quantile(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """The Poisson quantile of probabilities ``u`` in (0, 1): ``scipy.stats.poisson.ppf``'s own formula,
     without importing ``scipy.stats`` (half a second at every start of a worker or a command)."""

@@ -140,32 +140,28 @@ def contract_from_choice(scenario, choice: str | None):
 def scenario_contract(scenario):
     """The contract the scenario names (None if it names none); a bad contract file's errors say which
     scenario named it."""
-    from sim.config.base import source_of
     from sim.config.contract import load_contract
 
-    path = scenario.contract_path()
-    if path is None:
-        return None
-    try:
-        return load_contract(path)
-    except ConfigError as e:
-        named_in = source_of(("contract",), scenario._provenance, scenario._source)
-        raise e.reached_from(named_in, "contract", scenario.contract) from None
+    return _named_file(scenario, "contract", scenario.contract_path(), load_contract)
 
 
 def scenario_counterfactual(scenario):
     """The counterfactual scenario the scenario names (None if it names none); a bad or missing file's errors
     say which scenario named it."""
+    return _named_file(scenario, "counterfactual", scenario.counterfactual_path(), load_scenario)
+
+
+def _named_file(scenario, key: str, path, load):
+    """``load(path)`` of the file the scenario's ``key`` names, or None; its errors say which file named it."""
     from sim.config.base import source_of
 
-    path = scenario.counterfactual_path()
     if path is None:
         return None
     try:
-        return load_scenario(path)
+        return load(path)
     except ConfigError as e:
-        named_in = source_of(("counterfactual",), scenario._provenance, scenario._source)
-        raise e.reached_from(named_in, "counterfactual", scenario.counterfactual) from None
+        named_in = source_of((key,), scenario._provenance, scenario._source)
+        raise e.reached_from(named_in, key, getattr(scenario, key)) from None
 
 
 def executor_from_args(args):

@@ -93,8 +93,7 @@ def check_file(path: Path) -> str:
     contract = scenario_contract(sc)
     if contract is not None:
         check(contract, sc)
-    if sc.counterfactual_path() is not None and sc.counterfactual_path().resolve() != Path(path).resolve():
-        scenario_counterfactual(sc)
+    scenario_counterfactual(sc)  # a file it names must be there and valid
     changes = len(sc.epochs()) - 1
     return (f"{sc.name}; {sc.horizon.contract_start} to {sc.horizon.end_date}; {changes} dated "
             f"change{'s' if changes != 1 else ''}" + (f"; contract {contract.name}" if contract else ""))

@@ -91,7 +91,8 @@ def evaluate_pilot(scenario: Scenario, contract: Contract, counterfactual: Scena
 
 
 def _replication(task: tuple) -> pd.DataFrame:
-    """One replication of every arm, from the scenarios and contracts as data."""
+    """One replication of every arm, from the scenarios and contracts as data. With the pilot's provider
+    contract-blind, ``lasars_block`` and ``pilot`` are the same History: it is simulated and counted once."""
     from sim.experiments.provider_runs import simulate_with_provider
 
     scenario_raw, contract_raw, cf_raw, cf_contract_raw, r, child = task
@@ -99,10 +100,14 @@ def _replication(task: tuple) -> pd.DataFrame:
     counterfactual = scenario_from_dict(cf_raw, "<counterfactual scenario>")
     contract = contract_from_dict(contract_raw, "<pilot contract>")
     block = contract_from_dict(cf_contract_raw, "<counterfactual contract>")
+    counted: dict[tuple, pd.DataFrame] = {}
     frames = []
     for arm, (sc, c) in zip(ARMS, ((counterfactual, block), (scenario, block), (scenario, contract))):
-        run = simulate_with_provider(sc, c, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key))
-        frames.append(pilot_measures(run.history, run.scenario).assign(replication=r, arm=arm))
+        key = (arm == "counterfactual", None if sc.behaviour.mode == "off" else c.name)
+        if key not in counted:
+            run = simulate_with_provider(sc, c, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key))
+            counted[key] = pilot_measures(run.history, run.scenario)
+        frames.append(counted[key].assign(replication=r, arm=arm))
     return pd.concat(frames, ignore_index=True)[["replication", "arm", "measure", "events", "population"]]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sim.config.contract import Contract
-from sim.provider.cash import arranged_working_capital, capacity_changes, cash_inputs, cash_response
+from sim.provider.cash import capacity_changes, cash_inputs, cash_response
 from sim.provider.model import ProviderModel
 from sim.provider.outputs import behaviour_outputs
 
@@ -77,16 +77,6 @@ def _path_key(changes: list[dict], cash: pd.DataFrame) -> tuple:
             float(handed.iloc[0]) if len(handed) else None)
 
 
-def _arranged(scenario: Scenario, contract: Contract, pilot_seed: int | None) -> float:
-    """The working capital the provider arranged for ``contract`` when it bid: the shortfall of its
-    contract-blind pilot run (its expectation) under the contract's payment lags."""
-    from sim.experiments.providers import pilot_history
-    from sim.money.settlement import settle
-
-    blind = scenario.with_changes({"behaviour.mode": "off"})
-    return arranged_working_capital(settle(contract, pilot_history(scenario, pilot_seed), blind))
-
-
 def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, iterations: int = 3, *,
                            pilot_seed: int | None = None, progress: Callable | None = None) -> ProviderRun:
     """A run with the provider responding to ``contract``, M7 included, as a fixed point outside SimPy.
@@ -105,7 +95,7 @@ def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, it
     reaches the decisions through the gaming pressure and the discount rate; after a hand-back the provider
     stops gaming (the commissioner's interim block provision is not settled separately)."""
     from sim.engine.system import simulate
-    from sim.experiments.providers import provider_model
+    from sim.experiments.providers import arranged_capital, provider_model
     from sim.money.settlement import settle
 
     seed = scenario.seed if seed is None else seed
@@ -117,7 +107,7 @@ def simulate_with_provider(scenario: Scenario, contract: Contract, seed=None, it
         cash = cash_response(cash_inputs(settlement), behaviour, active=False)
         return ProviderRun(history, settlement, cash, scenario, None)
     active = bool(behaviour.cash_stress.enabled and float(np.max(model.share_at_risk, initial=0.0)) > 0)
-    arranged = _arranged(scenario, contract, pilot_seed) if active else 0.0
+    arranged = arranged_capital(scenario, contract, pilot_seed) if active else 0.0
     run_scenario, changes, provider, key, path = scenario, [], model, None, None
     for k in range(1, max(int(iterations), 1) + 1):
         history = simulate(run_scenario, seed, progress=progress, provider=provider)

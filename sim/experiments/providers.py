@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour
 
 _PILOTS: dict[tuple[str, int], History] = {}
 _MODELS: dict[tuple[str, str, int], ProviderModel] = {}
+_ARRANGED: dict[tuple[str, str, int], float] = {}
 _KEEP = 4  # a sweep changes the scenario or contract at every point: keep only the latest few
 
 
@@ -63,3 +64,17 @@ def provider_model(scenario: Scenario, contract: Contract | None, seed: int | No
     if cash is not None:
         return build()
     return _remember(_MODELS, (digest(scenario.raw()), digest(contract.raw()), seed), build)
+
+
+def arranged_capital(scenario: Scenario, contract: Contract, seed: int | None = None) -> float:
+    """The working capital the provider arranged for ``contract`` when it bid (pounds): the timing shortfall
+    (:func:`sim.provider.cash.arranged_working_capital`) of its contract-blind pilot run under the contract's
+    payment lags; computed once per scenario, contract and pilot seed in this process."""
+    from sim.experiments.store import digest
+    from sim.money.settlement import settle
+    from sim.provider.cash import arranged_working_capital
+
+    seed = scenario.seed if seed is None else int(seed)
+    blind = scenario.with_changes({"behaviour.mode": "off"})
+    return _remember(_ARRANGED, (digest(scenario.raw()), digest(contract.raw()), seed),
+                     lambda: arranged_working_capital(settle(contract, pilot_history(scenario, seed), blind)))
