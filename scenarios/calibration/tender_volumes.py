@@ -9,12 +9,15 @@ TOP returns). West Kent's were not published (its tariff table was an image, pbr
 other site's. The forecast here is what those records would show on average: the mean over 20 seeds of each
 outcome achieved in the year before the contract, by band, under the outcome's own once-per rule, in the
 scenario the design is tendered on, rounded to whole outcomes. An escalator's baseline rate is the same outcomes
-per person in treatment that year (ratio of the means).
+per person in treatment that year (ratio of the means). An offending pot's baseline is the cohort's recorded
+offences per member (or in total) in that year, the mean over the same seeds: the figure a commissioner would
+take from the police national computer for the cohort of the year before, written into the contract.
 
 Written into the contract, the numbers are fixed: a replication's provider earns more or less than the PbR share
 as its clients do better or worse than the forecast, and West Kent's falling opiate referrals (-5% a year) move
 it too. Pricing from each replication's own simulated year before (``expected_volume = "baseline"``, still a
-choice) instead pays a contract-blind provider its share by construction.
+choice) instead pays a contract-blind provider its share by construction; so does an offending pot without
+``baseline_offences``, which takes each replication's own year before.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from sim import load_scenario, simulate  # noqa: E402
 from sim.config.contract import load_contract  # noqa: E402
 from sim.core.vocabulary import BANDS, TREATMENT_STATES  # noqa: E402
+from sim.analysis.offending import cohort_offences  # noqa: E402
 from sim.money.settlement import _baseline_bounds  # noqa: E402
 from sim.provider.pricing import baseline_volumes  # noqa: E402
 
@@ -42,6 +46,7 @@ CONTRACTS = {  # design -> the scenario it is tendered on
     "cohort_escalator": "west_kent", "social_impact_bond": "west_kent", "east_sussex_star": "east_sussex_star",
 }
 MARK = "[D] tender_volumes.py"
+OFFENDING = ("offending", "baseline")  # the offending pot's baseline, among a design's forecasts
 
 
 def _one(task: tuple[str, int]) -> tuple[dict, dict]:
@@ -52,11 +57,17 @@ def _one(task: tuple[str, int]) -> tuple[dict, dict]:
     sp = history.spells[history.spells["state"].isin(TREATMENT_STATES)]
     people = sp.loc[(sp["start"] < b) & (sp["end"] > a), "client_id"].nunique()
     volumes = {}
+    cohort = cohort_offences(history, scenario, "year")
+    before = cohort[cohort["end"] <= 0].iloc[-1]
     for design, site in CONTRACTS.items():
         if site != scenario_name:
             continue
-        table = baseline_volumes(load_contract(ROOT / "scenarios" / "contracts" / f"{design}.toml"), history)
+        contract = load_contract(ROOT / "scenarios" / "contracts" / f"{design}.toml")
+        table = baseline_volumes(contract, history)
         volumes[design] = {(r.outcome, r.band): r.volume for r in table.itertuples()}
+        if contract.offending is not None:
+            column = "offences_per_member" if contract.offending.measure == "per_member" else "offences"
+            volumes[design][OFFENDING] = float(before[column])
     return volumes, {scenario_name: people}
 
 
@@ -101,6 +112,14 @@ def write(design: str, volumes: dict, people: float) -> str:
             section = re.sub(r'^(escalator = .*)baseline_rate = ("baseline"|[0-9.]+)([^#\n]*?)[ \t]*(#.*)?$',
                              rf"\1baseline_rate = {rate:.4f}\3   # [D] baseline rate", section, count=1, flags=re.M)
         text = text[:head.end()] + section + text[stop:]
+    if contract.offending is not None:
+        key = f"baseline_offences = {volumes[OFFENDING]:.3f}"
+        line = f"{key:<34}# {MARK}: the cohort's in the year before"
+        head = re.search(r"^\[offending\][^\n]*$", text, flags=re.M)
+        if re.search(r"^baseline_offences = .*$", text, flags=re.M):
+            text = re.sub(r"^baseline_offences = .*$", line, text, count=1, flags=re.M)
+        else:
+            text = text[:head.end()] + "\n" + line + text[head.end():]
     return text
 
 
@@ -117,6 +136,9 @@ def main(argv=None) -> int:
             if o.expected_volume is None:
                 continue
             print(f"  {name:24s} forecast {_table(volumes, name)}; the contract holds {o.expected_volume}")
+        if held.offending is not None:
+            print(f"  {'offending baseline':24s} forecast {volumes[OFFENDING]:.3f}; the contract holds "
+                  f"{held.offending.baseline_offences}")
         if args.write:
             (ROOT / "scenarios" / "contracts" / f"{design}.toml").write_text(write(design, volumes, people[site]))
     if args.write:

@@ -37,7 +37,11 @@ def cmd_compare(args) -> int:
                 else "the same simulated clients under each contract")
         print(f"{args.replications} replications of {scenario.name}, {same} (term totals over the observed "
               f"contract years; £; ci = 95% half-width):\n")
-        print(summary[shown].round(0).to_string())
+        table = summary[shown].round(0).astype(object)
+        # a share of replications, as counts (rounded to pounds it would read 0 or 1)
+        table["probability_of_loss"] = [f"{round(p * n)} of {n}" for p, n in
+                                        zip(summary["probability_of_loss"], summary["replications"])]
+        print(table.rename(columns={"probability_of_loss": "losses_over_term"}).to_string())
         lottery = result.offending_lottery()
         if len(lottery):
             print("\nThe offending pot per contract year (share of replications paying nothing and in full):\n")

@@ -108,7 +108,9 @@ def check(contract: Contract, scenario: Scenario) -> None:
     """Refuse, before anything runs, a contract that the scenario cannot be settled under."""
     # outcomes priced from the year before the contract: the key path that says so
     priced = {name: f"outcomes.{name}.{o.baseline_key}" for name, o in contract.outcomes.items() if o.baseline_key}
-    needs_baseline = bool(priced) or (contract.offending is not None and contract.offending.baseline_offences is None)
+    if contract.offending is not None and contract.offending.baseline_offences is None:
+        priced["offending"] = "offending.baseline_offences"  # absent: the cohort's own year before
+    needs_baseline = bool(priced)
     for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
         try:
             contract.with_changes({path.removeprefix("contract."): scenario.uncertainty[path].ppf(0.5)})
@@ -117,9 +119,11 @@ def check(contract: Contract, scenario: Scenario) -> None:
                                   f"{e.problems[0][3]}")]) from None
     unsettled = scenario.horizon.unsettled(scenario.name)
     if priced and unsettled:
-        raise ContractError([(contract._source, next(iter(priced.values())), "baseline",
-                              f"prices from the year before the contract ({', '.join(priced)}) need a settled year: "
-                              f"{unsettled}. Give the tender's expected volumes by band, or a longer warm-up")])
+        first = next(iter(priced))
+        raise ContractError([(contract._source, priced[first], None if first == "offending" else "baseline",
+                              f"prices or baselines from the year before the contract ({', '.join(priced)}) need a "
+                              f"settled year: {unsettled}. Give the tender's expected volumes by band (and the "
+                              f"offending pot's baseline_offences), or a longer warm-up")])
     if needs_baseline and scenario.horizon.warmup_years < MIN_WARMUP_YEARS:
         raise ContractError([(contract._source, "", None,
                               f"prices or baselines from the year before the contract need a warm-up of at least "

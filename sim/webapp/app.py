@@ -106,7 +106,9 @@ def form_defaults(form: D.ContractForm) -> dict:
               "offending_full_at": float(form.offending_full_at_reduction),
               "offending_below": form.offending_below_baseline,
               "offending_price": float(form.offending_price_per_offence),
-              "offending_lag": float(form.offending_lag_days), "pbr_cap": float(form.pbr_cap or 0.0),
+              "offending_lag": float(form.offending_lag_days),
+              "offending_baseline": float(form.offending_baseline or 0.0),
+              "pbr_cap": float(form.pbr_cap or 0.0),
               "income_floor": float(form.income_floor or 0.0), "income_cap": float(form.income_cap or 0.0),
               "term_cap": float(form.term_cap or 0.0), "reconciliation_lag": float(form.reconciliation_lag_days)}
     values.update({f"share_{k}": float(v) for k, v in enumerate(form.shares_by_year, 1)})
@@ -136,8 +138,8 @@ def collected_form(template: D.ContractForm, years: int) -> D.ContractForm:
         offending_pot=s["offending_pot"], offending_paid_at_baseline=s["offending_at_baseline"],
         offending_full_at_reduction=s["offending_full_at"], offending_below_baseline=s["offending_below"],
         offending_price_per_offence=s["offending_price"], offending_lag_days=s["offending_lag"],
-        pbr_cap=none_if_zero(s["pbr_cap"]), income_floor=none_if_zero(s["income_floor"]),
-        income_cap=none_if_zero(s["income_cap"]), term_cap=none_if_zero(s["term_cap"]),
+        offending_baseline=none_if_zero(s["offending_baseline"]), pbr_cap=none_if_zero(s["pbr_cap"]),
+        income_floor=none_if_zero(s["income_floor"]), income_cap=none_if_zero(s["income_cap"]), term_cap=none_if_zero(s["term_cap"]),
         reconciliation_lag_days=s["reconciliation_lag"])
 
 
@@ -232,7 +234,7 @@ def design_page() -> None:
 
         st.markdown("**Offending pot** (Home Office cohort model: paid on recorded offences against the year "
                     "before the contract)")
-        c = st.columns([0.8, 1, 1, 1, 1, 1, 1])
+        c = st.columns([0.8, 1, 1, 1, 1, 1, 1, 1])
         c[0].checkbox("Offending pot", key="offending_on")
         c[1].number_input("Pot (£ a year)", step=10_000.0, key="offending_pot", format="%.0f")
         c[2].number_input("Paid at baseline (%)", step=1.0, key="offending_at_baseline")
@@ -240,6 +242,10 @@ def design_page() -> None:
         c[4].selectbox("Above baseline", D.BELOW_BASELINE, key="offending_below")
         c[5].number_input("£ per offence saved", step=100.0, key="offending_price", format="%.0f")
         c[6].number_input("Offending lag (days)", step=1.0, key="offending_lag")
+        c[7].number_input("Baseline offences (a member a year; 0 = the year before)", step=0.01,
+                          key="offending_baseline", format="%.3f",
+                          help="The tender's forecast of the cohort's recorded offences a year. 0 takes the "
+                               "cohort's own in the year before the contract, which needs a settled warm-up.")
 
         st.markdown("**Caps, collar and lags** (0 = none)")
         c = st.columns(5)

@@ -148,6 +148,9 @@ class ContractForm:
     offending_below_baseline: str = "extend"
     offending_price_per_offence: float = 3900.0
     offending_lag_days: float = 274.0
+    offending_baseline: float | None = None    # recorded offences a year (per member or in total); None: the
+    #                                            cohort's own in the year before the contract
+    offending_measure: str = "per_member"      # not shown: kept from the template
     pbr_cap: float | None = None               # a multiple of the year's pot
     income_floor: float | None = None          # percent of the annual value
     income_cap: float | None = None            # percent of the annual value
@@ -216,6 +219,8 @@ def form_from_contract(contract: Contract, years: int | None = None) -> Contract
         offending_below_baseline=off.below_baseline if off else "extend",
         offending_price_per_offence=off.price_per_offence if off else 3900.0,
         offending_lag_days=off.lag_days if off else 274.0,
+        offending_baseline=off.baseline_offences if off else None,
+        offending_measure=off.measure if off else "per_member",
         pbr_cap=contract.pbr_cap, income_floor=_pct(contract.income_floor), income_cap=_pct(contract.income_cap),
         term_cap=contract.term_cap, reconciliation_lag_days=contract.reconciliation_lag_days,
         kept={k: copy.deepcopy(v) for k, v in raw.items() if k not in FORM_KEYS})
@@ -276,7 +281,9 @@ def contract_raw(form: ContractForm) -> dict:
             "full_at_reduction": _frac(form.offending_full_at_reduction),
             "below_baseline": form.offending_below_baseline,
             "price_per_offence": float(form.offending_price_per_offence),
-            "lag_days": float(form.offending_lag_days)}
+            "lag_days": float(form.offending_lag_days), "measure": form.offending_measure}
+        if form.offending_baseline:
+            raw["offending"]["baseline_offences"] = float(form.offending_baseline)
     raw.update(copy.deepcopy(form.kept))
     return raw
 

@@ -120,9 +120,12 @@ def test_run_settles_under_the_scenarios_contract_and_swaps_it(tmp_path, capsys)
 def test_too_short_a_warm_up_for_the_contract_is_refused_before_running(tmp_path, capsys):
     short = tmp_path / "short.toml"
     short.write_text(f'extends = "{WEST_KENT.as_posix()}"\n[horizon]\nwarmup_years = 1\n')
-    assert main(["run", str(short), "--out", str(tmp_path / "o")]) == 2
+    own_year = tmp_path / "own_year.toml"  # planned exits priced from the simulated year before the contract
+    own_year.write_text(f'extends = "{(ROOT / "scenarios" / "contracts" / "west_kent_pbr.toml").as_posix()}"\n'
+                        '[outcomes.planned_exit]\nexpected_volume = "baseline"\n')
+    assert main(["run", str(short), "--contract", str(own_year), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "west_kent_pbr.toml" in err and "warmup_years = 1" in err
+    assert "own_year.toml" in err and "warmup_years = 1" in err
     assert not (tmp_path / "o").exists()
 
 

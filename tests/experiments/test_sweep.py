@@ -351,12 +351,17 @@ def test_changes_are_checked(tmp_path):
 
 
 def test_a_warmup_too_short_for_the_contract_baseline(tmp_path):
-    path = write_spec(tmp_path, 'design = "lhs"\nsamples = 4\n'
-                                '[[parameters]]\npath = "horizon.warmup_years"\nlow = 1\nhigh = 4')
+    own_year = tmp_path / "own_year.toml"  # the offending pot's baseline from the simulated year before
+    own_year.write_text(WEST_KENT_PBR.read_text(encoding="utf-8").replace("baseline_offences = ", "# "),
+                        encoding="utf-8")
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'name = "t"\nscenario = "{WEST_KENT.as_posix()}"\ncontract = "{own_year.as_posix()}"\n'
+                    'design = "lhs"\nsamples = 4\n[[parameters]]\npath = "horizon.warmup_years"\nlow = 1\nhigh = 4\n',
+                    encoding="utf-8")
     msg = sweep_error(path)
     assert "parameters[0].path = 'horizon.warmup_years': prices or baselines from the year before the contract " \
-           "need a warm-up of at least 2 years" in msg
-    assert "with low = 1.0" in msg
+           "(offending) need a settled year" in msg  # West Kent settles after more years than the sweep's range
+    assert "(with high = 4.0)" in msg
 
 
 def test_relative_paths_follow_the_spec_file(tmp_path):

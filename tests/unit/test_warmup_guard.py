@@ -40,13 +40,23 @@ def test_prices_from_the_year_before_are_refused_in_an_unsettled_warm_up_and_ten
     tender = load_contract(PBR)
     check(tender, short)  # the shipped design is priced on tender volumes: allowed (the run warns)
     baseline = tender.with_changes({"outcomes.planned_exit.expected_volume": "baseline"})
-    with pytest.raises(ConfigError, match=r"outcomes\.planned_exit\.expected_volume.*prices from the year before"):
+    with pytest.raises(ConfigError, match=r"outcomes\.planned_exit\.expected_volume.*prices or baselines from the year before"):
         check(baseline, short)
     check(baseline, west_kent())  # settled: allowed
     escalator = load_contract(SCENARIOS / "contracts" / "cohort_escalator.toml")
     escalator = escalator.with_changes({"outcomes.abstinence.escalator.baseline_rate": "baseline"})
     with pytest.raises(ConfigError, match=r"outcomes\.abstinence\.escalator\.baseline_rate"):
         check(escalator, short)
+
+
+def test_an_offending_baseline_from_the_year_before_is_refused_in_an_unsettled_warm_up():
+    short = small_scenario(years=1, warmup_years=2)
+    tender = load_contract(PBR)
+    assert tender.offending.baseline_offences > 0  # the shipped design writes the tender's baseline
+    own_year = tender.with_changes({"offending.baseline_offences": None})
+    with pytest.raises(ConfigError, match=r"offending\.baseline_offences.*prices or baselines from the year before"):
+        check(own_year, short)
+    check(own_year, west_kent())  # settled: allowed
 
 
 def test_the_command_line_prints_the_warning_as_one_line(tmp_path, capsys):
