@@ -37,6 +37,7 @@ import pandas as pd
 
 from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_YEAR
+from sim.core.measures import PILOT_MEASURE_NAMES
 from sim.core.vocabulary import TREATMENT_STATES
 from sim.engine.history import History
 
@@ -69,6 +70,10 @@ PILOT_MEASURES: dict[str, PilotMeasure] = {
     "housing_problem": PilotMeasure(2, "share", "completed in-treatment reviews", "housing problem at the review"),
     "waited_over_3_weeks": PilotMeasure(2, "share", "treatment starts", "more than 21 days from referral to start"),
 }
+
+
+if tuple(PILOT_MEASURES) != PILOT_MEASURE_NAMES:
+    raise ValueError("sim.core.measures.PILOT_MEASURE_NAMES must list PILOT_MEASURES in order")
 
 
 def pilot_measures(history: History, scenario: Scenario, groups: tuple[str, ...] = DRUG_GROUPS) -> pd.DataFrame:

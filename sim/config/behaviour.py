@@ -37,8 +37,13 @@ if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour
 
 MONTH_DAYS = DAYS_PER_YEAR / 12.0
 STRUCTURED_BANDS: tuple[str, ...] = tuple(b for b in BANDS if b != "no_need")
-MODES = ("off", "base", "stress")
+MODES = ("off", "base", "calibrated", "stress")
 REF = "provider-behaviour.md"
+
+# the calibrated profile's fit: `pbrsim calibrate scenarios/calibration/pilot_response.toml
+# scenarios/targets/pilot_evaluation.toml -n 20 --workers 2 --params behaviour.discharge_timing.caution.calibrated=1:40
+# behaviour.discharge_timing.held_decline_per_week.calibrated=0.01:1` (README, "The pilot evaluation, in silico")
+PILOT_FIT = "pbrsim calibrate against scenarios/targets/pilot_evaluation.toml (Mason et al. 2015, year 1)"
 
 # profit orientation (weight on margin against the clinical norm) by provider type [E], §3.2: for-profits
 # respond more [B44], [B47]; norms and altruism pull against gaming [B15], [B40], [B51]
@@ -63,24 +68,30 @@ class BehaviourError(ConfigError):
 
 
 class Level(Section):
-    """A parameter's value in the base mode (mild, anchored on evidence, for calibration) and in the stress mode
-    (what-if analysis for commissioners)."""
+    """A parameter's value in the base mode (mild, anchored on evidence), in the calibrated mode (fitted to the
+    national pilot evaluation: ``scenarios/targets/pilot_evaluation.toml``; the base value where nothing was
+    fitted) and in the stress mode (what-if analysis for commissioners)."""
 
     base: float
     stress: float
+    calibrated: float | None = None
 
     def at(self, mode: str) -> float:
+        if mode == "calibrated":
+            return self.base if self.calibrated is None else self.calibrated
         return self.stress if mode == "stress" else self.base
 
 
 def level(base: float, stress: float | None = None, *, low: float, high: float, stress_low: float | None = None,
-          stress_high: float | None = None, source: str, description: str) -> Any:
-    """A mechanism parameter: defaults, the base range, the stress range (default: the base range), the source."""
+          stress_high: float | None = None, calibrated: float | None = None, source: str,
+          description: str) -> Any:
+    """A mechanism parameter: defaults, the base range (which the calibrated value keeps to), the stress range
+    (default: the base range), the source."""
     stress = base if stress is None else stress
-    ranges = {"base": (low, high), "stress": (low if stress_low is None else stress_low,
-                                              high if stress_high is None else stress_high)}
-    return Field(default=Level(base=base, stress=stress), description=f"{description} [{source}]",
-                 json_schema_extra={"ranges": ranges, "source": source})
+    ranges = {"base": (low, high), "calibrated": (low, high),
+              "stress": (low if stress_low is None else stress_low, high if stress_high is None else stress_high)}
+    return Field(default=Level(base=base, stress=stress, calibrated=calibrated),
+                 description=f"{description} [{source}]", json_schema_extra={"ranges": ranges, "source": source})
 
 
 class Mechanism(Section):
@@ -102,7 +113,8 @@ class Mechanism(Section):
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[name] = {"base": v, "stress": v}
             elif isinstance(v, dict):
-                out[name] = {"base": f.default.base, "stress": f.default.stress, **v}
+                out[name] = {"base": f.default.base, "stress": f.default.stress,
+                             "calibrated": f.default.calibrated, **v}
         return out
 
     @field_validator("*", mode="after")
@@ -110,9 +122,9 @@ class Mechanism(Section):
     def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
         extra = cls.model_fields[info.field_name].json_schema_extra
         if isinstance(v, Level) and isinstance(extra, dict):
-            for mode in ("base", "stress"):
+            for mode in ("base", "calibrated", "stress"):
                 lo, hi = extra["ranges"][mode]
-                x = getattr(v, mode)
+                x = v.at(mode)
                 if not lo <= x <= hi:
                     raise ValueError(f"{mode} value {x:g} is outside the {mode} range [{lo:g}, {hi:g}] "
                                      f"({extra['source']})")
@@ -249,6 +261,19 @@ class DischargeTiming(Mechanism):
                                      "deferred (days) [E §3.6]")
     max_recode: Level = level(0.0, 0.05, low=0, high=0, stress_high=0.05, source="E §3.6",
                               description="p_recode_max: chance an unplanned exit is coded as a transfer (stress only)")
+    # caution under a re-presentation test (Mason et al. 2015: providers "more cautious about discharging clients"
+    # when the sustained outcome carried a 12-month test): not an expected-value calculation, so its own numbers
+    caution: Level = level(0.0, 0.0, low=0, high=40, calibrated=7.0, source=f"E; calibrated: {PILOT_FIT}",
+                           description="holds per unit of pressure: a client ready for a planned exit is held with "
+                                       "probability min(1, caution x G) when the contract pays a sustained "
+                                       "non-re-presentation outcome")
+    caution_hold_weeks: Level = level(8.0, low=2, high=26, source="E",
+                                      description="mean extra stay of a client held by caution (weeks, "
+                                                  "exponential)")
+    held_decline_per_week: Level = level(0.0, 0.0, low=0, high=1, calibrated=0.12,
+                                         source=f"E; calibrated: {PILOT_FIT}",
+                                         description="hazard that a client held past readiness declines to "
+                                                     "continue (per week): the exit is recorded as declined")
 
 
 class Gatekeeping(Mechanism):
@@ -313,8 +338,9 @@ MECHANISMS: dict[str, type[Mechanism]] = {
 class BehaviourSpec(Section):
     """The ``[behaviour]`` block: the mode, the provider, and the seven mechanisms. Off by default."""
 
-    mode: Literal["off", "base", "stress"] = Field("off", description="off: the contract-blind model; base: "
-                                                   "anchored defaults; stress: the stress settings")
+    mode: Literal["off", "base", "calibrated", "stress"] = Field(
+        "off", description="off: the contract-blind model; base: anchored defaults; calibrated: fitted to the "
+                           "national pilot evaluation's year-1 odds ratios; stress: the stress settings")
     provider: ProviderProfile = Field(default_factory=ProviderProfile)
     cream_skimming: CreamSkimming = Field(default_factory=CreamSkimming)
     parking: Parking = Field(default_factory=Parking)
@@ -384,7 +410,8 @@ def behaviour_from_dict(raw: dict, source: str = "<dict>", provenance: dict | No
 
 
 def parameter_ranges() -> pd.DataFrame:
-    """Every mechanism parameter: its default in each mode, the base and stress ranges and the source."""
+    """Every mechanism parameter: its default in each mode, the base (and calibrated) and stress ranges and the
+    source."""
     rows = []
     for name, cls in MECHANISMS.items():
         for field, f in cls.model_fields.items():
@@ -392,7 +419,7 @@ def parameter_ranges() -> pd.DataFrame:
             if not isinstance(f.default, Level) or not isinstance(extra, dict):
                 continue
             (blo, bhi), (slo, shi) = extra["ranges"]["base"], extra["ranges"]["stress"]
-            rows.append((name, field, f.default.base, blo, bhi, f.default.stress, slo, shi, extra["source"],
-                         (f.description or "").rsplit(" [", 1)[0]))
-    return pd.DataFrame(rows, columns=["mechanism", "parameter", "base", "base_low", "base_high", "stress",
-                                       "stress_low", "stress_high", "source", "description"])
+            rows.append((name, field, f.default.base, blo, bhi, f.default.at("calibrated"), f.default.stress, slo,
+                         shi, extra["source"], (f.description or "").rsplit(" [", 1)[0]))
+    return pd.DataFrame(rows, columns=["mechanism", "parameter", "base", "base_low", "base_high", "calibrated",
+                                       "stress", "stress_low", "stress_high", "source", "description"])

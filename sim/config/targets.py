@@ -22,6 +22,11 @@ The **measures** a target can name are the target measures of the registry (``ME
 over the reporting years by :mod:`sim.analysis.targets` (``evaluate``, ``measure``, ``measures_table``). This module
 is the file schema only and imports no engine.
 
+A target may instead be a finding of the national pilot evaluation (Mason et al. 2015): ``measure =
+"pilot.successful_completion_y1"`` (any of ``sim.core.measures.PILOT_MEASURE_NAMES``) is the paired odds ratio (rate
+ratio for ``acquisitive_crime``) of the pilot against the scenario's counterfactual, as ``pbrsim evaluate-pilot``
+computes it; a file's targets are all of one kind.
+
 A target's ``role`` is ``calibration`` (the default: fitted to, and a shipped scenario must be within tolerance
 of it) or ``validation`` (held out: reported against the simulation, never fitted to).
 
@@ -40,6 +45,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from sim.config.base import ConfigError, Section, read_with_extends, validated
+from sim.core.measures import PILOT_MEASURE_NAMES, PILOT_PREFIX
 from sim.core.measures import TARGET_MEASURES as MEASURES
 from sim.core.vocabulary import GROUPS, SOURCES, Group
 
@@ -121,10 +127,11 @@ class Target(Section):
     @field_validator("measure")
     @classmethod
     def _known_measure(cls, v: str) -> str:
-        if v not in MEASURES:
-            close = difflib.get_close_matches(v, MEASURES, n=1)
+        known = [*MEASURES, *(PILOT_PREFIX + m for m in PILOT_MEASURE_NAMES)]
+        if v not in known:
+            close = difflib.get_close_matches(v, known, n=1)
             raise ValueError("unknown measure" + (f" (did you mean '{close[0]}'?)" if close else
-                                                  f"; one of {', '.join(MEASURES)}"))
+                                                  f"; one of {', '.join(known)}"))
         return v
 
     @field_validator("sources")
@@ -141,11 +148,23 @@ class Target(Section):
             raise ValueError("give exactly one of tolerance and relative_tolerance")
         if self.range is not None and self.range[0] > self.range[1]:
             raise ValueError(f"range must be [low, high], got {list(self.range)}")
-        if MEASURES[self.measure].unit == "share" and self.relative_to is None:
+        if self.pilot is not None:
+            if self.groups or self.sources or self.relative_to:
+                raise ValueError(f"{self.measure} compares the pilot with its counterfactual as the evaluation "
+                                 "defines it: no groups, sources or relative_to")
+            for x in (self.value, *(self.range or ()), self.at_least, self.at_most):
+                if x is not None and not x > 0:
+                    raise ValueError(f"{self.measure} is an odds (or rate) ratio: figures must be above 0, got {x}")
+        elif MEASURES[self.measure].unit == "share" and self.relative_to is None:
             for x in (self.value, *(self.range or ()), self.at_least, self.at_most):
                 if x is not None and not 0 <= x <= 1:
                     raise ValueError(f"{self.measure} is a share: figures must be in [0, 1], got {x}")
         return self
+
+    @property
+    def pilot(self) -> str | None:
+        """The pilot evaluation measure this target is the paired odds ratio of, or None (a system measure)."""
+        return self.measure.removeprefix(PILOT_PREFIX) if self.measure.startswith(PILOT_PREFIX) else None
 
     @property
     def subset(self) -> Subset:
@@ -219,6 +238,18 @@ class TargetFile(Section):
     description: str = ""
     scenario: str | None = Field(None, description="the scenario these figures describe (relative to the file)")
     target: list[Target] = Field(min_length=1, description="the figures ([[target]] tables)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        if len({t.pilot is None for t in self.target}) > 1:
+            raise ValueError("pilot evaluation targets (pilot.*) and system targets need separate files: one "
+                             "compares two arms on paired replications, the other measures one run")
+        return self
+
+    @property
+    def pilot(self) -> bool:
+        """Whether the targets are the pilot evaluation's paired odds ratios."""
+        return self.target[0].pilot is not None
 
     _path: Path | None = PrivateAttr(default=None)
 

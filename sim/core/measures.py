@@ -159,3 +159,11 @@ TARGET_ORDER = (
 if set(TARGET_ORDER) != {m.name for m in of_kind(TARGET)} or len(TARGET_ORDER) != len(set(TARGET_ORDER)):
     raise ValueError("TARGET_ORDER must list every target measure once")
 TARGET_MEASURES: dict[str, Measure] = {n: BY_NAME[n] for n in TARGET_ORDER}
+
+# The national pilot evaluation's measures (sim.analysis.evaluation.PILOT_MEASURES computes them): a target file
+# names one as ``pilot.<name>``, the paired odds ratio (rate ratio) of the pilot against its counterfactual
+PILOT_PREFIX = "pilot."
+PILOT_MEASURE_NAMES = (
+    "successful_completion_y1", "declined_y1", "initiation", "completion", "completion_without_representation",
+    "abstinence", "non_injecting", "mortality", "acquisitive_crime", "housing_problem", "waited_over_3_weeks",
+)

@@ -77,7 +77,7 @@ EPISODE_WIDTH = _at
 
 # The provider's decision points (drawn only when a provider responds), laid out the same way after them
 PROVIDER_LAYOUT: dict[Stream, tuple[int, int]] = {}
-for _stream, _count in ((Stream.BELIEF, 1), (Stream.INTAKE, 3), (Stream.PARKING, 1), (Stream.DISCHARGE, 1),
+for _stream, _count in ((Stream.BELIEF, 1), (Stream.INTAKE, 3), (Stream.PARKING, 1), (Stream.DISCHARGE, 4),
                         (Stream.BAND_DRIFT, 1), (Stream.EXIT_RECODING, 1), (Stream.RE_ENTRY, 1)):
     PROVIDER_LAYOUT[_stream] = (_at, _count)
     _at += _count

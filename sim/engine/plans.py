@@ -69,9 +69,10 @@ WIDTH = len(COLUMNS)
 # normal), the uniforms of its decisions (drawn against the probability it gives, when it is asked), and how near
 # the band-setting domain score lies to the next more severe band (M6, ``threshold_distance``)
 PROVIDER_COLUMNS = ("belief_z", "intake_u", "deflection_u", "deflection_delay_u", "parking_u", "discharge_u",
-                    "band_drift_u", "recode_u", "re_entry_u", "drift_distance")
-(BELIEF_Z, INTAKE_U, DEFLECTION_U, DEFLECTION_DELAY_U, PARKING_U, DISCHARGE_U, BAND_DRIFT_U, RECODE_U, RE_ENTRY_U,
- DRIFT_DISTANCE) = range(WIDTH, WIDTH + len(PROVIDER_COLUMNS))
+                    "caution_u", "caution_weeks_u", "held_decline_u", "band_drift_u", "recode_u", "re_entry_u",
+                    "drift_distance")
+(BELIEF_Z, INTAKE_U, DEFLECTION_U, DEFLECTION_DELAY_U, PARKING_U, DISCHARGE_U, CAUTION_U, CAUTION_WEEKS_U,
+ HELD_DECLINE_U, BAND_DRIFT_U, RECODE_U, RE_ENTRY_U, DRIFT_DISTANCE) = range(WIDTH, WIDTH + len(PROVIDER_COLUMNS))
 
 # Client attributes at first referral (epoch at arrival), computed with the first episode's plan
 ATTRIBUTES = ("male", "age", "injecting", "dual_diagnosis", "housing_problem", "criminal_justice", "offending_rate")
@@ -213,8 +214,10 @@ def _threshold_distance(u: np.ndarray, cum: np.ndarray) -> np.ndarray:
 _A, _T, _D, _R = (EPISODE_LAYOUT[s][0] for s in (Stream.ASSESSMENT, Stream.TREATMENT, Stream.DETOX, Stream.REHAB))
 _C, _X, _M = (EPISODE_LAYOUT[s][0] for s in (Stream.CUSTODY, Stream.AFTER_EXIT, Stream.MORTALITY))
 _ATTR = EPISODE_LAYOUT[Stream.ATTRIBUTES][0]
-_PROVIDER_U = [PROVIDER_LAYOUT[s][0] + i for s, n in ((Stream.INTAKE, 3), (Stream.PARKING, 1), (Stream.DISCHARGE, 1),
-               (Stream.BAND_DRIFT, 1), (Stream.EXIT_RECODING, 1), (Stream.RE_ENTRY, 1)) for i in range(n)]
+_PROVIDER_U = [PROVIDER_LAYOUT[s][0] + i for s, n in ((Stream.INTAKE, 3), (Stream.PARKING, 1),
+                                                       (Stream.DISCHARGE, 4), (Stream.BAND_DRIFT, 1),
+                                                       (Stream.EXIT_RECODING, 1), (Stream.RE_ENTRY, 1))
+               for i in range(n)]
 
 
 class Planner:

@@ -18,7 +18,9 @@ effort at start        ``start_effort(band, day)``,                         M3 e
                        ``parking_probability(band, day, belief)``,
                        ``parking_effects()``
 discharge timing       ``discharge_shift(band, due, abstinent_days,         M4 hold or fast-track
-                       relapse_years, represent_probability, u)``
+                       relapse_years, represent_probability, u)``,
+                       ``caution_hold(band, due, u, u_weeks)``,             M4 caution
+                       ``held_decline_per_week()``
 exit recording         ``recode_probability(day)``                          M4 recoding
 re-entry               ``sustained_window()``, ``defer_probability(day,     M4 deferral
                        days_to_window_end)``
@@ -72,6 +74,13 @@ class Provider(Protocol):
                         float, u: float) -> float:
         """M4: days added to (held) or taken from (fast-tracked) a planned discharge due at ``due``."""
 
+    def caution_hold(self, band: int, due: float, u: float, u_weeks: float) -> float:
+        """M4 caution: days a client ready for a planned exit due at ``due`` is held because the contract pays a
+        sustained non-re-presentation outcome (0: not held)."""
+
+    def held_decline_per_week(self) -> float:
+        """M4 caution: the hazard (per week) that a client held past readiness declines to continue."""
+
     def recode_probability(self, day: float) -> float:
         """M4: the chance an unplanned exit is recorded as a transfer out."""
 
@@ -120,6 +129,12 @@ class ContractBlind:
 
     def discharge_shift(self, band: int, due: float, abstinent_days: float, relapse_years, represent_probability:
                         float, u: float) -> float:
+        return 0.0
+
+    def caution_hold(self, band: int, due: float, u: float, u_weeks: float) -> float:
+        return 0.0
+
+    def held_decline_per_week(self) -> float:
         return 0.0
 
     def recode_probability(self, day: float) -> float:

@@ -35,7 +35,7 @@ from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
 from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_WEEKS, ASSESSMENT_DAYS, ATTENDS, BAND,
                               BAND_DRIFT_U, BELIEF_Z, BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, ARREST_OFFENCES,
                               COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEFLECTION_DELAY_U, DEFLECTION_U, DEPENDENCY,
-                              DISCHARGE_U, DISENGAGED_DAYS, DRIFT_DISTANCE, DROP_E,
+                              CAUTION_U, CAUTION_WEEKS_U, DISCHARGE_U, DISENGAGED_DAYS, HELD_DECLINE_U, DRIFT_DISTANCE, DROP_E,
                               DROP_HAZARD, E0, E1, E2, E3, E4, E5, E6, H_OUT, H_RECOVERED, H_TREATMENT, IDETOX,
                               IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE, IDETOX_PATIENCE_DAYS, INTAKE_U,
                               MIN_ABSTINENCE_WEEKS,
@@ -795,13 +795,16 @@ class TreatmentSystem:
     def time_discharge(self, c: Client, k: Clocks, due: float) -> None:
         """M4 discharge timing, when a planned exit comes due: hold a clinically ready client while the
         sustained non-re-presentation outcome pays for it, or bring the discharge forward when only completion
-        pays (never before the abstinence a planned exit needs)."""
+        pays (never before the abstinence a planned exit needs); and hold one out of caution under the
+        re-presentation test. A client held past readiness may decline to continue before the new date (an
+        unplanned exit, recorded as declined)."""
         sc = self.P()
         g, b = c.g, c.band
-        u = c.plan[DISCHARGE_U]
-        shift = self.provider.discharge_shift(b, due, max(due - k.abstinent_from, 0.0),
-                                              sc.after_exit.relapse_years.at(g, b),
-                                              sc.after_exit.represent_after_relapse.at(g, b).value, u)
+        provider, plan = self.provider, c.plan
+        shift = provider.discharge_shift(b, due, max(due - k.abstinent_from, 0.0),
+                                         sc.after_exit.relapse_years.at(g, b),
+                                         sc.after_exit.represent_after_relapse.at(g, b).value, plan[DISCHARGE_U])
+        shift += provider.caution_hold(b, due, plan[CAUTION_U], plan[CAUTION_WEEKS_U])
         if shift == 0.0:
             return
         earliest = max(self.env.now, k.abstinent_from + DAYS_PER_WEEK * sc.treatment.planned_exit_min_abstinence_weeks)
@@ -812,6 +815,11 @@ class TreatmentSystem:
         c.ep.discharge_shift_days = planned - due
         kind = "discharge_held" if k.planned > due else "discharge_fast_tracked"
         self.record.event(c, self.env.now, kind, f"{abs(k.planned - due):.1f}")
+        decline = provider.held_decline_per_week() if planned > due else 0.0
+        if decline > 0.0:
+            declines = due - DAYS_PER_WEEK * math.log1p(-plan[HELD_DECLINE_U]) / decline
+            if declines < min(planned, k.drop_out):
+                k.drop_out, k.declined = declines, True
 
     def recode_exit(self, c: Client, reason: str) -> str:
         """M4 under stress: an unplanned exit recorded as a transfer out (the client is still disengaged)."""

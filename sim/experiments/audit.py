@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 # --- 4. the audit: what this design invites --------------------------------------------------------------------
 
-AUDIT_MODES = ("off", "base", "stress")
+AUDIT_MODES = ("off", "base", "calibrated", "stress")
 # the outputs the report leads with: (metric, band)
 KEY_EFFECTS: tuple[tuple[str, str], ...] = (
     ("share_starting", ALL), ("share_starting", "critical"), ("share_of_starters", "critical"),

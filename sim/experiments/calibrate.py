@@ -13,6 +13,10 @@ starts from the value it inherits (``by_group.G`` falls back to the base). Bound
 first path's unit; the default is a quarter to four times the starting value (a probability stops at 1).
 Parameters are fitted on the log scale, so the fit never leaves the positive numbers.
 
+Targets may be the national pilot evaluation's paired odds ratios (``measure = "pilot.successful_completion_y1"``):
+each replication then runs the pilot and its counterfactual (:class:`PilotEvaluator`), and the parameters are
+usually the provider's (``behaviour.discharge_timing.caution.calibrated``: the calibrated profile's value).
+
 The **objective** is the vector of each calibration target's distance from its aim (:mod:`sim.config.targets`, computed by :mod:`sim.analysis.targets`) in
 tolerances, on the mean over the replications: ``scipy.optimize.least_squares`` (trust region, two-point
 differences of 5% on the log scale) or Nelder-Mead minimises its sum of squares, and stops as soon as every target
@@ -40,6 +44,7 @@ from scipy import optimize
 
 from sim.analysis.targets import evaluate
 from sim.config.base import ConfigError
+from sim.config.behaviour import Level
 from sim.config.scenario import Scenario, ScenarioError, scenario_from_dict
 from sim.config.targets import Target, TargetFile
 from sim.engine.system import simulate
@@ -71,7 +76,15 @@ def current_value(scenario: Scenario, path: str) -> float:
         value = _walk(raw, candidate)
         if value is not None:
             return value
-    raise KeyError(path)
+    node = scenario  # not written: the schema's default (a provider profile's calibrated value, say)
+    for part in parts:
+        if isinstance(node, Level) and part in ("base", "calibrated", "stress"):
+            node = node.at(part)  # a mode's value (calibrated: the base where nothing was fitted)
+        else:
+            node = getattr(node, part, None)
+    if not _is_number(node):
+        raise KeyError(path)
+    return float(node)
 
 
 def _fallbacks(parts: list[str]) -> list[list[str]]:
@@ -225,6 +238,50 @@ class Evaluator:
         self.close()
 
 
+class PilotEvaluator(Evaluator):
+    """As :class:`Evaluator`, for targets that are the pilot evaluation's paired odds ratios (``pilot.*``): in each
+    replication the pilot (the scenario under its contract, the provider responding) against its counterfactual
+    (the scenario's ``counterfactual`` under its own contract), as :mod:`sim.experiments.pilot` runs them. The
+    counterfactual does not depend on the fitted parameters: it is simulated once per replication."""
+
+    def __init__(self, scenario: Scenario, targets: Sequence[Target], seeds: Sequence, workers: int = 1):
+        from sim.config.contract import load_contract
+        from sim.config.scenario import load_scenario
+
+        if scenario.counterfactual_path() is None:
+            raise CalibrationError([(scenario._source, "counterfactual", None, "pilot evaluation targets need the "
+                                     "scenario's counterfactual (e.g. counterfactual = "
+                                     "\"west_kent_counterfactual.toml\")")])
+        counterfactual = load_scenario(scenario.counterfactual_path()).with_changes({  # over the pilot's horizon
+            "horizon.warmup_years": scenario.horizon.warmup_years, "horizon.years": scenario.horizon.years,
+            "horizon.end": None})
+        if scenario.contract_path() is None or counterfactual.contract_path() is None:
+            raise CalibrationError([(scenario._source, "contract", None, "pilot evaluation targets need the "
+                                     "scenario and its counterfactual to name their contracts")])
+        super().__init__(scenario, targets, seeds, workers)
+        self.measures = [t.pilot for t in self.targets]
+        self.contract = load_contract(scenario.contract_path())
+        self.reference = self._counts(counterfactual, load_contract(counterfactual.contract_path()))
+
+    def _counts(self, scenario: Scenario, contract) -> list[pd.DataFrame]:
+        from sim.experiments.pilot import arm_counts
+
+        tasks = [(copy.deepcopy(scenario.raw()), contract.raw(), s) for s in self.seeds]
+        return list(self._pool.map(arm_counts, tasks)) if self._pool is not None else [arm_counts(t) for t in tasks]
+
+    def __call__(self, changes: dict[str, float] | None = None) -> np.ndarray:
+        from sim.experiments.pilot import paired_ratios
+
+        scenario = self.scenario.with_changes(changes) if changes else self.scenario
+        pilot = self._counts(scenario, self.contract)
+        return np.array([paired_ratios(p, r, self.measures) for p, r in zip(pilot, self.reference)]).T
+
+
+def evaluator(targets: Sequence[Target]) -> type[Evaluator]:
+    """The evaluator a list of targets needs: :class:`PilotEvaluator` for pilot evaluation targets."""
+    return PilotEvaluator if targets and targets[0].pilot is not None else Evaluator
+
+
 def fit_table(targets: Sequence[Target], values: np.ndarray, source_file: str = "") -> pd.DataFrame:
     """One row per target: the figure, the simulated mean over replications with its 95% CI, within or not."""
     rows = []
@@ -246,7 +303,7 @@ def check(scenario: Scenario, targets: TargetFile | Sequence[Target], replicatio
     items = list(targets.target) if isinstance(targets, TargetFile) else list(targets)
     where = str(targets.path or targets.name) if isinstance(targets, TargetFile) else ""
     seeds = seed_sequences(scenario.seed if seed is None else seed, replications, first)
-    with Evaluator(scenario, items, seeds, workers) as ev:
+    with evaluator(items)(scenario, items, seeds, workers) as ev:
         return fit_table(items, ev(), where)
 
 
@@ -331,7 +388,7 @@ def calibrate(scenario: Scenario, targets: TargetFile, params: Sequence[str | Pa
             out.update(p.values(float(np.exp(xi))))
         return out
 
-    with Evaluator(scenario, targets.target, seeds, workers) as ev:
+    with evaluator(targets.target)(scenario, targets.target, seeds, workers) as ev:
         def residuals(x: np.ndarray) -> np.ndarray:
             x = np.clip(x, log_lo, log_hi)
             key = tuple(np.round(x, 9))

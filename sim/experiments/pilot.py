@@ -111,6 +111,27 @@ def _replication(task: tuple) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["replication", "arm", "measure", "events", "population"]]
 
 
+def arm_counts(task: tuple) -> pd.DataFrame:
+    """One arm of one replication, from its scenario and contract as data and the replication's seed: the
+    counts of every pilot measure (``measure``, ``events``, ``population``)."""
+    from sim.experiments.provider_runs import simulate_with_provider
+
+    scenario_raw, contract_raw, child = task
+    scenario = scenario_from_dict(scenario_raw, "<pilot arm scenario>")
+    contract = contract_from_dict(contract_raw, "<pilot arm contract>")
+    run = simulate_with_provider(scenario, contract, np.random.SeedSequence(child.entropy, spawn_key=child.spawn_key))
+    return pilot_measures(run.history, run.scenario)
+
+
+def paired_ratios(arm: pd.DataFrame, against: pd.DataFrame, measures) -> np.ndarray:
+    """The odds ratio (rate ratio) of each of ``measures`` in one replication, ``arm``'s counts against
+    ``against``'s (frames of :func:`arm_counts`)."""
+    a, b = arm.set_index("measure"), against.set_index("measure")
+    kinds = [PILOT_MEASURES[m].kind for m in measures]
+    return np.array([math.exp(float(_log_ratio(a.at[m, "events"], a.at[m, "population"], b.at[m, "events"],
+                                                b.at[m, "population"], k))) for m, k in zip(measures, kinds)])
+
+
 def _log_ratio(e1, n1, e0, n0, kind: str) -> np.ndarray:
     """Log odds ratio (``share``) or log rate ratio (``rate``) of arm 1 against arm 0, elementwise; a zero cell
     adds a half to every cell of its comparison (Haldane), so identical arms still give exactly 0."""

@@ -233,6 +233,13 @@ def discover(scenarios: Sequence[str | Path] | None, target_files: Sequence[str 
     else:
         folder = Path("scenarios/targets") if Path("scenarios/targets").is_dir() else ROOT / "scenarios/targets"
         files = [load_targets(p) for p in sorted(folder.glob("*.toml"))]
+        # the pilot evaluation's paired odds ratios compare two arms: pbrsim calibrate and evaluate-pilot
+        files = [t for t in files if not t.pilot]
+    for t in files:
+        if t.pilot:
+            raise UserError(f"{t.path or t.name}: pilot evaluation targets (pilot.*) compare the pilot with its "
+                            "counterfactual; check them with pbrsim calibrate SCENARIO TARGETS (no --params) or "
+                            "pbrsim evaluate-pilot")
     pairs: dict[Path, list[TargetFile]] = {}
     if scenarios:
         for s in scenarios:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sim.config.behaviour import EFFORT_GROUPS, MONTH_DAYS, OFF, REVIEW_MEASURES, STRUCTURED_BANDS, Behaviour, BehaviourSpec
 from sim.config.contract import Contract, ServiceTerms
-from sim.core.calendar import DAYS_PER_YEAR
+from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
 from sim.core.vocabulary import BANDS
 from sim.provider.decisions import (
     accept_probability,
@@ -254,6 +254,22 @@ class ProviderModel:
             steps = most if p >= 1.0 else max(min(math.floor(math.log(u) / math.log(p)), most), 0)
             held = steps * step
         return held - 7.0 * m.max_fast_track_weeks * g * max(math.tanh(-kappa * signal / 2), 0.0)
+
+    def caution_hold(self, band: int, due: float, u: float, u_weeks: float) -> float:
+        """M4 caution: a ready client is held with probability min(1, caution x G) while the contract pays a
+        sustained non-re-presentation outcome, for an exponential number of weeks (``u``, ``u_weeks``: the
+        episode's uniforms for the decision and the length)."""
+        m = self.behaviour.discharge_timing
+        if not m.enabled or m.caution <= 0.0 or self.sustained_window() is None:
+            return 0.0
+        g, _ = self._on(due, band)
+        if g <= 0.0 or u >= min(1.0, m.caution * g):
+            return 0.0
+        return -DAYS_PER_WEEK * m.caution_hold_weeks * math.log1p(-u_weeks)
+
+    def held_decline_per_week(self) -> float:
+        m = self.behaviour.discharge_timing
+        return m.held_decline_per_week if m.enabled else 0.0
 
     def recode_probability(self, t) -> float:
         """M4 (stress only by default): the chance an unplanned exit is recorded as a transfer out."""

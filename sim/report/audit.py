@@ -155,7 +155,7 @@ def pyplot():
     return plt
 
 
-MODE_COLOURS = {"off": "tab:grey", "base": "tab:blue", "stress": "tab:red"}
+MODE_COLOURS = {"off": "tab:grey", "base": "tab:blue", "calibrated": "tab:green", "stress": "tab:red"}
 
 
 def plot_mechanisms(audit: Audit):

@@ -188,8 +188,9 @@ def design_page() -> None:
             head[4].caption("base and stress arrive with the provider-behaviour model (issue 7); until then the "
                             "provider delivers the same service under every contract")
         else:
-            head[4].caption("base, stress: the provider responds to this contract (sim.provider.model), so a tariff "
-                            "change simulates again")
+            head[4].caption("calibrated (fitted to the national pilot evaluation's year-1 findings), base, stress: "
+                            "the provider responds to this contract (sim.provider.model), so a tariff change "
+                            "simulates again; off: contract-blind, the same service under every contract")
 
         st.markdown("**Share of the annual value paid on outcomes (%)**")
         mode = st.session_state["share_mode"]

@@ -30,7 +30,7 @@ PAYMENTS = ("monthly_in_arrears", "quarterly_in_arrears", "annually_in_arrears",
 ONCE_PER = ("episode", "client", "window")
 BELOW_BASELINE = ("extend", "zero", "hold")
 PRICINGS = ("share of pot", "price")
-BEHAVIOURS = ("off", "base", "stress")
+BEHAVIOURS = ("off", "calibrated", "base", "stress")
 
 
 def scenarios_folder() -> Path:
@@ -94,7 +94,8 @@ def behaviour_available() -> bool:
 
 def behaviour_changes(level: str) -> dict:
     """Scenario changes that set the provider's behaviour to ``level``: off (the scenario as written: the
-    shipped sites are contract-blind), base or stress (``behaviour.mode``; the behaviour model's own defaults)."""
+    shipped sites are contract-blind), calibrated, base or stress (``behaviour.mode``; the behaviour model's own
+    defaults; calibrated: fitted to the national pilot evaluation)."""
     if level not in BEHAVIOURS:
         raise ValueError(f"provider behaviour must be one of {BEHAVIOURS}, got {level!r}")
     if level == "off":

@@ -51,7 +51,8 @@ def test_design_page_offers_sites_and_templates_and_refuses_bad_input(app_env):
     assert any("broken.toml" in c.value for c in at.caption)
     assert at.selectbox(key="template").value == "west_kent_pbr"  # the site's own contract first
     assert [at.number_input(key=f"share_{k}").value for k in (1, 4)] == [25.0, 60.0]
-    assert at.radio(key="behaviour").options == (["off", "base", "stress"] if D.behaviour_available() else ["off"])
+    assert at.radio(key="behaviour").options == (list(D.BEHAVIOURS) if D.behaviour_available() else ["off"])
+    assert "calibrated" in D.BEHAVIOURS
     # another template fills the form again
     ok(at.selectbox(key="template").select("national_pbr").run())
     assert at.number_input(key="share_1").value == 30.0

@@ -14,6 +14,8 @@ from sim.experiments.providers import provider_model
 from tests.conftest import SCENARIOS
 
 SEED = 11
+# M4 caution strong enough to see on the small scenario (the calibrated profile's fitted values are smaller)
+CAUTIOUS = {"behaviour.discharge_timing.caution": 20.0, "behaviour.discharge_timing.held_decline_per_week": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +39,11 @@ def test_behaviour_off_builds_no_provider(small, wk_pbr):
     assert provider_model(small.with_changes({"behaviour.mode": "base"}), None) is None
 
 
-def test_zero_pressure_reproduces_the_contract_blind_run(small, blind):
+@pytest.mark.parametrize("mode", ["calibrated", "stress"])
+def test_zero_pressure_reproduces_the_contract_blind_run(small, blind, mode):
     """A block contract puts nothing at risk: with behaviour on, every table is the contract-blind run's."""
     block = load_contract(SCENARIOS / "contracts" / "block.toml")
-    on = small.with_changes({"behaviour.mode": "stress"})
+    on = small.with_changes({"behaviour.mode": mode, **CAUTIOUS})
     provider = provider_model(on, block)
     assert provider is not None and provider.behaviour.active
     assert float(np.max(provider.pressure(provider.year_starts + 30.0))) == 0.0
@@ -128,3 +131,45 @@ def test_stress_recodes_unplanned_exits_and_defers_re_entry_past_the_window(smal
             nxt = ep.loc[(r.client_id, r.episode + 1)]["referral"] if (r.client_id, r.episode + 1) in ep.index \
                 else np.inf
             assert nxt >= ep.loc[(r.client_id, r.episode)]["exit"] + window
+
+
+def _year_one(h):
+    """Exits of episodes in the first contract year, by recorded reason."""
+    ep = h.episodes
+    return ep[(ep["exit"] >= 0) & (ep["exit"] < 365.25)]["exit_reason"].value_counts()
+
+
+def test_caution_holds_ready_clients_and_some_held_clients_decline_to_continue(small, wk_pbr):
+    """M4 caution under a re-presentation test: ready clients are held (fewer planned exits in year 1), some
+    held clients decline to continue before their new date (more declined), and nothing else starts it."""
+    plain = _run(small, wk_pbr, mode="base")
+    on = small.with_changes({"behaviour.mode": "base", **CAUTIOUS, "behaviour.provider.profit_orientation": 1.0})
+    cautious = simulate(on, SEED, provider=provider_model(on, wk_pbr))
+    held = lambda h: (h.events["kind"] == "discharge_held").sum()  # noqa: E731
+    assert held(cautious) > held(plain) + 20
+    before, after = _year_one(plain), _year_one(cautious)
+    assert after["planned"] < before["planned"]
+    assert after["declined"] > before["declined"]
+    # every extra declined exit comes from an episode whose discharge was held, after the hold began
+    ep = cautious.episodes.set_index(["client_id", "episode"])
+    holds = cautious.events[cautious.events["kind"] == "discharge_held"].set_index(["client_id", "episode"])
+    declined = ep[ep["exit_reason"] == "declined"]
+    from_holds = declined.index.isin(holds.index)
+    assert from_holds.sum() >= after["declined"] - before["declined"]
+    assert (declined.loc[from_holds, "exit"] >= holds.loc[declined.index[from_holds], "time"]).all()
+
+
+def test_caution_needs_a_sustained_outcome_to_protect(small, wk_pbr):
+    """Without a paid non-re-presentation outcome there is nothing to be cautious about: the run with caution
+    is the run without it, table for table."""
+    raw = wk_pbr.raw()
+    raw["outcomes"] = {k: v for k, v in raw["outcomes"].items() if v["measure"] != "sustained_recovery"}
+    from sim.config.contract import contract_from_dict
+
+    no_test = contract_from_dict(raw, "no sustained outcome")
+    plain = small.with_changes({"behaviour.mode": "base"})
+    cautious = small.with_changes({"behaviour.mode": "base", **CAUTIOUS})
+    provider = provider_model(cautious, no_test)
+    assert provider.sustained_window() is None
+    _tables_equal(simulate(cautious, SEED, provider=provider),
+                  simulate(plain, SEED, provider=provider_model(plain, no_test)))

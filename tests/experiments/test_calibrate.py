@@ -333,3 +333,58 @@ def test_a_refit_starts_from_an_earlier_fit_and_keeps_its_bounds_relative_to_it(
     assert fresh.start == (alcohol.treatment.drop_out_rate_per_year.resolve("alcohol").value,)
     assert refit.start == (0.5,)
     assert refit.values(refit.low) == {DROP_OUT: 0.125} and refit.values(refit.high) == {DROP_OUT: 2.0}
+
+
+# --- pilot evaluation targets ----------------------------------------------------------------------------------
+
+PILOT = {"measure": "pilot.successful_completion_y1", "range": [0.788, 0.937], "tolerance": 0.001,
+         "source": "[P] Mason et al. 2015"}
+
+
+def test_pilot_targets_are_paired_odds_ratios_of_one_kind():
+    targets = targets_from_dict({"name": "p", "target": [PILOT, {**PILOT, "measure": "pilot.declined_y1",
+                                                                 "range": [2.094, 4.113]}]})
+    assert targets.pilot and [t.pilot for t in targets.target] == ["successful_completion_y1", "declined_y1"]
+    system = {"measure": "caseload", "value": 700, "tolerance": 35, "source": "[K] x"}
+    with pytest.raises(TargetError, match="need separate files"):
+        targets_from_dict({"name": "p", "target": [PILOT, system]})
+    with pytest.raises(TargetError, match="no groups, sources or relative_to"):
+        targets_from_dict({"name": "p", "target": [{**PILOT, "groups": ["opiate"]}]})
+    with pytest.raises(TargetError, match="odds .or rate. ratio: figures must be above 0, got 0"):
+        targets_from_dict({"name": "p", "target": [{**PILOT, "range": [0, 0.9]}]})
+    with pytest.raises(TargetError, match="did you mean 'pilot.declined_y1'"):
+        targets_from_dict({"name": "p", "target": [{**PILOT, "measure": "pilot.decline_y1"}]})
+
+
+def test_a_pilot_fit_compares_the_pilot_with_its_counterfactual_on_common_random_numbers(tmp_path):
+    """The pilot evaluator's odds ratios are the evaluate-pilot ones, replication by replication; a
+    contract-blind provider's payment part is nil, so only the LASARS hand-off moves them."""
+    from sim.experiments.calibrate import PilotEvaluator
+    from sim.experiments.pilot import evaluate_pilot, paired_ratios
+
+    pilot = tmp_path / "pilot.toml"
+    pilot.write_text(f'extends = "{(SCENARIOS / "west_kent.toml").as_posix()}"\nname = "p"\n'
+                     f'counterfactual = "{(SCENARIOS / "west_kent_counterfactual.toml").as_posix()}"\n'
+                     "[horizon]\nwarmup_years = 2\nyears = 2.5\n")
+    scenario = load_scenario(pilot)
+    targets = targets_from_dict({"name": "p", "target": [PILOT, {**PILOT, "measure": "pilot.initiation",
+                                                                 "range": [0.5, 1.5]}]}).target
+    seeds = seed_sequences(5, 2)
+    with PilotEvaluator(scenario, targets, seeds) as ev:
+        ratios = ev()
+    assert ratios.shape == (2, 2)
+    from sim.cli.common import scenario_contract, scenario_counterfactual
+
+    cf = scenario_counterfactual(scenario).with_changes({"horizon.years": 2.5, "horizon.end": None,
+                                                          "horizon.warmup_years": 2})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        evaluation = evaluate_pilot(scenario, scenario_contract(scenario), cf, scenario_contract(cf), 2, seed=5)
+    counts = evaluation.counts
+    for r in range(2):
+        arm = lambda a: counts[(counts["replication"] == r) & (counts["arm"] == a)]  # noqa: E731
+        expected = paired_ratios(arm("pilot"), arm("counterfactual"), ["successful_completion_y1", "initiation"])
+        np.testing.assert_allclose(ratios[:, r], expected)
+    assert (ratios[1] < 1).all()  # the LASARS hand-off loses referrals before treatment
