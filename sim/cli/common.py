@@ -121,11 +121,23 @@ def replication_bar(total: int):
 
 
 def scenario_from_args(args):
-    """The scenario ``args.scenario`` names, with ``--years`` applied."""
+    """The scenario ``args.scenario`` names, with ``--years`` and ``--provider`` applied."""
     scenario = load_scenario(args.scenario)
     if args.years is not None:
         scenario = scenario.with_changes({"horizon.years": args.years, "horizon.end": None})
+    if getattr(args, "provider", None) is not None:
+        scenario = scenario.with_changes({"behaviour.mode": args.provider})
     return scenario
+
+
+def add_provider_option(parser) -> None:
+    """``--provider MODE``: the provider's behaviour for this command, in place of the scenario's."""
+    from sim.config.behaviour import MODES
+
+    parser.add_argument("--provider", choices=MODES, default=None,
+                        help="how the provider responds to the contract, in place of the scenario's [behaviour] "
+                             "mode: off (contract-blind: the same service under every contract), calibrated "
+                             "(fitted to the national pilot evaluation), base or stress")
 
 
 def contract_from_choice(scenario, choice: str | None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim.cli.common import (MAX_REPLICATIONS, add_executor_options, add_replications_option, contract_from_choice,
-                            executor_from_args, log, output_folder, replication_bar, scenario_from_args, seed,
+from sim.cli.common import (MAX_REPLICATIONS, add_executor_options, add_provider_option, add_replications_option,
+                            contract_from_choice, executor_from_args, log, output_folder, replication_bar, scenario_from_args, seed,
                             whole_number, wide, write_csv, years)
 from sim.core.errors import UserError
 
@@ -161,6 +161,7 @@ def add_commands(sub) -> None:
     add_replications_option(cmp, 20, "simulated histories (default 20)")
     cmp.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
     cmp.add_argument("--years", type=years, default=None, help="reported years after the contract start")
+    add_provider_option(cmp)
     cmp.add_argument("--out", default=None, help="output directory (default: results/<scenario>/compare)")
     cmp.add_argument("--no-plots", action="store_true", help="skip the plots")
     add_executor_options(cmp)
@@ -171,6 +172,7 @@ def add_commands(sub) -> None:
     add_replications_option(rep, 20, "replications (default 20)")
     rep.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
     rep.add_argument("--years", type=years, default=None, help="reported years after the contract start")
+    add_provider_option(rep)
     rep.add_argument("--contract", default=None, help="contract file ('none': no contract; default: the "
                                                       "scenario's)")
     rep.add_argument("--runs-per-draw", type=whole_number(1, MAX_REPLICATIONS, "runs per draw"), default=1,

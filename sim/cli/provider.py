@@ -4,8 +4,8 @@ commands.
 
 from __future__ import annotations
 
-from sim.cli.common import (add_executor_options, add_replications_option, executor_from_args, output_folder,
-                            replication_bar, scenario_contract, scenario_counterfactual, scenario_from_args, seed,
+from sim.cli.common import (add_executor_options, add_provider_option, add_replications_option, executor_from_args,
+                            output_folder, replication_bar, scenario_contract, scenario_counterfactual, scenario_from_args, seed,
                             whole_number, wide, workers, years)
 from sim.config.contract import load_contract
 from sim.core.errors import UserError
@@ -120,6 +120,7 @@ def add_commands(sub) -> None:
     pilot.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
     pilot.add_argument("--years", type=years, default=None, help="reported years after the contract start (at "
                                                                  "least 2.5: two years and the 6-month follow-up)")
+    add_provider_option(pilot)
     pilot.add_argument("--out", default=None, help="output directory (default: results/<scenario>/evaluate_pilot)")
     pilot.add_argument("--no-plots", action="store_true", help="skip the forest plot")
     add_executor_options(pilot)

@@ -6,8 +6,8 @@ import sys
 import time
 from pathlib import Path
 
-from sim.cli.common import (FORMATS, contract_from_choice, day_progress_bar, formats, log, output_folder,
-                            scenario_contract, scenario_counterfactual, scenario_from_args, seed, years)
+from sim.cli.common import (FORMATS, add_provider_option, contract_from_choice, day_progress_bar, formats, log,
+                            output_folder, scenario_contract, scenario_counterfactual, scenario_from_args, seed, years)
 from sim.config.base import ConfigError
 from sim.config.scenario import load_scenario
 from sim.core.errors import UserError
@@ -15,8 +15,8 @@ from sim.core.errors import UserError
 
 def cmd_run(args) -> int:
     from sim.engine.system import simulate
-    from sim.experiments.providers import provider_model
-    from sim.money.settlement import check, settle
+    from sim.experiments.provider_runs import simulate_with_provider
+    from sim.money.settlement import check
     from sim.report.output import contract_text, summary_text, write_run
 
     scenario = scenario_from_args(args)
@@ -25,18 +25,34 @@ def cmd_run(args) -> int:
         check(contract, scenario)
     seed = scenario.seed if args.seed is None else args.seed
     with output_folder(args, "run", scenario.name) as out:
-        provider = provider_model(scenario, contract)  # None unless the scenario's behaviour mode is on
         bar, update = day_progress_bar(scenario)
         start = time.perf_counter()
         with bar:
-            history = simulate(scenario, seed, progress=update, provider=provider)
+            if contract is None:
+                history, settlement = simulate(scenario, seed, progress=update), None
+            else:  # the provider responding as the scenario's [behaviour] says, its cash response (M7) included
+                run = simulate_with_provider(scenario, contract, seed, progress=update)
+                history, settlement = run.history, run.settlement
         wall = time.perf_counter() - start
-        settlement = settle(contract, history, scenario) if contract is not None else None
         write_run(history, scenario, out, formats=args.formats, with_plots=not args.no_plots, wall_seconds=wall,
                   settlement=settlement)
     print(summary_text(history, scenario, wall) + (contract_text(settlement) if settlement is not None else ""))
+    print(provider_line(scenario, contract))
     print(f"results written to {out.path}/")
     return 0
+
+
+def provider_line(scenario, contract) -> str:
+    """One line saying how the provider behaved: contract-blind, or responding to the contract."""
+    mode = scenario.behaviour.mode
+    if contract is None:
+        return "no contract: the provider delivers the service as specified"
+    if mode == "off":
+        return ("provider contract-blind (behaviour off): it delivers the same service under every contract, so "
+                "only the payments depend on the contract; --provider calibrated lets it respond")
+    return (f"provider responding to {contract.name} (behaviour {mode}"
+            + (": fitted to the national pilot evaluation" if mode == "calibrated" else "")
+            + "); --provider off for the contract-blind run")
 
 
 def cmd_validate(args) -> int:
@@ -122,6 +138,7 @@ def add_commands(sub) -> None:
     run.add_argument("scenario", help="scenario file (TOML)")
     run.add_argument("--seed", type=seed, default=None, help="root seed (default: the scenario's)")
     run.add_argument("--years", type=years, default=None, help="reported years after the contract start")
+    add_provider_option(run)
     run.add_argument("--out", default=None, help="output directory (default: results/<scenario name>)")
     run.add_argument("--formats", type=formats, default=FORMATS, help="table formats: parquet, csv or both")
     run.add_argument("--no-plots", action="store_true", help="skip the plots")

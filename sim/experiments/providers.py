@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from sim.config.contract import Contract
+from sim.core.errors import UserError
 from sim.provider.model import ProviderModel
 
 if TYPE_CHECKING:  # sim.config.scenario will import this module (the [behaviour] section): no import at run time
@@ -55,6 +56,11 @@ def provider_model(scenario: Scenario, contract: Contract | None, seed: int | No
         return None
     from sim.experiments.store import digest
 
+    if scenario.horizon.years <= 1.0 and scenario.horizon.end is None:
+        raise UserError(f"scenario {scenario.name}: a provider responding to its contract (behaviour.mode = "
+                        f"{scenario.behaviour.mode!r}) learns what a client is worth from a year's follow-up after "
+                        f"the contract start, so horizon.years must be above 1, got {scenario.horizon.years:g} "
+                        f"(or run it contract-blind: --provider off)")
     pilot = pilot_history(scenario, seed)
     seed = scenario.seed if seed is None else int(seed)
 

@@ -334,3 +334,24 @@ def test_warmup_reports_the_mser5_cut_of_every_priced_series_and_fails_a_run_too
     assert {"measure", "category", "years", "settled", "level"} <= set(written.columns)
     assert set(written["measure"]) <= {"in_treatment", "planned_exits", "re_presentations", "treatment_starts"}
     assert (written["years"] <= 4).all()  # the cut is looked for in the first half only
+
+
+def test_the_provider_is_one_switch_away_and_the_run_says_which(tmp_path, capsys):
+    """--provider overrides the scenario's [behaviour] mode; the run says whether the provider was contract-blind
+    or responding, and a responding provider changes what happens to clients, not only the money."""
+    tiny = _tiny(tmp_path)
+    assert main(["run", str(tiny), "--seed", "3", "--out", str(tmp_path / "blind"), "--no-plots"]) == 0
+    assert "provider contract-blind (behaviour off)" in capsys.readouterr().out
+    assert main(["run", str(tiny), "--provider", "calibrated", "--out", str(tmp_path / "cal")]) == 2
+    assert "horizon.years must be above 1, got 1" in capsys.readouterr().err  # a provider needs a year's follow-up
+    assert main(["run", str(tiny), "--seed", "3", "--out", str(tmp_path / "blind"), "--no-plots", "--years", "2"]) == 0
+    capsys.readouterr()
+    assert main(["run", str(tiny), "--seed", "3", "--provider", "calibrated", "--out", str(tmp_path / "cal"),
+                 "--no-plots", "--years", "2"]) == 0
+    assert "provider responding to west_kent_pbr (behaviour calibrated" in capsys.readouterr().out
+    events = {k: pd.read_parquet(tmp_path / k / "tables" / "events.parquet") for k in ("blind", "cal")}
+    held = {k: int((e["kind"] == "discharge_held").sum()) for k, e in events.items()}
+    assert held["blind"] == 0 < held["cal"]
+    with pytest.raises(SystemExit):
+        main(["run", str(tiny), "--provider", "greedy"])
+    assert "invalid choice: 'greedy'" in capsys.readouterr().err
