@@ -77,9 +77,19 @@ def add_replications_option(p, default: int, help: str, old_spelling: str | None
                        help=argparse.SUPPRESS)
 
 
-def output_folder(args, kind: str, *default: str, replace: bool = True) -> OutputFolder:
-    """The folder a command writes (``--out``, or ``results/...``), checked and locked before anything runs."""
-    return OutputFolder(Path(args.out) if args.out else RESULTS.joinpath(*default), kind, replace=replace)
+def output_folder(args, kind: str, *default: str, replace: bool = True, **inputs) -> OutputFolder:
+    """The folder a command writes (``--out``, or ``results/...``), checked and locked before anything runs. Its
+    manifest records ``inputs`` (validated scenarios, contracts, specs, or lists of them; None is left out) with
+    their hashes, and the command's root seed and replications."""
+    from sim.core.provenance import input_record
+
+    folder = OutputFolder(Path(args.out) if args.out else RESULTS.joinpath(*default), kind, replace=replace)
+    records = {k: [input_record(m) for m in v] if isinstance(v, (list, tuple)) else input_record(v)
+               for k, v in inputs.items() if v is not None}
+    seed = getattr(args, "seed", None)
+    if seed is None and getattr(inputs.get("scenario"), "seed", None) is not None:
+        seed = inputs["scenario"].seed
+    return folder.describe(inputs=records, seed=seed, replications=getattr(args, "replications", None))
 
 
 def output_file(path: Path) -> Path:

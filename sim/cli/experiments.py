@@ -22,7 +22,7 @@ def cmd_compare(args) -> int:
     for contract in contracts:
         check(contract, scenario)
     bar = replication_bar(args.replications)
-    with output_folder(args, "compare", scenario.name, "compare") as out:
+    with output_folder(args, "compare", scenario.name, "compare", scenario=scenario, contracts=contracts) as out:
         with bar, executor_from_args(args) as executor:
             result = compare(scenario, contracts, args.replications, args.seed,
                              progress=lambda n: bar.update(n - bar.n), executor=executor)
@@ -79,7 +79,8 @@ def cmd_replicate(args) -> int:
         raise UserError(f"--runs-per-draw {args.runs_per_draw} with -n {args.replications} gives "
                         f"{args.replications // args.runs_per_draw} parameter draw(s): the variance split needs at "
                         f"least 2 (raise -n to {2 * args.runs_per_draw} or more)")
-    with output_folder(args, "replications", scenario.name, "replications", replace=False) as folder:
+    with output_folder(args, "replications", scenario.name, "replications", replace=False,
+                       scenario=scenario, contract=contract) as folder:
         out = folder.path
         with executor_from_args(args) as executor, progress_bar(args.replications, "replications") as bar:
             result = replicate(scenario, args.replications, args.seed, contract, executor, store=out / "runs",
@@ -114,7 +115,7 @@ def cmd_sweep(args) -> int:
     spec = load_sweep(args.spec)
     check_sweep(spec)
     total = len(design_points(spec)) * spec.replications
-    with output_folder(args, "sweep", "sweeps", spec.name, replace=False) as folder:
+    with output_folder(args, "sweep", "sweeps", spec.name, replace=False, spec=spec) as folder:
         out = folder.path
         with executor_from_args(args) as executor, progress_bar(total, spec.name) as bar:
             points, table = run_sweep(spec, executor, store=out / "runs", progress=bar)
@@ -129,6 +130,10 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_summarise(args) -> int:
+    import json
+
+    from sim.core.folders import MANIFEST
+    from sim.core.provenance import manifest_text
     from sim.experiments.core import summarise
     from sim.experiments.store import ResultStore
 
@@ -145,6 +150,8 @@ def cmd_summarise(args) -> int:
     kind = experiment.get("kind", "experiment")
     summary = summarise(table)
     write_csv(folder / "summary.csv", summary)
+    if (folder / MANIFEST).is_file():
+        print(manifest_text(json.loads((folder / MANIFEST).read_text())))
     runs = table[["point", "replication"]].drop_duplicates()
     print(f"{kind}: {len(runs)} finished runs over {runs['point'].nunique()} points; summary.csv written")
     with wide():

@@ -23,7 +23,8 @@ def cmd_audit_contract(args) -> int:
                         f"CONTRACT)")
     contract = load_contract(path) if args.contract else scenario_contract(scenario)
     bar = replication_bar(args.replications)
-    with output_folder(args, "audit", scenario.name, f"audit_{contract.name}") as folder, bar:
+    with output_folder(args, "audit", scenario.name, f"audit_{contract.name}", scenario=scenario,
+                       contract=contract) as folder, bar:
         out = folder.path
         audit = audit_contract(scenario, contract, args.replications, args.seed, iterations=args.iterations,
                                workers=args.workers, progress=lambda n: bar.update(n - bar.n))
@@ -61,7 +62,8 @@ def cmd_evaluate_pilot(args) -> int:
         raise UserError(f"counterfactual scenario {cf_path} names no contract (the areas outside the pilot paid "
                         "by block: contract = \"contracts/block.toml\")")
     bar = replication_bar(args.replications)
-    with output_folder(args, "pilot-evaluation", scenario.name, "evaluate_pilot") as folder, \
+    with output_folder(args, "pilot-evaluation", scenario.name, "evaluate_pilot", scenario=scenario,
+                       contract=contract, counterfactual=counterfactual, counterfactual_contract=cf_contract) as folder, \
             executor_from_args(args) as executor, bar:
         evaluation = evaluate_pilot(scenario, contract, counterfactual, cf_contract, args.replications, args.seed,
                                     executor, progress=lambda n: bar.update(n - bar.n))
@@ -81,7 +83,7 @@ def cmd_behaviour_sweep(args) -> int:
 
     spec = load_behaviour_sweep(args.spec)
     total = len(design_points(spec)) * spec.replications
-    with output_folder(args, "behaviour-sweep", "sweeps", spec.name, replace=False) as folder:
+    with output_folder(args, "behaviour-sweep", "sweeps", spec.name, replace=False, spec=spec) as folder:
         out = folder.path
         with executor_from_args(args) as executor, progress_bar(total, spec.name) as bar:
             points, table = run_behaviour_sweep(spec, executor, store=out / "runs", progress=bar)

@@ -24,7 +24,7 @@ def cmd_run(args) -> int:
     if contract is not None:
         check(contract, scenario)
     seed = scenario.seed if args.seed is None else args.seed
-    with output_folder(args, "run", scenario.name) as out:
+    with output_folder(args, "run", scenario.name, scenario=scenario, contract=contract) as out:
         bar, update = day_progress_bar(scenario)
         start = time.perf_counter()
         with bar:

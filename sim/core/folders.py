@@ -18,7 +18,6 @@ import datetime as dt
 import fcntl
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -58,13 +57,20 @@ def _ours(child: Path) -> bool:
     return is_results_folder(child)
 
 
-def manifest(kind: str, **extra) -> dict:
-    """What a results folder says about how it was made."""
-    from sim.core.version import __version__
+def manifest(kind: str, started: str | None = None, **about) -> dict:
+    """What a results folder says about how it was made: the command, when it started and ended, the code
+    (pbrsim, its git revision, the packages), the machine, and what the command described (``about``: its
+    inputs and their hashes, seeds, replications; :meth:`OutputFolder.describe`)."""
+    from sim.core import provenance
 
-    return {"pbrsim": __version__, "kind": kind, "command": ["pbrsim", *sys.argv[1:]] if _from_cli() else None,
-            "written": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "python": platform.python_version(), "machine": platform.machine(), **extra}
+    code = provenance.code()
+    return {"pbrsim": code["pbrsim"], "kind": kind, "command": ["pbrsim", *sys.argv[1:]] if _from_cli() else None,
+            "started": started, "written": now(), "git": code["git"], "python": code["python"],
+            "packages": code["packages"], "machine": provenance.machine(), **about}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _from_cli() -> bool:
@@ -81,6 +87,9 @@ class OutputFolder:
     def __init__(self, path: str | os.PathLike, kind: str, replace: bool = True):
         self.path = Path(path)
         self.kind = kind
+        self.started = now()
+        self.about: dict = {}
+        self._replace = replace
         self._lock: int | None = None
         self._lock_path: Path | None = None
         _check(self.path)
@@ -132,8 +141,7 @@ class OutputFolder:
     def _open_in_place(self) -> None:
         try:
             self.path.mkdir(exist_ok=True)
-            if not (self.path / MANIFEST).exists():
-                _write_json(self.path / MANIFEST, manifest(self.kind))
+            self._write_manifest(self.path)  # the latest command to write into it; its store keeps the runs
         except OSError as e:
             raise OutputError(f"cannot write in {self.path}: {e.strerror or e}; choose another --out") from None
 
@@ -141,6 +149,16 @@ class OutputFolder:
         return self.path.parent / f".{self.path.name}{_OLD}"
 
     # writing
+
+    def describe(self, **about) -> OutputFolder:
+        """Add to what the manifest says (inputs, seeds, replications): call before the folder is written."""
+        self.about.update(about)
+        if not self._replace and self._lock is not None:
+            self._write_manifest(self.path)
+        return self
+
+    def _write_manifest(self, folder: Path) -> None:
+        _write_json(folder / MANIFEST, manifest(self.kind, started=self.started, **self.about))
 
     def replace(self, build: Callable[[Path], None], **about) -> Path:
         """Call ``build(tmp)`` to fill a temporary sibling, add the manifest and what other commands wrote in the
@@ -150,7 +168,8 @@ class OutputFolder:
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}{_TMP}"))
         try:
             build(tmp)
-            _write_json(tmp / MANIFEST, manifest(self.kind, **about))
+            self.about.update(about)
+            self._write_manifest(tmp)
             old = None
             if self.path.exists():
                 old = self._old()
@@ -166,6 +185,11 @@ class OutputFolder:
 
     def close(self) -> None:
         if self._lock is not None:
+            if not self._replace and self.path.is_dir():  # written in place: the manifest says when it ended
+                try:
+                    self._write_manifest(self.path)
+                except OSError:
+                    pass
             self._lock_path.unlink(missing_ok=True)  # removed while held: a newcomer sees the new file or none
             os.close(self._lock)
             self._lock = None
@@ -199,4 +223,6 @@ def _carry_over(old: Path, new: Path) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)  # whole or not at all
