@@ -222,6 +222,20 @@ class Target(Section):
         lo, hi = self.bounds
         return bool(math.isfinite(simulated) and lo - self.tol - 1e-12 <= simulated <= hi + self.tol + 1e-12)
 
+    def covered(self, ci_low: float, ci_high: float) -> bool:
+        """Whether a confidence interval reaches the target (its figure or range, widened by the tolerance)."""
+        lo, hi = self.bounds
+        return bool(math.isfinite(ci_low) and math.isfinite(ci_high)
+                    and ci_low <= hi + self.tol + 1e-12 and ci_high >= lo - self.tol - 1e-12)
+
+    def informative(self, half_width: float) -> bool:
+        """Whether a confidence interval is narrow enough to tell a simulation on target from one off it: its
+        half-width at most the tolerance, or half the target's range when that is wider (a one-sided target
+        takes any finite interval)."""
+        lo, hi = self.bounds
+        allowed = max(self.tol, (hi - lo) / 2) if math.isfinite(hi - lo) else math.inf
+        return bool(math.isfinite(half_width) and half_width <= allowed + 1e-12)
+
     def residual(self, simulated: float) -> float:
         """Signed distance outside the aim, in tolerances (0 inside it); large when nothing was measured."""
         if not math.isfinite(simulated):

@@ -283,7 +283,10 @@ def evaluator(targets: Sequence[Target]) -> type[Evaluator]:
 
 
 def fit_table(targets: Sequence[Target], values: np.ndarray, source_file: str = "") -> pd.DataFrame:
-    """One row per target: the figure, the simulated mean over replications with its 95% CI, within or not."""
+    """One row per target: the figure, the simulated mean over replications with its 95% CI; ``within`` (the mean
+    within tolerance: calibration's aim), ``covers`` (the CI reaches the target), ``informative`` (the CI is
+    narrow enough to tell: :meth:`sim.config.targets.Target.informative`) and ``passes`` (both: the validation
+    report's rule, which fewer replications make harder, not easier)."""
     rows = []
     for t, v in zip(targets, values):
         s = mean_ci(v)
@@ -291,7 +294,9 @@ def fit_table(targets: Sequence[Target], values: np.ndarray, source_file: str = 
         rows.append({
             "target": t.label, "role": t.role, "measure": t.measure, "subset": t.subset.label(),
             "figure": t.figure(), "tolerance": t.tol, "simulated": mean, "ci_low": mean - half,
-            "ci_high": mean + half, "runs": n, "within": t.within(mean), "source": t.source,
+            "ci_high": mean + half, "runs": n, "within": t.within(mean),
+            "covers": t.covered(mean - half, mean + half), "informative": t.informative(half),
+            "passes": t.covered(mean - half, mean + half) and t.informative(half), "source": t.source,
             "targets_file": source_file,
         })
     return pd.DataFrame(rows)

@@ -44,10 +44,12 @@ def test_every_target_is_reported_with_its_ci_and_source(report):
     assert list(fit["target"]) == ["alcohol completions", "far too many in treatment"]
     assert (fit["ci_low"] <= fit["simulated"]).all() and (fit["simulated"] <= fit["ci_high"]).all()
     assert fit.set_index("target").loc["far too many in treatment", "within"] == False  # noqa: E712
+    assert not fit.set_index("target").loc["far too many in treatment", "passes"]
+    assert (fit["passes"] == (fit["covers"] & fit["informative"])).all()
     md = (out / "validation.md").read_text()
     page = (out / "validation.html").read_text()
     for text in ("alcohol completions", "far too many in treatment", "[E] a test figure", "Erlang C",
-                 "Little's law", "What is and is not validated", "Outside tolerance"):
+                 "Little's law", "What is and is not validated", "Targets that do not pass"):
         assert text in md and text in page
     assert pd.read_csv(out / "fit.csv").shape[0] == 2
     assert list((out / "figures").glob("*.png"))
@@ -88,7 +90,9 @@ def test_cli(files, tmp_path, capsys):
     code = main(["report-validation", str(files / "small.toml"), "--targets", str(files / "targets.toml"),
                  "--seeds", "1", "--queue-seeds", "2", "--out", str(tmp_path / "v")])
     printed = capsys.readouterr().out
-    assert code == 0 and "small: 1/1 calibration targets" in printed and "queueing checks" in printed
+    # one replication has no confidence interval: its mean is on target, but it cannot pass
+    assert code == 0 and "small: 0/1 calibration targets pass (mean within tolerance: 1)" in printed
+    assert "queueing checks" in printed
     assert (tmp_path / "v" / "validation.html").is_file()
     assert not math.isnan(pd.read_csv(tmp_path / "v" / "fit.csv")["simulated"].iloc[0])
 
@@ -96,3 +100,24 @@ def test_cli(files, tmp_path, capsys):
 def test_a_scenario_no_target_file_names_is_refused(files):
     with pytest.raises(ValueError, match="no scenario to validate"):
         validation_report([files / "small.toml"], out=None)  # the shipped target files name other scenarios
+
+
+def test_a_target_passes_only_on_an_interval_that_reaches_it_and_is_narrow_enough_to_tell():
+    """The pass rule: the CI reaches the figure (or range) widened by the tolerance, and its half-width is at most
+    the tolerance (or half the range). With fewer replications the interval widens and a pass gets harder."""
+    import numpy as np
+
+    from sim.config.targets import TargetFile
+    from sim.experiments.calibrate import fit_table
+
+    targets = TargetFile.model_validate({"name": "t", "target": [
+        {"name": "point", "measure": "in_treatment_per_year", "value": 100, "tolerance": 5, "source": "[E]"},
+        {"name": "range", "measure": "in_treatment_per_year", "range": [80, 120], "tolerance": 2, "source": "[E]"}]})
+    rng = np.random.default_rng(0)
+    many = np.vstack([100 + rng.normal(0, 3, 40), 100 + rng.normal(0, 30, 40)])
+    few = np.array([[97.0, 103.0], [70.0, 130.0]])  # the same means from 2 runs: t(1) = 12.7
+    t_many, t_few = fit_table(targets.target, many), fit_table(targets.target, few)
+    assert t_many["passes"].tolist() == [True, True]
+    assert t_few["within"].all() and not t_few["informative"].any() and not t_few["passes"].any()
+    off = fit_table(targets.target, many + np.array([[20.0], [0.0]]))  # the point target's mean 20 off it
+    assert not off.loc[0, "covers"] and not off.loc[0, "passes"] and off.loc[1, "passes"]
