@@ -263,3 +263,13 @@ def set_path(raw: dict, parts: list[str], value: Any, must_exist: bool, scale: b
         node.pop(last, None)
     else:
         node[last] = value
+
+
+def has_number(model: Any, path: str) -> bool:
+    """Whether the validated ``model`` holds a number (not a flag) at the dotted key ``path``."""
+    node = model.model_dump(mode="python")
+    for key in path.split("."):
+        if not isinstance(node, dict) or node.get(key) is None:
+            return False
+        node = node[key]
+    return isinstance(node, (int, float)) and not isinstance(node, bool)

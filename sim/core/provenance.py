@@ -6,6 +6,7 @@ to the exact files, seeds and code that produced it, and re-run."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -50,6 +51,15 @@ def git_revision(folder: Path) -> dict[str, Any] | str:
         return NOT_A_CHECKOUT
 
 
+def digest(data: Any) -> str:
+    """A stable hash of JSON-like data (dates and other objects by their ``str``)."""
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str, separators=(",", ":"), allow_nan=True)
+
+
 def machine() -> dict[str, Any]:
     """The machine it ran on."""
     return {"host": platform.node(), "platform": platform.platform(), "processor": platform.machine(),
@@ -68,14 +78,13 @@ def input_record(model: Any = None, path: str | os.PathLike | None = None) -> di
     """One input (a validated scenario, contract or spec, or a file alone): its file and the file's sha256, and the
     hash of what was actually run (the model after command-line changes such as ``--years``, so it differs from
     one run of the file as written only when the command changed something)."""
-    from sim.experiments.store import digest
-
     if path is None and model is not None:
         source = str(getattr(model, "_source", "") or "")
         path = source.removesuffix(WITH_CHANGES) if not source.startswith("<") else None
     record: dict[str, Any] = {}
     if path is not None:
         record["file"] = str(path)
+        record["path"] = str(Path(path).resolve())
         record["sha256"] = file_hash(path) if Path(path).is_file() else None
     if model is not None:
         record["as_run_sha256"] = digest(model.model_dump(mode="json") if hasattr(model, "model_dump") else model)

@@ -424,6 +424,10 @@ def derived(compute):
     return wrapper
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: the process's umask, for the files written below
+
+
 def write_atomic(target: Path, write) -> None:
     """Call ``write(temp_path)`` then rename over ``target``: readers never see a half-written file."""
     target = Path(target)
@@ -431,6 +435,7 @@ def write_atomic(target: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -6,6 +6,14 @@ provider responds to each contract: each is simulated on the same seed, so the s
 draws, and the histories differ only where the provider's responses make them differ. The first contract is the reference
 for the differences. Replication ``r`` uses :func:`sim.experiments.seeds.replication_seed` (the ``r``-th child of the root ``SeedSequence``). Replications can run on any
 executor of :mod:`sim.experiments.core` (``pbrsim compare --executor processes``), with identical results.
+
+Under a scenario's ``[uncertainty]`` (probabilistic sensitivity analysis) replication ``r`` also carries parameter
+draw ``r // runs_per_draw`` (:mod:`sim.experiments.uncertainty`), shared by every design: common random numbers on
+both levels, the draw and the replication. A ``contract.`` key path changes the designs that have a number there
+and is ignored by those that do not (a block contract has no offending pot). Summaries give, beside the confidence
+interval of each mean, the uncertainty interval of the values themselves (2.5th-97.5th percentiles over draws and
+replications), and spend per outcome as a ratio of means with a bootstrap interval
+(:mod:`sim.experiments.statistics`).
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from sim.engine.system import simulate
 from sim.experiments.core import replications as run_replications
 from sim.experiments.providers import provider_model
 from sim.experiments.seeds import replication_seed
-from sim.experiments.statistics import mean_ci
+from sim.experiments.statistics import SMALL_SAMPLE, chance_text, mean_ci, ratio_of_means, uncertainty_interval
+from sim.experiments.uncertainty import drawn_contract, drawn_scenario
 from sim.money.settlement import METRICS, contract_year_metrics, settle, term_metrics
 
 
@@ -34,19 +43,32 @@ class Comparison:
     term: pd.DataFrame         # replication, contract, metric columns: totals over the observed contract years
     fingerprints: pd.DataFrame  # replication, contract, history fingerprint (identical across contracts unless
                                 # the provider responds to them)
+    parameters: pd.DataFrame | None = None  # replication, draw, one column per uncertain key path (PSA only)
 
     def summary(self) -> pd.DataFrame:
-        """Per contract: mean, 95% CI of each term total, the share of replications in which the provider makes
-        a loss over the term (``probability_of_loss``) and the 5th percentile of its term margin
-        (``margin_p5``, pounds; linear interpolation between replications)."""
+        """Per contract, for each term total: the mean, the 95% confidence interval of the mean (``_ci_low``,
+        ``_ci_high``: t-interval over replications) and the 95% uncertainty interval of the values (``_ui_low``,
+        ``_ui_high``: percentiles over draws and replications); spend per outcome (``spend_per_planned_exit``,
+        ``spend_per_sustained_recovery``) as the ratio of the means with a paired bootstrap interval. Also the
+        share of replications in which the provider makes a loss over the term (``probability_of_loss``, with
+        ``losses``: the count said with its resolution), the 5th percentile of its term margin (``margin_p5``,
+        pounds; linear interpolation) and ``small_sample`` (fewer than 5 replications)."""
         rows = []
         for name, d in self.term.groupby("contract", sort=False):
             margin = d["margin"].to_numpy(dtype=float)
             row = {"contract": name, "replications": len(d), "probability_of_loss": float((margin < 0).mean()),
-                   "margin_p5": float(np.percentile(margin, 5)) if len(margin) else np.nan}
+                   "losses": chance_text(int((margin < 0).sum()), len(margin)),
+                   "margin_p5": float(np.percentile(margin, 5)) if len(margin) else np.nan,
+                   "small_sample": len(d) < SMALL_SAMPLE}
             for m in self.compared():
-                mean, half = _mean_ci(d[m].to_numpy(dtype=float))
-                row[m], row[f"{m}_ci"] = mean, half
+                if m in RATIOS:
+                    num, den = RATIOS[m]
+                    ratio = ratio_of_means(d[num], d[den])
+                    row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ratio.ratio, ratio.ci_low, ratio.ci_high
+                else:
+                    ci = mean_ci(d[m].to_numpy(dtype=float))
+                    row[m], row[f"{m}_ci_low"], row[f"{m}_ci_high"] = ci.mean, ci.ci_low, ci.ci_high
+                row[f"{m}_ui_low"], row[f"{m}_ui_high"] = uncertainty_interval(d[m].to_numpy(dtype=float))
             rows.append(row)
         return pd.DataFrame(rows).set_index("contract")
 
@@ -67,18 +89,26 @@ class Comparison:
                                            "mean_share_paid", "pays_nothing", "pays_in_full"])
 
     def paired_differences(self) -> pd.DataFrame:
-        """Each contract minus the first, replication by replication, for the money and what it buys (the
-        outcomes of :mod:`sim.analysis.delivered`, beside ``planned_exits``): mean difference and 95% CI."""
+        """Each contract minus the first, replication by replication (the same clients and parameter draw), for
+        the money and what it buys (the outcomes of :mod:`sim.analysis.delivered`, beside ``planned_exits``): the
+        mean difference, its 95% confidence interval and the 95% uncertainty interval of the differences."""
         wide = self.term.set_index(["replication", "contract"])
         ref = self.contracts[0]
         rows = []
         for name in self.contracts[1:]:
             for m in self.compared():
                 diff = (wide.xs(name, level="contract")[m] - wide.xs(ref, level="contract")[m]).to_numpy(float)
-                mean, half = _mean_ci(diff)
-                rows.append({"contract": name, "versus": ref, "metric": m, "mean_difference": mean,
-                             "ci_low": mean - half, "ci_high": mean + half})
+                ci = mean_ci(diff)
+                low, high = uncertainty_interval(diff)
+                rows.append({"contract": name, "versus": ref, "metric": m, "mean_difference": ci.mean,
+                             "ci_low": ci.ci_low, "ci_high": ci.ci_high, "ui_low": low, "ui_high": high,
+                             "replications": ci.n})
         return pd.DataFrame(rows)
+
+    def observed_years(self) -> int:
+        """How many contract years every replication observed (the term the totals cover)."""
+        observed = self.by_year[self.by_year["observed"].astype(bool)]
+        return int(observed.groupby(["replication", "contract"])["contract_year"].nunique().min()) if len(observed) else 0
 
     def compared(self) -> list[str]:
         """The money (:data:`sim.money.settlement.METRICS`) and, where the term table has them, the outcomes
@@ -91,13 +121,10 @@ class Comparison:
         return bool((self.fingerprints.groupby("replication")["history"].nunique() == 1).all())
 
 
-COMPARED = (*METRICS, *DELIVERED)
-
-
-def _mean_ci(x: np.ndarray) -> tuple[float, float]:
-    """Mean and 95% t half-width (sim.experiments.statistics.mean_ci; NaN half-width with fewer than two)."""
-    s = mean_ci(x)
-    return s.mean, s.half_width
+COMPARED = (*METRICS, *DELIVERED, "spend_per_sustained_recovery")
+# spend per outcome: the ratio of the term means (numerator, denominator), never the mean of per-replication ratios
+RATIOS = {"spend_per_planned_exit": ("spend", "planned_exits"),
+          "spend_per_sustained_recovery": ("spend", "sustained_recoveries")}
 
 
 def fingerprint(history) -> str:
@@ -108,12 +135,14 @@ def fingerprint(history) -> str:
 
 
 def compare(scenario: Scenario, contracts: list[Contract], replications: int, seed: int | None = None,
-            progress=None, executor=None) -> Comparison:
+            progress=None, executor=None, runs_per_draw: int = 1) -> Comparison:
     """Simulate ``replications`` Histories and settle each under every contract. With provider behaviour on
     (``scenario.behaviour.mode``), the provider responds to each contract, so each contract's clients are
     simulated on their own, from the same seed: the same people arrive, and differ only where the provider's
     responses make them differ. ``executor`` (see :mod:`sim.experiments.core`; default: this process) runs the
-    replications, each from the scenario and contracts as data; the comparison is identical whichever runs them."""
+    replications, each from the scenario and contracts as data; the comparison is identical whichever runs them.
+    Under ``[uncertainty]`` replication ``r`` carries parameter draw ``r // runs_per_draw``, the same for every
+    contract (see the module docstring)."""
     if not contracts:
         raise ValueError("give at least one contract")
     names = [c.name for c in contracts]
@@ -121,16 +150,23 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
         raise ValueError(f"contract names must differ, got {names}")
     root = int(scenario.seed if seed is None else seed)
     raw, contract_raws = scenario.raw(), [c.raw() for c in contracts]
-    tasks = [(raw, contract_raws, r, replication_seed(root, r)) for r in range(replications)]
+    per_draw = max(int(runs_per_draw), 1)
+    tasks = [(raw, contract_raws, r, replication_seed(root, r), root, r // per_draw) for r in range(replications)]
     with unsettled_reported([scenario]):
         results = run_replications(_replication_task, tasks, executor, progress)  # in replication order
-    year_rows = [frame for _, frames, _ in results for frame in frames]
-    prints = [p for _, _, found in results for p in found]
+    year_rows = [frame for _, frames, _, _ in results for frame in frames]
+    prints = [p for _, _, found, _ in results for p in found]
+    drawn = [values for *_, values in results if values is not None]
     by_year = pd.concat(year_rows, ignore_index=True)
     by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
         ["replication", "contract", "contract_year"])]]
-    return Comparison(names, by_year, term_table(by_year),
-                      pd.DataFrame(prints, columns=["replication", "contract", "history"]))
+    term = term_table(by_year)
+    if "sustained_recoveries" in term.columns:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term["spend_per_sustained_recovery"] = np.where(term["sustained_recoveries"] > 0,
+                                                            term["spend"] / term["sustained_recoveries"], np.nan)
+    return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]),
+                      pd.DataFrame(drawn) if drawn else None)
 
 
 def term_table(by_year: pd.DataFrame) -> pd.DataFrame:
@@ -157,13 +193,19 @@ def delivered_rows(history, scenario: Scenario, settlement, cache: dict, mark: s
     return cache[key]
 
 
-def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]]:
-    """Replication ``r``, from the scenario and contracts as data: its History (one for every contract the
-    provider is blind to) settled under each contract; the figures per contract year, and each History's
-    fingerprint. The provider's model is built once per process and kept (see ``provider_model``)."""
-    scenario_raw, contract_raws, r, child = task
+def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple], dict | None]:
+    """Replication ``r``, from the scenario and contracts as data, with its parameter draw under uncertainty: its
+    History (one for every contract the provider is blind to) settled under each contract; the figures per
+    contract year, each History's fingerprint, and the draw's values (None without uncertainty). The provider's
+    model is built once per process and kept (see ``provider_model``)."""
+    scenario_raw, contract_raws, r, child, root, draw = task
     scenario = scenario_from_dict(scenario_raw, "<compared scenario>")
     contracts = [contract_from_dict(raw, f"<contract {i}>") for i, raw in enumerate(contract_raws)]
+    drawn = None
+    if scenario.uncertainty:  # one draw for every design: the same system, each design's own contract paths
+        scenario, values = drawn_scenario(scenario, root, draw)
+        contracts = [drawn_contract(c, values) for c in contracts]
+        drawn = {"replication": r, "draw": draw, **values}
     providers = [provider_model(scenario, contract) for contract in contracts]
     year_rows, prints = [], []
     blind, delivered = None, {}
@@ -178,4 +220,4 @@ def _replication_task(task: tuple) -> tuple[int, list[pd.DataFrame], list[tuple]
         by_year = contract_year_metrics(settlement).join(delivered_rows(history, scenario, settlement, delivered, mark))
         year_rows.append(by_year.reset_index().assign(replication=r, contract=contract.name))
         prints.append((r, contract.name, mark))
-    return r, year_rows, prints
+    return r, year_rows, prints, drawn

@@ -53,7 +53,7 @@ from sim.experiments.executors import LOG, SerialExecutor, make_executor
 from sim.experiments.providers import provider_model
 from sim.experiments.seeds import replication_seed
 from sim.experiments.signals import note_kept
-from sim.experiments.statistics import t_half_width
+from sim.experiments.statistics import SMALL_SAMPLE, t_half_width
 from sim.experiments.store import COLUMNS, KEY_COLUMNS, ResultStore, StoreMismatch, concat, digest, empty_table, tidy
 from sim.experiments.uncertainty import drawn_scenario, variance_split
 from sim.money.settlement import METRICS as _METRICS
@@ -455,19 +455,39 @@ class Replications:
         return replications_needed(self.table, metrics, relative_half_width, confidence, k_limit)
 
 
+# figures that can be below zero; every other measure and contract figure is a count, rate, share or sum of
+# pounds paid, whose interval is not reported below 0 (a t-interval at n = 2 can be)
+SIGNED_METRICS = frozenset({"margin", "community_savings", "outcome_payments"})
+
+
 def summarise(table: pd.DataFrame, by: Iterable[str] = ("point", "period", "category", "metric"),
               confidence: float = 0.95) -> pd.DataFrame:
-    """Across replications, per group of ``by``: ``n`` (finite values), ``mean``, ``sd`` and the ``confidence``
-    t-interval of the mean (``ci_low``, ``ci_high``; NaN with fewer than two values). Works on a partly finished
-    store's table too."""
+    """Across replications, per group of ``by``: ``n`` (finite values), ``mean``, ``sd``, the ``confidence``
+    t-interval of the mean (``ci_low``, ``ci_high``; NaN with fewer than two values; the lower bound not below 0
+    for a quantity that cannot be, see :data:`SIGNED_METRICS`), the ``confidence`` uncertainty interval of the
+    values themselves (``ui_low``, ``ui_high``: percentiles over replications, and over parameter draws under
+    ``[uncertainty]``) and ``small_sample`` (fewer than 5 values; :mod:`sim.experiments.statistics`). A parameter
+    draw's index is not a result and is left out. Works on a partly finished store's table too."""
     by = list(by)
     values = table.assign(value=table["value"].where(np.isfinite(table["value"])))
+    if "period" in values.columns:
+        values = values[~((values["period"].astype(str) == PARAMETER_PERIOD) & (values["metric"].astype(str) == "draw"))]
     g = values.groupby(by, observed=True, sort=True)["value"]
+    tail = (1 - confidence) / 2
     out = pd.DataFrame({"n": g.count(), "mean": g.mean(), "sd": g.std(ddof=1)})
     n = out["n"].to_numpy(dtype=float)
     half = t_half_width(out["sd"].to_numpy(), n, confidence)  # NaN with fewer than two (sim.experiments.statistics)
     out["ci_low"] = out["mean"] - half
     out["ci_high"] = out["mean"] + half
+    if "metric" in by:
+        metric = out.index.get_level_values("metric").astype(str)
+        period = out.index.get_level_values("period").astype(str) if "period" in by else np.array([""] * len(out))
+        bounded = ~np.isin(metric, list(SIGNED_METRICS)) & (period != PARAMETER_PERIOD)
+        out["ci_low"] = np.where(bounded, np.maximum(out["ci_low"], 0.0), out["ci_low"])
+    low, high = g.quantile(tail), g.quantile(1 - tail)
+    several = out["n"] >= 2
+    out["ui_low"], out["ui_high"] = low.where(several), high.where(several)
+    out["small_sample"] = out["n"] < SMALL_SAMPLE
     out["n"] = out["n"].astype(np.int64)
     return out.reset_index()
 
@@ -612,6 +632,53 @@ def replications_needed(table: pd.DataFrame, metrics, relative_half_width: float
         result[c] = result[c].astype(object)
     overall = math.nan if result["n_needed"].isna().any() or not len(result) else float(result["n_needed"].max())
     return ReplicationsNeeded(result, overall, relative_half_width, confidence)
+
+
+def convergence(table: pd.DataFrame, needed: ReplicationsNeeded) -> pd.DataFrame:
+    """The relative CI half-width of each output of ``needed`` after 2, 3, ... replications (in replication
+    order): ``point, period, category, metric, replications, relative_half_width``; for the convergence plot."""
+    keys = needed.table[["point", "period", "category", "metric"]].astype(object)
+    labels = table[["point", "period", "category", "metric"]].astype(object)
+    rows = []
+    for key in keys.itertuples(index=False):
+        mask = np.ones(len(table), dtype=bool)
+        for c, v in zip(("point", "period", "category", "metric"), key):
+            mask &= (labels[c] == v).to_numpy()
+        x = table[mask].sort_values("replication")["value"].to_numpy(dtype=float)
+        x = x[np.isfinite(x)]
+        rel = _relative_half_widths(x, needed.confidence)
+        rows += [(*key, n + 1, float(rel[n])) for n in range(1, len(x))]
+    return pd.DataFrame(rows, columns=["point", "period", "category", "metric", "replications",
+                                       "relative_half_width"])
+
+
+def replicate_to_precision(scenario: Scenario, relative_half_width: float, metrics, store: ResultStore | str | os.PathLike,
+                           seed: int | None = None, contract=None, executor=None, start: int = 10,
+                           limit: int = 1000, progress: Callable[[int], Any] | None = None, runs_per_draw: int = 1,
+                           categories=("all", "contract"), confidence: float = 0.95, k_limit: int = 5,
+                           ) -> tuple[Replications, ReplicationsNeeded]:
+    """Replications of ``scenario`` until every output of ``metrics`` (in ``categories``) has a ``confidence``
+    interval within ``relative_half_width`` of its mean, confirmed by Hoad et al.'s look-ahead
+    (:func:`replications_needed`), or ``limit`` replications. It runs ``start``, then as many as the provisional
+    answer says (plus the look-ahead), or half as many again while some output has none; the ``store`` keeps
+    every finished replication, so each round adds runs and an interrupted search resumes. Replication r is the
+    same run as in :func:`replicate` (the result does not depend on the rounds)."""
+    if not 0 < relative_half_width < 1:
+        raise ValueError(f"relative_half_width must be in (0, 1), got {relative_half_width}")
+    n = max(min(int(start), int(limit)), 3)
+    while True:
+        reps = replicate(scenario, n, seed, contract, executor, store=store, progress=progress,
+                         runs_per_draw=runs_per_draw)
+        chosen = reps.table[reps.table["category"].astype(str).isin(list(categories))]
+        needed = replications_needed(chosen, metrics, relative_half_width, confidence, k_limit)
+        if needed.enough or n >= limit:
+            return reps, needed
+        provisional = needed.table["n_provisional"]
+        if provisional.isna().any():
+            n = min(limit, math.ceil(1.5 * n))
+        else:
+            ahead = _look_ahead(int(provisional.max()), k_limit)
+            n = min(limit, max(n + 1, int(provisional.max()) + ahead))
 
 
 # --- probabilistic sensitivity analysis ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from pandas.api.types import union_categoricals
 
 from sim.core.errors import UserError
+from sim.core.provenance import canonical_json, digest  # noqa: F401  (the store's keys; re-exported)
 from sim.engine.history import write_atomic
 
 COLUMNS = ["point", "replication", "period", "category", "metric", "value"]
@@ -139,14 +140,6 @@ def _sorted_categorical(values: pd.Categorical) -> pd.Categorical:
         codes = remap[codes]
     return pd.Categorical.from_codes(codes, categories=pd.Index([names[i] for i in order], dtype=object))
 
-
-def digest(data: Any) -> str:
-    """A stable hash of JSON-like data (dates and other objects by their ``str``)."""
-    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, sort_keys=True, default=str, separators=(",", ":"), allow_nan=True)
 
 
 def _differences(old: Any, new: Any, path: str = "", limit: int = 8) -> list[str]:

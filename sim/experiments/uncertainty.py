@@ -22,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from sim.config.base import has_number
 from sim.config.scenario import Scenario
 
 PSA_KEY = 0x505341  # "PSA": the spawn-key suffix of parameter draws
@@ -37,16 +38,27 @@ def parameter_draw(scenario: Scenario, seed: int, draw: int) -> dict[str, float]
     return {path: float(scenario.uncertainty[path].ppf(float(x))) for path, x in zip(paths, u)}
 
 
+CONTRACT = "contract."
+
+
 def drawn_scenario(scenario: Scenario, seed: int, draw: int, contract=None):
     """The scenario (and contract) with draw ``draw``'s parameter values in place, validated again, and the
-    values. Key paths that start with ``contract.`` change the contract (and nothing, in a run without one)."""
+    values. Key paths that start with ``contract.`` change the contract where it has a number at the path
+    (:func:`drawn_contract`), and nothing in a run without one."""
     values = parameter_draw(scenario, seed, draw)
-    own = {k: v for k, v in values.items() if not k.startswith("contract.")}
-    theirs = {k.removeprefix("contract."): v for k, v in values.items() if k.startswith("contract.")}
+    own = {k: v for k, v in values.items() if not k.startswith(CONTRACT)}
     scenario = scenario.with_changes(own) if own else scenario
     if contract is None:
         return scenario, values
-    return scenario, (contract.with_changes(theirs) if theirs else contract), values
+    return scenario, drawn_contract(contract, values), values
+
+
+def drawn_contract(contract, values: dict[str, float]):
+    """``contract`` with the draw's ``contract.`` values at the paths where it has a number; a design without the
+    path (a block contract has no offending pot) is left as it is, so one draw applies to every design compared."""
+    theirs = {k.removeprefix(CONTRACT): v for k, v in values.items()
+              if k.startswith(CONTRACT) and has_number(contract, k.removeprefix(CONTRACT))}
+    return contract.with_changes(theirs) if theirs else contract
 
 
 def variance_split(table: pd.DataFrame, value: str = "value", draw: str = "draw",

@@ -27,7 +27,7 @@ import pandas as pd
 from sim.analysis import costs as costs_module
 from sim.analysis import offending as offending_module
 from sim.analysis.outcomes import achievements
-from sim.config.base import ConfigError
+from sim.config.base import ConfigError, has_number
 from sim.config.contract import Contract, ContractError, Outcome, add_months, contract_years
 from sim.config.scenario import Scenario
 from sim.core.vocabulary import TREATMENT_STATES
@@ -104,19 +104,22 @@ def _due(history: History, claim: np.ndarray, payment: str, years: pd.DataFrame)
 MIN_WARMUP_YEARS = 2.0
 
 
-def check(contract: Contract, scenario: Scenario) -> None:
-    """Refuse, before anything runs, a contract that the scenario cannot be settled under."""
+def check(contract: Contract, scenario: Scenario, compared_with: tuple[Contract, ...] | list[Contract] = ()) -> None:
+    """Refuse, before anything runs, a contract that the scenario cannot be settled under. An uncertain
+    ``contract.`` key path of the scenario must be a number in this contract or, when it is compared with others
+    (``compared_with``), in at least one of them; a design without the path ignores it."""
+    check_uncertain_paths(contract, scenario, compared_with)
+    check_prices(contract, scenario)
+
+
+def check_prices(contract: Contract, scenario: Scenario) -> None:
+    """Refuse a contract priced (or its offending pot baselined) from the year before the contract on a scenario
+    whose warm-up cannot give a settled year before it."""
     # outcomes priced from the year before the contract: the key path that says so
     priced = {name: f"outcomes.{name}.{o.baseline_key}" for name, o in contract.outcomes.items() if o.baseline_key}
     if contract.offending is not None and contract.offending.baseline_offences is None:
         priced["offending"] = "offending.baseline_offences"  # absent: the cohort's own year before
     needs_baseline = bool(priced)
-    for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
-        try:
-            contract.with_changes({path.removeprefix("contract."): scenario.uncertainty[path].ppf(0.5)})
-        except ConfigError as e:
-            raise ContractError([(contract._source, path, None, f"[uncertainty] of scenario {scenario.name}: "
-                                  f"{e.problems[0][3]}")]) from None
     unsettled = scenario.horizon.unsettled(scenario.name)
     if priced and unsettled:
         first = next(iter(priced))
@@ -131,9 +134,29 @@ def check(contract: Contract, scenario: Scenario) -> None:
                               f"horizon.warmup_years = {scenario.horizon.warmup_years:g}")])
 
 
+def check_uncertain_paths(contract: Contract, scenario: Scenario, compared_with=()) -> None:
+    """Each uncertain ``contract.`` key path of the scenario is a number in ``contract`` (its central value
+    valid there) or, when the contract is compared with others, in at least one of them."""
+    for path in (p for p in scenario.uncertainty if p.startswith("contract.")):
+        key = path.removeprefix("contract.")
+        if not has_number(contract, key) and any(has_number(c, key) for c in compared_with):
+            continue  # the path is another design's (an offending pot this design does not have)
+        problem = None if has_number(contract, key) else (
+            f"no number at {key!r} in the contract" + (" nor in any design it is compared with" if compared_with
+                                                       else ""))
+        if problem is None:
+            try:
+                contract.with_changes({key: scenario.uncertainty[path].ppf(0.5)})
+            except ConfigError as e:
+                problem = e.problems[0][3]
+        if problem is not None:
+            raise ContractError([(contract._source, path, None,
+                                  f"[uncertainty] of scenario {scenario.name}: {problem}")]) from None
+
+
 def settle(contract: Contract, history: History, scenario: Scenario) -> Settlement:
     """Dated payments for one History under one contract (see the module docstring for the rules)."""
-    check(contract, scenario)
+    check_prices(contract, scenario)  # the draw's values are in place: its uncertain paths were checked before
     years = _years_frame(contract, history)
     rows = [_core(contract, history, years)]
     in_treatment = _people_in_treatment(history, years)

@@ -123,24 +123,72 @@ def write_settlement(settlement, folder: Path, with_plots: bool = True) -> None:
             plt.close(fig)
 
 
-def write_comparison(comparison, folder: Path, with_plots: bool = True) -> None:
-    """A paired comparison's tables and plots, in a folder that appears whole or not at all."""
+def write_comparison(comparison, folder: Path, with_plots: bool = True, economics=None, scenario=None,
+                     contracts=()) -> None:
+    """A paired comparison's tables and plots (and, with ``economics``: a
+    :class:`sim.experiments.cost_effectiveness.CostEffectiveness`, its tables and plots; with ``scenario`` and
+    ``contracts``, each as run, as JSON under ``inputs/`` for ``pbrsim report``), in a folder that appears whole or
+    not at all."""
 
     def build(tmp: Path) -> None:
+        if scenario is not None:
+            (tmp / "inputs").mkdir()
+            (tmp / "inputs" / "scenario.json").write_text(scenario.model_dump_json(indent=2))
+            for c in contracts:
+                (tmp / "inputs" / f"contract_{c.name}.json").write_text(c.model_dump_json(indent=2))
         comparison.summary().to_csv(tmp / "summary.csv")
         comparison.paired_differences().to_csv(tmp / "paired_differences.csv", index=False)
         comparison.offending_lottery().to_csv(tmp / "offending.csv", index=False)
         comparison.by_year.to_csv(tmp / "by_year.csv", index=False)
         comparison.term.to_csv(tmp / "term.csv", index=False)
         comparison.fingerprints.to_csv(tmp / "fingerprints.csv", index=False)
+        if comparison.parameters is not None:  # the parameter draw of every replication (PSA)
+            comparison.parameters.to_csv(tmp / "parameters.csv", index=False)
         if with_plots:
             for name, fig in (("cost_per_outcome", plots.cost_per_outcome(comparison.summary())),
                               ("paired_margin", plots.paired_differences(comparison.paired_differences(), "margin")),
                               ("paired_spend", plots.paired_differences(comparison.paired_differences(), "spend"))):
                 fig.savefig(tmp / f"{name}.png", dpi=110)
                 plt.close(fig)
+        if economics is not None:
+            write_economics(comparison, economics, tmp, with_plots)
 
     replace_directory(folder, build, "compare")
+
+
+def write_convergence(table, needed, folder: Path) -> None:
+    """convergence.csv and convergence.png: each output's relative CI half-width replication by replication."""
+    from sim.engine.history import write_atomic
+
+    write_atomic(Path(folder) / "convergence.csv", lambda p: table.to_csv(p, index=False))
+    fig = plots.convergence(table, needed.relative_half_width)
+    write_atomic(Path(folder) / "convergence.png", lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def write_economics(comparison, ce, folder: Path, with_plots: bool) -> None:
+    """cost_effectiveness.csv (incremental analysis), net_benefit.csv, acceptability.csv,
+    value_of_information.csv (EVPI over the willingness to pay), evppi.csv, and their plots."""
+    from sim.experiments.cost_effectiveness import OUTCOME_UNITS
+
+    ce.incremental.to_csv(folder / "cost_effectiveness.csv", index=False)
+    ce.net_benefit.to_csv(folder / "net_benefit.csv", index=False)
+    ce.acceptability.to_csv(folder / "acceptability.csv", index=False)
+    ce.value_of_information.to_csv(folder / "value_of_information.csv", index=False)
+    ce.evppi.to_csv(folder / "evppi.csv", index=False)
+    if not with_plots:
+        return
+    unit = OUTCOME_UNITS[ce.outcome]
+    figures = [("acceptability", plots.acceptability_curves(ce.acceptability, unit)),
+               ("value_of_information", plots.value_of_information(ce.value_of_information, unit))]
+    if len(comparison.contracts) > 1:
+        figures.append(("cost_effectiveness_plane", plots.cost_effectiveness_plane(
+            comparison.term, comparison.contracts, ce.outcome, ce.wtp, unit)))
+    if ce.evppi["evppi"].notna().any():
+        figures.append(("evppi", plots.partial_value_of_information(ce.evppi)))
+    for name, fig in figures:
+        fig.savefig(folder / f"{name}.png", dpi=110)
+        plt.close(fig)
 
 
 def _seed_repr(seed) -> object:

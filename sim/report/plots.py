@@ -125,10 +125,12 @@ def offending_against_baseline(offending: pd.DataFrame, title: str = "") -> plt.
 
 
 def cost_per_outcome(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Commissioner spend per planned exit under each contract, with 95% confidence intervals."""
+    """Commissioner spend per planned exit under each contract (total spend over total planned exits), with its
+    bootstrap 95% confidence interval."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ci = summary["spend_per_planned_exit_ci"].fillna(0)
-    ax.bar(summary.index, summary["spend_per_planned_exit"], yerr=ci, capsize=4, color="tab:blue")
+    m = "spend_per_planned_exit"
+    ci = [(summary[m] - summary[f"{m}_ci_low"]).fillna(0), (summary[f"{m}_ci_high"] - summary[m]).fillna(0)]
+    ax.bar(summary.index, summary[m], yerr=ci, capsize=4, color="tab:blue")
     ax.set_ylabel("spend per planned exit (£)")
     ax.set_title(title or "Commissioner cost per planned exit, by contract")
     ax.tick_params(axis="x", rotation=30)
@@ -148,5 +150,112 @@ def paired_differences(diffs: pd.DataFrame, metric: str = "margin", title: str =
     ref = d["versus"].iloc[0] if len(d) else ""
     ax.set_xlabel(f"{metric} over the term minus {ref} (£ thousand)")
     ax.set_title(title or f"Paired differences in {metric} against {ref}")
+    fig.tight_layout()
+    return fig
+
+
+# --- cost-effectiveness and the value of information (sim.experiments.cost_effectiveness) ----------------------------
+
+def _pounds(ax, axis: str = "y") -> None:
+    """Tick labels in pounds with thousands separators (never '4M')."""
+    from matplotlib.ticker import FuncFormatter
+
+    formatter = FuncFormatter(lambda v, _: f"£{v:,.0f}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
+
+
+def cost_effectiveness_plane(term: pd.DataFrame, contracts: list[str], outcome: str, wtp, unit: str,
+                             title: str = "") -> plt.Figure:
+    """Each design against the first, one point per replication: extra outcome (x) and extra spend (y), with the
+    mean marked and a line for each willingness to pay (designs below a line are cost-effective at it)."""
+    import numpy as np
+
+    from sim.experiments.cost_effectiveness import effects
+
+    e = effects(term, outcome)
+    spend = e.pivot(index="replication", columns="contract", values="spend")
+    effect = e.pivot(index="replication", columns="contract", values="effect")
+    ref = contracts[0]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, name in enumerate(contracts[1:]):
+        colour = f"C{i}"
+        dx, dy = effect[name] - effect[ref], spend[name] - spend[ref]
+        ax.scatter(dx, dy, s=14, alpha=0.5, color=colour, label=name)
+        ax.scatter([dx.mean()], [dy.mean()], s=90, marker="D", color=colour, edgecolor="black")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.axvline(0, color="grey", lw=0.8)
+    xmax = max(float(np.nanmax(np.abs(ax.get_xlim()))), 1.0)
+    xs = np.array([-xmax, xmax])
+    for lam in np.atleast_1d(wtp):
+        ax.plot(xs, lam * xs, ls="--", lw=0.8, color="black")
+        ax.annotate(f"£{lam:,.0f} per {unit}", (xs[1], lam * xs[1]), fontsize=7, ha="right", va="bottom")
+    ax.set_xlim(-xmax, xmax)
+    ax.set_xlabel(f"extra {unit}s over the term against {ref}")
+    ax.set_ylabel(f"extra commissioner spend against {ref}")
+    _pounds(ax)
+    ax.set_title(title or "Cost-effectiveness plane (each point a replication; diamonds the means)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def acceptability_curves(acceptability: pd.DataFrame, unit: str, title: str = "") -> plt.Figure:
+    """The chance each design has the highest net benefit, over the willingness to pay; the frontier (the design
+    with the highest expected net benefit) drawn thick."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (name, d) in enumerate(acceptability.groupby("contract", sort=False)):
+        ax.plot(d["wtp"], d["probability_best"], color=f"C{i}", label=name)
+        on = d["probability_best"].where(d["on_frontier"])
+        ax.plot(d["wtp"], on, color=f"C{i}", lw=4, alpha=0.6)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"willingness to pay per {unit}")
+    _pounds(ax, "x")
+    ax.set_ylabel("chance of the highest net benefit")
+    ax.set_title(title or "Acceptability curves (thick: the design with the highest expected net benefit)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def value_of_information(voi: pd.DataFrame, unit: str, title: str = "") -> plt.Figure:
+    """The expected value of perfect information on the choice of design, per contract year, over the
+    willingness to pay."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(voi["wtp"], voi["evpi_per_year"], color="C3")
+    ax.set_xlabel(f"willingness to pay per {unit}")
+    _pounds(ax, "x")
+    ax.set_ylabel("EVPI per contract year")
+    _pounds(ax)
+    ax.set_title(title or "Expected value of perfect information on the choice of design")
+    fig.tight_layout()
+    return fig
+
+
+def partial_value_of_information(evppi: pd.DataFrame, title: str = "") -> plt.Figure:
+    """EVPPI per contract year of each parameter and group, at each willingness to pay asked for."""
+    wide = evppi.pivot_table(index="group", columns="wtp", values="evppi_per_year", sort=False)
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(wide) + 1.8))
+    wide.rename(columns=lambda w: f"£{w:,.0f}").plot.barh(ax=ax, width=0.8)
+    ax.set_xlabel("EVPPI per contract year")
+    _pounds(ax, "x")
+    ax.set_ylabel("")
+    ax.legend(title="willingness to pay", fontsize=8)
+    ax.set_title(title or "Partial value of information (regression method, Strong et al. 2014)")
+    fig.tight_layout()
+    return fig
+
+
+def convergence(table: pd.DataFrame, target: float, title: str = "") -> plt.Figure:
+    """Relative 95% CI half-width of each output against the number of replications, with the target line."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for (period, category, metric), d in table.groupby(["period", "category", "metric"], sort=False):
+        ax.plot(d["replications"], d["relative_half_width"], lw=0.9, alpha=0.8, label=f"{metric} ({category}, {period})")
+    ax.axhline(target, color="black", ls="--", lw=1, label=f"target {target:.0%}")
+    ax.set_yscale("log")
+    ax.set_xlabel("replications")
+    ax.set_ylabel("95% CI half-width / |mean|")
+    ax.set_title(title or "How the confidence intervals narrow with replications")
+    if table.groupby(["period", "category", "metric"]).ngroups <= 12:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sim.experiments.compare import Comparison
+from sim.experiments.statistics import chance_text
 from sim.money.settlement import METRICS
 from sim.webapp.runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
 
@@ -203,8 +204,8 @@ def cash_figure(settled: Settled) -> go.Figure:
     fig.add_trace(go.Scatter(x=list(q.index), y=q["mean"], mode="lines", name="cumulative cash (mean)",
                              line={"color": COLOURS[0]}))
     fig.add_hline(y=0, line_color="#999")
-    p_loss = float((settled.term["margin"] < 0).mean())
-    return _layout(fig, f"Provider's cumulative cash (5–95% band); chance of a loss over the term {p_loss:.0%}",
+    losses = chance_text(int((settled.term["margin"] < 0).sum()), len(settled.term))
+    return _layout(fig, f"Provider's cumulative cash (5–95% band); a loss over the term in {losses} replications",
                    "pounds", "month", categories=False)
 
 
@@ -229,14 +230,14 @@ SHOWN = ("income", "margin", "working_capital_needed", "spend", "spend_per_plann
 
 
 def comparison_table(comp: Comparison) -> pd.DataFrame:
-    """Per design: term totals, mean (95% CI), and the probability of a loss — formatted for the page."""
+    """Per design: term totals, mean (95% CI), and the chance of a loss over the term (a count of replications,
+    with its resolution) — formatted for the page."""
     s = comp.summary()
     out = pd.DataFrame(index=s.index)
-    out["probability of a loss"] = s["probability_of_loss"].map(lambda v: f"{v:.0%}")
+    out["chance of a loss"] = s["losses"]
     for m in SHOWN:
-        half = s[f"{m}_ci"]
-        out[m.replace("_", " ")] = [with_ci(v, v - h, v + h) if np.isfinite(h) else money(v)
-                                    for v, h in zip(s[m], half)]
+        out[m.replace("_", " ")] = [with_ci(v, lo, hi) if np.isfinite(lo) else money(v)
+                                    for v, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
     return out.rename_axis("design")
 
 
@@ -266,9 +267,11 @@ def differences_figure(comp: Comparison, metric: str = "margin") -> go.Figure:
 
 
 def spend_per_exit_figure(comp: Comparison) -> go.Figure:
-    """Commissioner spend per planned exit by design, mean and 95% CI."""
+    """Commissioner spend per planned exit by design: total spend over total planned exits, with its bootstrap
+    95% CI."""
     s = comp.summary()
-    half = s["spend_per_planned_exit_ci"].fillna(0)
-    fig = go.Figure(go.Bar(x=list(s.index), y=s["spend_per_planned_exit"], marker_color=COLOURS[3],
-                           error_y={"type": "data", "array": half}))
+    m = "spend_per_planned_exit"
+    fig = go.Figure(go.Bar(x=list(s.index), y=s[m], marker_color=COLOURS[3],
+                           error_y={"type": "data", "symmetric": False, "array": (s[f"{m}_ci_high"] - s[m]).fillna(0),
+                                    "arrayminus": (s[m] - s[f"{m}_ci_low"]).fillna(0)}))
     return _layout(fig, "Commissioner spend per planned exit over the term", "pounds", "")

@@ -355,3 +355,47 @@ def test_the_provider_is_one_switch_away_and_the_run_says_which(tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["run", str(tiny), "--provider", "greedy"])
     assert "invalid choice: 'greedy'" in capsys.readouterr().err
+
+
+def test_compare_with_a_willingness_to_pay_writes_the_cost_effectiveness_and_value_of_information(tmp_path, capsys):
+    uncertain = tmp_path / "uncertain.toml"
+    uncertain.write_text(f'extends = "{(WEST_KENT.parent / "west_kent_uncertain.toml").as_posix()}"\n'
+                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+    contracts = [str(WEST_KENT.parent / "contracts" / f"{c}.toml") for c in ("block", "west_kent_pbr")]
+    out = tmp_path / "cmp"
+    assert main(["compare", str(uncertain), "--contracts", *contracts, "-n", "3", "--wtp", "10000", "£20,000",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 parameter draws of its [uncertainty] shared by every design" in printed
+    assert "Expected value of perfect information" in printed and "warning: only 3 replications" in printed
+    assert "Partial EVPI: not estimated from 3 draws" in printed
+    for table in ("cost_effectiveness", "net_benefit", "acceptability", "value_of_information", "evppi",
+                  "parameters"):
+        assert (out / f"{table}.csv").is_file(), table
+    for plot in ("acceptability", "value_of_information", "cost_effectiveness_plane"):
+        assert (out / f"{plot}.png").stat().st_size > 10_000, plot
+    nb = pd.read_csv(out / "net_benefit.csv")
+    assert sorted(nb["wtp"].unique()) == [10000.0, 20000.0] and set(nb["contract"]) == {"block", "west_kent_pbr"}
+    assert len(pd.read_csv(out / "parameters.csv")) == 3
+    summary = pd.read_csv(out / "summary.csv", index_col=0)
+    assert {"margin_ci_low", "margin_ci_high", "margin_ui_low", "margin_ui_high", "losses"} <= set(summary.columns)
+    with pytest.raises(SystemExit):
+        main(["compare", str(uncertain), "--contracts", *contracts, "--wtp", "-5"])
+    assert "at least 0 pounds" in capsys.readouterr().err
+
+
+def test_replicate_to_a_precision_writes_the_convergence_and_refuses_an_impossible_one(tmp_path, capsys):
+    tiny = _tiny(tmp_path)
+    out = tmp_path / "prec"
+    assert main(["replicate", str(tiny), "-n", "3", "--precision", "0.2", "--precision-metrics", "in_treatment",
+                 "--max-replications", "12", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "--precision 0.2 after" in printed and "give every output a 95% CI within ±20.0%" in printed
+    assert (out / "convergence.png").stat().st_size > 10_000
+    assert set(pd.read_csv(out / "convergence.csv")["metric"]) == {"in_treatment"}
+    with pytest.raises(SystemExit):
+        main(["replicate", str(tiny), "--precision", "5"])
+    assert "above 0 and below 1" in capsys.readouterr().err
+    assert main(["replicate", str(tiny), "-n", "8", "--precision", "0.1", "--max-replications", "4",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--max-replications 4 is below -n 8" in capsys.readouterr().err

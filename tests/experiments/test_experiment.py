@@ -327,12 +327,18 @@ def test_replicate_summary_and_store(tiny, tmp_path):
     reps = replicate(tiny, 6, seed=5, store=tmp_path / "reps", progress=seen.append)
     assert isinstance(reps, Replications) and reps.n == 6 and seen[-1] == 6
     s = reps.summary()
-    assert list(s.columns) == ["period", "category", "metric", "n", "mean", "sd", "ci_low", "ci_high"]
+    assert list(s.columns) == ["period", "category", "metric", "n", "mean", "sd", "ci_low", "ci_high", "ui_low",
+                               "ui_high", "small_sample"]
     finite = s[s["n"] >= 2]
     assert ((finite["ci_low"] <= finite["mean"]) & (finite["mean"] <= finite["ci_high"])).all()
+    assert ((finite["ui_low"] <= finite["mean"]) & (finite["mean"] <= finite["ui_high"])).all()
+    assert (s["small_sample"] == (s["n"] < 5)).all()  # 6 replications, fewer finite values for a few
+    counts = s[~s["metric"].isin(["margin", "community_savings", "outcome_payments"])]
+    assert (counts["ci_low"].dropna() >= 0).all()  # a count's interval is not reported below 0
     row = s[(s["period"] == "2012-13") & (s["category"] == "all") & (s["metric"] == "in_treatment")].iloc[0]
     values = reps.table[(reps.table["category"] == "all") & (reps.table["metric"] == "in_treatment")]["value"]
     assert row["n"] == 6 and row["sd"] > 0
+    assert (row["ui_low"], row["ui_high"]) == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])))
     assert row["mean"] == pytest.approx(values.mean())
     half = stats.t.ppf(0.975, 5) * values.std(ddof=1) / math.sqrt(6)
     assert row["ci_high"] - row["mean"] == pytest.approx(half)
@@ -423,3 +429,70 @@ def test_contract_parameters_can_be_uncertain():
         drawn.append(float(table.loc[table["metric"] == "contract.annual_value", "value"].iloc[0]))
     assert incomes == pytest.approx(drawn) and drawn[0] != drawn[1]
     assert all(3e6 <= d <= 5e6 for d in drawn)
+
+
+# --- probabilistic sensitivity analysis on paired comparisons ------------------------------------------------------
+
+PSA = {"treatment.drop_out_rate_per_year.by_group.opiate": {"dist": "gamma", "mean": 0.137, "shape": 25},
+       "costs.rehab_per_week": {"dist": "triangular", "low": 300, "mode": 600, "high": 1000},
+       "contract.offending.pot": {"dist": "triangular", "low": 100_000, "mode": 200_000, "high": 300_000}}
+
+
+def test_compare_applies_the_uncertainty_shared_by_every_design_and_on_any_executor(tiny):
+    from sim.money.settlement import check
+
+    uncertain = tiny.with_changes({"uncertainty": PSA, "horizon.years": 2})
+    block, pbr = load_contract(SCENARIOS / "contracts" / "block.toml"), load_contract(CONTRACT)
+    for c in (block, pbr):
+        check(c, uncertain, compared_with=[block, pbr])  # the pot is PbR's: the block contract ignores it
+    serial = compare(uncertain, [block, pbr], 4, seed=SEED, runs_per_draw=2)
+    with ProcessExecutor(2) as executor:
+        parallel = compare(uncertain, [block, pbr], 4, seed=SEED, runs_per_draw=2, executor=executor)
+    pd.testing.assert_frame_equal(serial.term, parallel.term)
+    pd.testing.assert_frame_equal(serial.parameters, parallel.parameters)
+    p = serial.parameters.set_index("replication")
+    assert list(p["draw"]) == [0, 0, 1, 1]
+    assert p.loc[0].equals(p.loc[1]) and not p.loc[0].equals(p.loc[2])  # two runs of each draw
+    # the contract-blind provider: both designs saw one History per replication, and the histories differ
+    prints = serial.fingerprints
+    assert (prints.groupby("replication")["history"].nunique() == 1).all()
+    assert prints.drop_duplicates("replication")["history"].nunique() == 4
+    # the drawn pot is PbR's pot: a settled year's payment is the drawn pot times the share earned
+    years = serial.by_year[(serial.by_year["contract"] == pbr.name) & serial.by_year["observed"].astype(bool)
+                           & (serial.by_year["offending_fraction_paid"] > 0)]
+    assert len(years)
+    pot = years["offending_payment"] / years["offending_fraction_paid"]
+    assert np.allclose(pot.to_numpy(), p.loc[years["replication"], "contract.offending.pot"].to_numpy())
+    # the same parameter draws as replicate's (the same streams), and the same costs: spend differs, cost does not
+    assert (serial.paired_differences().set_index("metric").loc["cost", "mean_difference"] == 0)
+    summary = serial.summary()
+    for m in ("margin", "spend"):
+        assert (summary[f"{m}_ui_low"] <= summary[m]).all() and (summary[m] <= summary[f"{m}_ui_high"]).all()
+    assert summary["small_sample"].all() and summary["losses"].str.contains(r" of | in ").all()
+
+
+def test_an_uncertain_contract_path_no_design_has_is_refused_naming_it(tiny):
+    from sim.config.contract import ContractError
+    from sim.money.settlement import check
+
+    uncertain = tiny.with_changes({"uncertainty": {"contract.offending.pot": PSA["contract.offending.pot"]}})
+    block = load_contract(SCENARIOS / "contracts" / "block.toml")
+    with pytest.raises(ContractError, match="contract.offending.pot.*no number at 'offending.pot'"):
+        check(block, uncertain, compared_with=[block])
+
+
+def test_replicating_to_a_precision_stops_when_the_look_ahead_confirms_it_or_at_the_limit(tiny, tmp_path):
+    from sim.experiments.core import convergence, replicate_to_precision
+
+    reps, needed = replicate_to_precision(tiny, 0.05, ["in_treatment"], tmp_path / "loose", seed=5, start=3,
+                                          limit=40)
+    assert needed.enough and reps.n >= needed.n + 5  # the answer and its look-ahead of 5 replications were run
+    assert reps.n < 40
+    plain = replicate(tiny, reps.n, seed=5)  # the same runs as replicate's, whatever the rounds
+    pd.testing.assert_frame_equal(reps.table, plain.table)
+    strict, short = replicate_to_precision(tiny, 1e-6, ["in_treatment"], tmp_path / "strict", seed=5, start=3,
+                                           limit=6)
+    assert not short.enough and strict.n == 6 and "more replications needed" in str(short)
+    curve = convergence(strict.table, short)
+    assert set(curve["replications"]) == {2, 3, 4, 5, 6}
+    assert len(curve) == 5 * len(short.table)

@@ -828,9 +828,11 @@ def test_compare_on_worker_processes_is_identical(small, comparison):
 def test_paired_differences_of_a_contract_against_itself_are_zero(comparison):
     d = comparison.paired_differences()
     same = d[d["contract"] == "west_kent_again"]
-    assert set(same["metric"]) == set(METRICS) | set(DELIVERED)  # the money and what it buys
+    # the money, what it buys, and spend per sustained recovery
+    assert set(same["metric"]) == set(METRICS) | set(DELIVERED) | {"spend_per_sustained_recovery"}
     assert (same["mean_difference"] == 0).all()
     assert (same["ci_low"] == 0).all() and (same["ci_high"] == 0).all()
+    assert (same["ui_low"] == 0).all() and (same["ui_high"] == 0).all()
     block = d[d["contract"] == "block"].set_index("metric")
     assert block.loc["cost", "mean_difference"] == 0  # the same clients cost the same to treat
     assert (block.loc[list(DELIVERED), "mean_difference"] == 0).all()  # ... and have the same outcomes
