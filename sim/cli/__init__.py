@@ -1,4 +1,4 @@
-"""The ``pbrsim`` command line: ``run``, ``compare``, ``report``, ``replicate``, ``sweep``, ``summarise``, ``calibrate``,
+"""The ``pbrsim`` command line: ``run``, ``compare``, ``optimise``, ``report``, ``replicate``, ``sweep``, ``summarise``, ``calibrate``,
 ``report-validation``, ``validate``, ``list``, ``app``, ``audit-contract``, ``behaviour-sweep``.
 
 The commands live in one module per family (``sim.cli.run``, ``experiments``, ``calibration``, ``app``,

@@ -10,6 +10,41 @@ from sim.cli.common import (MAX_REPLICATIONS, add_executor_options, add_provider
 from sim.core.errors import UserError
 
 
+def cmd_optimise(args) -> int:
+    from sim.experiments.executors import progress_bar
+    from sim.experiments.optimise import OBJECTIVES, load_optimise, optimise
+    from sim.report.output import write_optimisation
+
+    spec = load_optimise(args.spec)
+    scenario, contract = spec.base()
+    total = spec.trials + spec.re_evaluate.best
+    with output_folder(args, "optimise", "optimise", spec.name, replace=False, scenario=scenario,
+                       contract=contract, spec=spec) as folder:
+        out = folder.path
+        folder.describe(seed=spec.seed, replications=spec.replications, provider=spec.provider)
+        with executor_from_args(args) as executor, progress_bar(total, spec.name) as bar:
+            result = optimise(spec, out / "runs", executor, progress=bar)
+        write_optimisation(result, out, with_plots=not args.no_plots)
+    t = result.trials
+    print(f"{spec.name}: {len(t)} candidates judged on {spec.replications} replications each (provider "
+          f"{spec.provider}); {int(t['feasible'].sum())} met the constraints; objective: {OBJECTIVES[spec.objective]}")
+    shown = ["trial", *[p.path for p in spec.parameters], "objective", "annual_spend", "probability_of_loss",
+             "working_capital", "feasible"]
+    with wide():
+        print("\nThe best candidates of the search:\n")
+        print(t.sort_values(["feasible", "objective"], ascending=False)[shown].head(8).round(4).to_string(index=False))
+        if len(result.finalists):
+            print(f"\nThe finalists judged again on {spec.re_evaluate.replications} fresh replications:\n")
+            print(result.finalists[["rank_in_search", *shown]].round(4).to_string(index=False))
+    if result.winner is None:
+        print("\nNo candidate met the constraints" + (" on the fresh replications" if len(result.finalists) else "")
+              + ": loosen them, widen the ranges, or add trials.")
+    else:
+        print(f"\nThe winner: trial {result.winner}, written as {out / 'best_contract.toml'}")
+    print(f"results written to {out}/ (judged candidates are kept in {out / 'runs'}: a rerun resumes)")
+    return 0
+
+
 def cmd_report(args) -> int:
     from sim.cli.common import output_file
     from sim.report.tender import write_report
@@ -343,6 +378,12 @@ def add_commands(sub) -> None:
     add_executor_options(swp)
     swp.set_defaults(func=cmd_sweep)
 
+    opt = sub.add_parser("optimise", help="search a contract's parameters for the best design under constraints")
+    opt.add_argument("spec", help="optimisation spec (TOML, e.g. scenarios/optimise/west_kent_share.toml)")
+    opt.add_argument("--out", default=None, help="output directory (default: results/optimise/<spec name>)")
+    opt.add_argument("--no-plots", action="store_true", help="skip the plot")
+    add_executor_options(opt)
+    opt.set_defaults(func=cmd_optimise)
     rpt = sub.add_parser("report", help="a self-contained tender report (HTML, and PDF with chromium) of a "
                                         "pbrsim compare folder")
     rpt.add_argument("folder", help="the folder pbrsim compare wrote (results/<scenario>/compare)")

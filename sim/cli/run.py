@@ -70,13 +70,15 @@ def cmd_validate(args) -> int:
 
 
 def file_kind(path: Path) -> str:
-    """``scenario``, ``contract``, ``sweep`` or ``targets``, from the keys at the top of the file (after
+    """``scenario``, ``contract``, ``sweep``, ``optimise`` or ``targets``, from the keys at the top of the file (after
     ``extends``); the file is read with the scenario's checks (UTF-8, TOML, depth) when it cannot be read."""
     from sim.config.base import read_with_extends
 
     raw, _ = read_with_extends(path, ConfigError)
     if "target" in raw:
         return "targets"
+    if "objective" in raw or "constraints" in raw or "trials" in raw:
+        return "optimise"
     if "design" in raw or "parameters" in raw:
         return "sweep"
     if "annual_value" in raw or "pbr_share" in raw or "outcomes" in raw:
@@ -98,6 +100,12 @@ def check_file(path: Path) -> str:
         spec = load_sweep(path)
         check_sweep(spec)
         return f"sweep {spec.name}; {len(design_points(spec))} points x {spec.replications} replications"
+    if kind == "optimise":
+        from sim.experiments.optimise import load_optimise
+
+        spec = load_optimise(path)
+        return (f"optimisation {spec.name}; {len(spec.parameters)} parameters, {spec.trials} trials x "
+                f"{spec.replications} replications, objective {spec.objective}, provider {spec.provider}")
     if kind == "targets":
         from sim.config.targets import load_targets
 

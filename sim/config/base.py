@@ -241,17 +241,33 @@ def set_path(raw: dict, parts: list[str], value: Any, must_exist: bool, scale: b
     """Replace (or, with ``scale``, multiply) the value at a dotted key path of a raw configuration."""
     node = raw
     for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):  # an element of a list by its index: pbr_share.by_year.0
+            if not (part.isdigit() and int(part) < len(node)):
+                raise KeyError(".".join(parts[: i + 1]))
+            node = node[int(part)]
+            continue
         nxt = node.get(part) if isinstance(node, dict) else None
         if _is_number(nxt) and parts[i + 1] in ("value", "by_group", "by_band"):
             nxt = {"value": nxt}  # refine a bare number
             node[part] = nxt
-        if not isinstance(nxt, dict):
+        if not isinstance(nxt, (dict, list)):
             if must_exist:
                 raise KeyError(".".join(parts[: i + 1]))
             nxt = {}
             node[part] = nxt
         node = nxt
     last = parts[-1]
+    if isinstance(node, list):
+        if not (last.isdigit() and int(last) < len(node)):
+            raise KeyError(".".join(parts))
+        index = int(last)
+        if scale:
+            if not _is_number(node[index]):
+                raise KeyError(".".join(parts))
+            node[index] = node[index] * value
+        else:
+            node[index] = value
+        return
     if scale:
         current = node.get(last)
         if isinstance(current, dict) and "value" in current:
@@ -269,6 +285,9 @@ def has_number(model: Any, path: str) -> bool:
     """Whether the validated ``model`` holds a number (not a flag) at the dotted key ``path``."""
     node = model.model_dump(mode="python")
     for key in path.split("."):
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+            continue
         if not isinstance(node, dict) or node.get(key) is None:
             return False
         node = node[key]

@@ -226,3 +226,41 @@ def write_sweep(spec, points, table, out: Path, metrics: list[str]) -> dict:
         plt.close(fig)
         written[metric] = indices
     return written
+
+
+def write_optimisation(result, folder: Path, with_plots: bool = True) -> None:
+    """What ``pbrsim optimise`` writes beside its store: ``trials.csv`` (every candidate judged), ``finalists.csv``
+    (the best, judged again on fresh replications), ``best_contract.toml`` (the winning design, a contract file to
+    compare, audit or tender) and ``optimisation.png``; each file whole or not at all."""
+    import tomli_w
+
+    from sim.engine.history import write_atomic
+
+    folder = Path(folder)
+    write_atomic(folder / "trials.csv", lambda p: result.trials.to_csv(p, index=False))
+    write_atomic(folder / "finalists.csv", lambda p: result.finalists.to_csv(p, index=False))
+    if result.contract is not None:
+        spec = result.spec
+        raw = result.contract.raw()
+        raw["description"] = (f"Found by pbrsim optimise ({spec.name}): trial {result.winner}, the best of "
+                              f"{len(result.finalists)} finalists judged again on {spec.re_evaluate.replications} "
+                              f"fresh replications; objective {spec.objective}")
+        header = (f"# The winning design of pbrsim optimise {spec._source} (objective {spec.objective}, provider "
+                  f"{spec.provider}).\n# The searched values ({', '.join(p.path for p in spec.parameters)}) are "
+                  f"the search's [E] estimates of the best design;\n# every other value is copied from "
+                  f"{spec.contract}, whose comments give its sources.\n")
+        text = header + tomli_w.dumps(_plain_toml(raw))
+        write_atomic(folder / "best_contract.toml", lambda p: Path(p).write_text(text))
+    if with_plots and len(result.trials):
+        fig = plots.optimisation(result.trials, result.spec.objective)
+        write_atomic(folder / "optimisation.png", lambda p: fig.savefig(p, dpi=110, format="png"))
+        plt.close(fig)
+
+
+def _plain_toml(value):
+    """A contract's raw form with only what TOML can hold (no None; dates kept)."""
+    if isinstance(value, dict):
+        return {k: _plain_toml(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain_toml(v) for v in value]
+    return value

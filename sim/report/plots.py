@@ -259,3 +259,21 @@ def convergence(table: pd.DataFrame, target: float, title: str = "") -> plt.Figu
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
+
+
+def optimisation(trials: pd.DataFrame, objective: str, title: str = "") -> plt.Figure:
+    """The objective of every candidate in trial order (feasible filled, infeasible hollow) and the best feasible
+    so far."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ok = trials["feasible"].astype(bool)
+    ax.scatter(trials.loc[ok, "trial"], trials.loc[ok, "objective"], s=18, color="tab:blue", label="feasible")
+    ax.scatter(trials.loc[~ok, "trial"], trials.loc[~ok, "objective"], s=18, facecolors="none",
+               edgecolors="tab:red", label="breaks a constraint")
+    best = trials["objective"].where(ok).cummax()
+    ax.step(trials["trial"], best, where="post", color="black", lw=1, label="best feasible so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective.replace("_", " "))
+    ax.set_title(title or "The search for the best design")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -635,3 +635,19 @@ def test_horizon_error_through_a_file(tmp_path):
     text = WEST_KENT.read_text(encoding="utf-8").replace("\nyears = 4 ", "\n# no years ", 1)
     path = write(tmp_path / "no_end.toml", text)
     assert_names(load_error(path), path, "horizon", "contract_start", "give exactly one of years and end")
+
+
+def test_a_key_path_may_name_a_list_element_by_its_index():
+    from sim.config.base import has_number, set_path
+    from sim.config.contract import load_contract
+
+    raw = {"pbr_share": {"by_year": [0.25, 0.37]}}
+    set_path(raw, ["pbr_share", "by_year", "1"], 0.5, must_exist=True)
+    assert raw["pbr_share"]["by_year"] == [0.25, 0.5]
+    set_path(raw, ["pbr_share", "by_year", "0"], 2.0, must_exist=True, scale=True)
+    assert raw["pbr_share"]["by_year"] == [0.5, 0.5]
+    with pytest.raises(KeyError, match="pbr_share.by_year.2"):
+        set_path(raw, ["pbr_share", "by_year", "2"], 0.1, must_exist=True)
+    contract = load_contract(ROOT / "scenarios" / "contracts" / "west_kent_pbr.toml")
+    assert contract.with_changes({"pbr_share.by_year.3": 0.3}).pbr_share.by_year[3] == 0.3
+    assert has_number(contract, "pbr_share.by_year.0") and not has_number(contract, "pbr_share.by_year.4")
