@@ -296,7 +296,9 @@ def results_page(design: D.Design) -> None:
     st.subheader(f"Results — {design.contract.name} on {design.scenario.name}")
     st.caption(f"{design.replications} replications 0 to {design.replications - 1} of root seed {design.seed} "
                f"(as pbrsim compare --seed {design.seed}); term totals "
-               f"over the observed contract years; mean and 95% confidence interval across replications.")
+               f"over the observed contract years; mean and 95% confidence interval across replications."
+               + (f" The scenario's [uncertainty] applies: replication r carries parameter draw r of its "
+                  f"{len(design.scenario.uncertainty)} uncertain values." if design.scenario.uncertainty else ""))
     st.table(V.headline_table(res))
     left, right = st.columns(2)
     left.plotly_chart(V.outcomes_figure(act), key="fig_outcomes")
@@ -329,11 +331,12 @@ def compare_page(design: D.Design) -> None:
         st.info("Choose at least one design.")
         return
     results, refused = [], []
+    compared = [design.contract if name == THIS_DESIGN else shipped[name] for name in chosen]
     for name in chosen:
         contract = design.contract if name == THIS_DESIGN else shipped[name]
         label = f"{THIS_DESIGN} ({design.contract.name})" if name == THIS_DESIGN else name
         try:
-            D.check(contract, design.scenario)
+            D.check(contract, design.scenario, compared_with=compared)  # an uncertain pot: the designs with one
         except D.ConfigError as e:
             refused.append(f"{name}: {e.problems[0][3]}")
             continue
@@ -347,7 +350,10 @@ def compare_page(design: D.Design) -> None:
     st.subheader(f"Comparison — {design.scenario.name}, {design.replications} replications")
     st.caption("Every design is settled on the same simulated clients" + (
         "" if design.behaviour == "off" else " (each simulated with the provider responding to it, on common "
-        "random numbers)") + "; term totals, mean (95% CI).")
+        "random numbers)") + "; term totals, mean (95% CI)." + (
+        " Each replication carries its own draw of the scenario's uncertain values, the same draw for every design "
+        "(a contract value such as the offending pot is drawn for the designs that have one)."
+        if design.scenario.uncertainty else ""))
     st.table(V.comparison_table(comp))
     if len(results) > 1:
         st.markdown(f"**Paired differences** against {comp.contracts[0]}, replication by replication (95% CI)")

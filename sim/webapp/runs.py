@@ -69,14 +69,26 @@ def simulate_replication(scenario_raw: dict, seed: int | tuple[int, int], contra
     (``behaviour.mode``) the provider responds to ``contract_raw``, as in ``pbrsim compare``: its beliefs come
     from one contract-blind pilot run on the scenario's own seed."""
     scenario = scenario_from_dict(scenario_raw, "<page design>")
+    contract = contract_from_dict(contract_raw, "<page contract>") if contract_raw is not None else None
     if isinstance(seed, tuple):
+        if scenario.uncertainty:  # replication r carries parameter draw r, as pbrsim compare's
+            scenario, contract = _drawn(scenario, contract, *seed)
         seed = replication_seed(*seed)
     provider = None
-    if contract_raw is not None and scenario.behaviour.mode != "off":
+    if contract is not None and scenario.behaviour.mode != "off":
         from sim.experiments.providers import provider_model
 
-        provider = provider_model(scenario, contract_from_dict(contract_raw, "<page contract>"))
+        provider = provider_model(scenario, contract)
     return simulate(scenario, seed, provider=provider) if provider is not None else simulate(scenario, seed)
+
+
+def _drawn(scenario, contract, root: int, r: int):
+    """The scenario (and contract, where it has the uncertain paths) with parameter draw ``r`` of root seed
+    ``root`` in place (:mod:`sim.experiments.uncertainty`): the same draw for every design, as in compare."""
+    from sim.experiments.uncertainty import drawn_contract, drawn_scenario
+
+    drawn, values = drawn_scenario(scenario, root, r)
+    return drawn, (drawn_contract(contract, values) if contract is not None else None)
 
 
 def available_cores() -> int:
@@ -159,6 +171,9 @@ def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replica
     contract = contract_from_dict(contract_raw, "<page contract>")
     scenario = scenario_from_dict(scenario_raw, "<page design>")
     r = replication
+    seed = history.seed
+    if scenario.uncertainty and getattr(seed, "spawn_key", ()) == (r,):  # replication r of a root seed: its draw
+        scenario, contract = _drawn(scenario, contract, int(seed.entropy), r)
     s = settle(contract, history, scenario)
     by_year = contract_year_metrics(s)
     inc = s.income_by_year().drop(columns="total").reset_index().melt(

@@ -188,3 +188,29 @@ def test_downloaded_files_are_valid_toml_that_load(design, tmp_path):
     from sim.config.contract import load_contract
 
     assert load_contract(contract_path) == design.contract
+
+
+def test_the_page_applies_a_scenario_s_uncertainty_as_pbrsim_compare_does(fast_sites):
+    """Replication r of the page carries parameter draw r, shared by every design; a pot drawn for PbR is
+    ignored by the block contract; the term totals equal pbrsim compare's on the same seeds."""
+    import pandas as pd
+
+    from sim.config.contract import load_contract
+    from sim.experiments.compare import compare
+
+    scenario = load_scenario(fast_sites / "west_kent_fast.toml").with_changes({"horizon.years": 1, "uncertainty": {
+        "costs.rehab_per_week": {"dist": "triangular", "low": 300, "mode": 600, "high": 1000},
+        "contract.offending.pot": {"dist": "triangular", "low": 100_000, "mode": 200_000, "high": 300_000}}})
+    shipped = D.shipped_contracts()
+    pbr, block = shipped["west_kent_pbr"], shipped["block"]
+    D.check(block, scenario, compared_with=[pbr, block])
+    seeds = [(7, r) for r in range(2)]
+    histories = R.simulate_replications(scenario.raw(), seeds)
+    page = R.comparison([R.settle_replications(c.raw(), histories, scenario.raw()) for c in (pbr, block)])
+    cli = compare(scenario, [pbr, block], 2, seed=7)
+    cols = ["replication", "contract", "income", "cost", "spend", "margin", "offending_payment"]
+    def ordered(term):
+        return term[cols].sort_values(["contract", "replication"]).reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(ordered(page.term), ordered(cli.term), check_dtype=False)
+    assert page.term.groupby("contract")["cost"].nunique().eq(2).all()  # the draws differ between replications
