@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sim.experiments.compare import Comparison
-from sim.experiments.statistics import chance_text
+from sim.experiments.statistics import chance_text, ratio_of_means
 from sim.money.settlement import METRICS
 from sim.webapp.runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
 
@@ -68,24 +68,27 @@ def _layout(fig: go.Figure, title: str, y: str, x: str = "", categories: bool = 
 
 
 def headline(settled: Settled) -> dict[str, str]:
-    """The page's headline figures over the term (mean and 95% CI across replications)."""
+    """The page's headline figures over the term: means with 95% CIs across replications; spend per outcome as
+    total spend over total outcomes with a bootstrap CI (not a mean of per-replication ratios); the chance of a
+    loss as a count of replications, said with its resolution."""
     t = settled.term
     c = settled.commissioner
     observed = c[c["observed"].astype(bool)]
     sums = observed.groupby("replication")[["spend", "sustained_recoveries"]].sum(min_count=1)
-    per_sustained = sums["spend"] / sums["sustained_recoveries"].where(sums["sustained_recoveries"] > 0)
+    losses = chance_text(int((t["margin"] < 0).sum()), len(t))
     out = {
         "Provider income": with_ci(*mean_ci(t["income"])),
         "Provider margin": with_ci(*mean_ci(t["margin"])),
-        "Probability of a loss": f"{(t['margin'] < 0).mean():.0%}",
+        "Chance of a loss over the term": f"{losses} replications",
         "Working capital needed": with_ci(*mean_ci(t["working_capital_needed"])),
-        "Commissioner spend per planned exit": with_ci(*mean_ci(t["spend_per_planned_exit"])),
-        "Commissioner spend per sustained recovery": with_ci(*mean_ci(per_sustained)),
+        "Commissioner spend per planned exit": with_ci(*ratio_of_means(t["spend"], t["planned_exits"])[:3]),
+        "Commissioner spend per sustained recovery": with_ci(*ratio_of_means(sums["spend"],
+                                                                             sums["sustained_recoveries"])[:3]),
     }
     if "community_savings_per_pound" in c.columns:
         saved = observed.groupby("replication")[["community_savings", "spend"]].sum(min_count=1)
-        per_pound = saved["community_savings"] / saved["spend"]
-        out["Community savings per £ spent"] = with_ci(*mean_ci(per_pound), fmt=pounds_and_pence)
+        out["Community savings per £ spent"] = with_ci(*ratio_of_means(saved["community_savings"],
+                                                                       saved["spend"])[:3], fmt=pounds_and_pence)
     return out
 
 

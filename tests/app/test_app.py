@@ -72,7 +72,7 @@ def test_run_shows_results_and_a_tariff_change_moves_the_totals(app_env):
     at = run(start("cohort_escalator"))  # a priced presentation tariff and no cap on payouts
     assert any("2 replications" in s.value for s in at.success)
     first = headline(at)
-    assert first.index[0] == "Provider income" and "Probability of a loss" in first.index
+    assert first.index[0] == "Provider income" and "Chance of a loss over the term" in first.index
     frames = [df.value for df in at.dataframe]
     outcomes = next(f for f in frames if f.index.name == "financial year")  # outcomes per year
     assert list(outcomes.index) == ["2012-13", "2013-14"]
