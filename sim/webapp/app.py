@@ -167,19 +167,21 @@ def design_page() -> None:
     fill(form_defaults(template), force=fresh)
     fill({"replications": 5, "seed": int(scenario.seed), "behaviour": "off"}, force=fresh)
     st.session_state["_form_of"] = (site.file, name)
-    top[2].number_input("Term (years)", step=1, key="term_years")
-    top[3].number_input("Extension (years)", step=1, key="extension_years")
+    top[2].number_input("Term (years)", step=1, key="term_years", help="1 to 25 years")
+    top[3].number_input("Extension (years)", step=1, key="extension_years", help="0 to 25 years")
     top[4].radio("PbR share given", D.SHARE_MODES, key="share_mode", horizontal=True,
                  help="per contract year, a straight line from the first to the last year, or a step a year")
-    years = max(int(st.session_state["term_years"]) + int(st.session_state["extension_years"]), 1)
+    years = min(max(int(st.session_state["term_years"] or 0) + int(st.session_state["extension_years"] or 0), 1),
+                D.MAX_YEARS)
     fill({f"share_{k}": template.shares_by_year[-1] for k in range(1, years + 1)}, force=False)
 
     with st.form("contract_form"):
         head = st.columns([1.2, 1.2, 1.2, 1, 1])
         head[0].number_input("Annual value (£)", step=100_000.0, key="annual_value", format="%.0f")
         head[1].selectbox("Core paid", D.CORE_PAYMENTS, key="core_payment")
-        head[2].number_input("Replications", min_value=1, max_value=200, step=1, key="replications",
-                             help="simulated histories; every design is settled on the same ones")
+        head[2].number_input("Replications", step=1, key="replications",
+                             help=f"simulated histories, 1 to {D.MAX_PAGE_REPLICATIONS}; every design is settled "
+                                  "on the same ones")
         head[3].number_input("Seed", step=1, key="seed", help="root seed: replication r (from 0) is replication r of pbrsim compare / pbrsim replicate --seed SEED")
         behaviour_ok = D.behaviour_available()
         head[4].radio("Provider behaviour", D.BEHAVIOURS if behaviour_ok else ("off",), key="behaviour",
@@ -258,18 +260,43 @@ def design_page() -> None:
         submitted = st.form_submit_button("Run", type="primary")
 
     if submitted:
+        form = collected_form(template, years)
         try:
-            form = collected_form(template, years)
             design = D.build_design(site, form, st.session_state["replications"], st.session_state["seed"],
                                     st.session_state["behaviour"])
         except D.DesignError as e:
-            st.error("This design cannot run. As the TOML validation words it:\n\n" +
-                     "\n".join(f"- `{line}`" for line in e.lines))
+            st.session_state["run_design"] = None  # nothing of an earlier design is shown as this one's
+            st.session_state["run_signature"] = None
+            st.error("This design cannot run; nothing was simulated:\n\n" +
+                     "\n".join(f"- {line}" for line in e.lines))
             return
+        for line in D.form_warnings(form):
+            st.warning(line)
         st.session_state["run_design"] = design
+        st.session_state["run_signature"] = form_signature(template, years)
     design = st.session_state.get("run_design")
+    st.session_state["_stale"] = design is not None and stale(template, years)
     if design is not None:
+        if st.session_state["_stale"]:
+            st.warning(STALE)
         shown(lambda: _run(design), "The simulation")
+
+
+STALE = ("The design has changed since these results were run: press Run to update them. The results shown are "
+         "those of the last design run.")
+
+
+def form_signature(template: D.ContractForm, years: int) -> str:
+    """Every value on the design page as it stands (the form's, the site, template and run settings)."""
+    keys = sorted({*form_defaults(template), *(f"share_{k}" for k in range(1, years + 1)), "site", "template",
+                   "replications", "seed", "behaviour"})
+    return R.canonical({k: st.session_state.get(k) for k in keys})
+
+
+def stale(template: D.ContractForm, years: int) -> bool:
+    """Whether the page's values differ from those of the design last run."""
+    run = st.session_state.get("run_signature")
+    return run is not None and run != form_signature(template, years)
 
 
 def _run(design: D.Design) -> None:
@@ -354,10 +381,20 @@ def compare_page(design: D.Design) -> None:
         " Each replication carries its own draw of the scenario's uncertain values, the same draw for every design "
         "(a contract value such as the offending pot is drawn for the designs that have one)."
         if design.scenario.uncertainty else ""))
+    st.markdown("**The money** (pounds over the term)")
     st.table(V.comparison_table(comp))
+    st.markdown("**What each design buys** (over the term; people in treatment and waits: the mean of the years)")
+    st.table(V.comparison_outcomes_table(comp))
+    if len(results) > 1 and comp.outcomes_identical():
+        st.info("The provider is contract-blind (behaviour off): every design saw the same clients, so every "
+                "outcome is identical by construction and only the money differs. Choose the calibrated "
+                "provider (fitted to the national pilot evaluation) to see what each design does to clients.")
     if len(results) > 1:
         st.markdown(f"**Paired differences** against {comp.contracts[0]}, replication by replication (95% CI)")
         st.table(V.differences_table(comp))
+        if not comp.outcomes_identical():
+            st.markdown(f"**Paired differences in what each design buys** against {comp.contracts[0]} (95% CI)")
+            st.table(V.outcome_differences_table(comp))
         c = st.columns(2)
         c[0].plotly_chart(V.differences_figure(comp, "margin"), key="fig_diff_margin")
         c[1].plotly_chart(V.spend_per_exit_figure(comp), key="fig_spend_exit")
@@ -405,12 +442,17 @@ def main() -> None:
     with tabs[0]:
         shown(design_page, "The design form")
     current = st.session_state.get("run_design")
+    changed = st.session_state.get("_stale", False)
     for tab, page, what in ((tabs[1], results_page, "Results"), (tabs[2], compare_page, "Comparison"),
                             (tabs[3], download_page, "Downloads")):
         with tab:
             if current is None:
-                st.info("Design a contract and press Run: results appear here.")
+                st.info("Design a contract and press Run: results appear here." + (
+                    " The last design was refused: see the Design page." if "run_signature" in st.session_state
+                    and st.session_state["run_signature"] is None else ""))
             else:
+                if changed:
+                    st.warning(STALE)
                 shown(lambda page=page: page(current), what)
 
 

@@ -332,9 +332,93 @@ def _short(v) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+MAX_PAGE_REPLICATIONS = 200
+MAX_YEARS = 25
+
+
+def _outside(label: str, value, low: float, high: float, unit: str = "") -> str | None:
+    """A line naming the field as the page labels it, in its units, if ``value`` is outside [low, high]."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return f"{label} = {value!r}: give a number"
+    if v != v or not low <= v <= high:
+        return f"{label} = {_num(v)}{unit}: must be between {_num(low)}{unit} and {_num(high)}{unit}"
+    return None
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10_000 else f"{x:g}"
+
+
+def form_problems(form: ContractForm, replications) -> list[str]:
+    """What is wrong with the form in its own words and units (the labels the page shows, percent where it shows
+    percent), checked before the values are turned into a contract."""
+    lines = [
+        _outside("Term (years)", form.term_years, 1, MAX_YEARS),
+        _outside("Extension (years)", form.extension_years, 0, MAX_YEARS),
+        _outside("Annual value (£)", form.annual_value, 1, 1e9),
+        _outside("Replications", replications, 1, MAX_PAGE_REPLICATIONS)
+        and f"{_outside('Replications', replications, 1, MAX_PAGE_REPLICATIONS)} (the page's limit; pbrsim "
+            f"compare -n takes more)",
+    ]
+    years = max(min(int(form.term_years or 0) + int(form.extension_years or 0), MAX_YEARS), 0)
+    if form.share_mode == "per year":
+        lines += [_outside(f"Year {k} PbR share (%)", v, 0, 100, "%")
+                  for k, v in enumerate(form.shares_by_year[:years], 1)]
+    elif form.share_mode == "linear":
+        lines += [_outside(f"{w} year PbR share (%)", v, 0, 100, "%") for w, v in zip(("First", "Last"), form.linear)]
+    else:
+        lines += [_outside("First year PbR share (%)", form.step[0], 0, 100, "%"),
+                  _outside("Rise a year (points)", form.step[1], -100, 100, " points"),
+                  _outside("Most (%)", form.step[2], 0, 100, "%")]
+    lines += [_outside(f"{b.replace('_', ' ')} weight", w, 0, 10) for b, w in form.band_weights.items()]
+    for row in form.outcomes:
+        if not row.paid:
+            continue
+        if row.pricing == "price":
+            lines.append(_outside(f"Tariff for {row.name} (£ an outcome)", row.amount, 0, 1e7))
+        else:
+            lines.append(_outside(f"Tariff for {row.name} (% of the outcome pot)", row.amount, 0, 100, "%"))
+            volume = str(row.expected_volume).strip()
+            if volume not in ("baseline", BY_BAND):
+                try:
+                    if float(volume) <= 0:
+                        raise ValueError
+                except ValueError:
+                    lines.append(f"Expected volume for {row.name} = {volume!r}: give the number of outcomes a year "
+                                 f"the tender expects (above 0), or 'baseline' (the year before the contract)")
+        lines += [_outside(f"Window for {row.name} (days)", row.window_days, 1, 3650),
+                  _outside(f"Lag for {row.name} (days)", row.lag_days, 0, 3650)]
+    if form.offending:
+        lines += [_outside("Pot (£ a year)", form.offending_pot, 0, 1e9),
+                  _outside("Paid at baseline (%)", form.offending_paid_at_baseline, 0, 100, "%"),
+                  _outside("All paid at a reduction of (%)", form.offending_full_at_reduction, 0.01, 100, "%"),
+                  _outside("Offending lag (days)", form.offending_lag_days, 0, 3650)]
+    for label, value in (("Income floor (% of value)", form.income_floor), ("Income cap (% of value)",
+                                                                           form.income_cap)):
+        if value is not None:
+            lines.append(_outside(label, value, 0, 1000, "%"))
+    return [line for line in lines if line]
+
+
+def form_warnings(form: ContractForm) -> list[str]:
+    """What the form allows but a commissioner should know: an outcome pot whose shares do not add to 100%."""
+    shares = [float(r.amount) for r in form.outcomes if r.paid and r.pricing == "share of pot"]
+    total = sum(shares)
+    if shares and abs(total - 100.0) > 0.05:
+        gap = ("is paid on nothing" if total < 100 else "more than the pot is promised")
+        return [f"The outcome tariffs' shares of the pot add to {total:g}%, not 100%: {abs(100 - total):g}% of "
+                f"the pot {gap}."]
+    return []
+
+
 def build_design(site: Site, form: ContractForm, replications: int, seed: int, behaviour: str) -> Design:
-    """Validate everything at once; raise :class:`DesignError` with every problem, worded as for a TOML file."""
-    problems: list[str] = []
+    """Validate everything at once; raise :class:`DesignError` with every problem: first in the form's own words
+    and units (:func:`form_problems`), else as the TOML validation words it."""
+    problems: list[str] = form_problems(form, replications)
+    if problems:
+        raise DesignError(problems)
     contract = None
     try:
         contract = contract_from_dict(contract_raw(form), "the contract form")
@@ -352,8 +436,6 @@ def build_design(site: Site, form: ContractForm, replications: int, seed: int, b
         problems += _lines(e, site.file)
     except ValueError as e:
         problems.append(f"{site.file}: {e}")
-    if not 1 <= int(replications) <= 200:
-        problems.append(f"the design form: replications = {replications!r}: must be between 1 and 200")
     if contract is not None and scenario is not None:
         try:
             check(contract, scenario)

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from sim.analysis import measures
+from sim.analysis.delivered import delivered_by_year, delivered_term
 from sim.analysis.offending import cohort_offences
 from sim.config.contract import contract_from_dict
 from sim.config.scenario import scenario_from_dict
-from sim.engine.history import History
+from sim.engine.history import History, derived
 from sim.engine.system import simulate
 from sim.experiments.compare import Comparison, fingerprint
 from sim.experiments.seeds import replication_seed
@@ -175,20 +176,29 @@ def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replica
     if scenario.uncertainty and getattr(seed, "spawn_key", ()) == (r,):  # replication r of a root seed: its draw
         scenario, contract = _drawn(scenario, contract, int(seed.entropy), r)
     s = settle(contract, history, scenario)
-    by_year = contract_year_metrics(s)
+    years = s.years[["contract_year", "start", "end"]]
+    by_year = contract_year_metrics(s).join(_delivered_by_year(history, scenario, canonical(years.to_dict("list"))))
     inc = s.income_by_year().drop(columns="total").reset_index().melt(
         id_vars="contract_year", var_name="component", value_name="amount")
     pay = s.payments[s.payments["kind"].isin(["outcome", "clawback"])]
     paid = pay.assign(outcomes=np.where(pay["kind"] == "outcome", 1, 0)).groupby(
         ["contract_year", "component", "band"], as_index=False)[["outcomes", "amount"]].sum()
     return {
-        "name": contract.name, "term": term_metrics(by_year).rename(r), "fingerprint": fingerprint(history),
+        "name": contract.name, "fingerprint": fingerprint(history),
+        "term": pd.concat([term_metrics(by_year), delivered_term(by_year[by_year["observed"].astype(bool)])]).rename(r),
         "by_year": by_year.reset_index().assign(replication=r), "income": inc.assign(replication=r),
         "commissioner": commissioner_by_year(s).reset_index().assign(replication=r),
         "cash": monthly_cash(s).assign(replication=r),
         "offending": s.offending.assign(replication=r) if len(s.offending) else None,
         "paid": paid.assign(replication=r),
     }
+
+
+@derived
+def _delivered_by_year(history: History, scenario, years: str) -> pd.DataFrame:
+    """What a design buys per contract year (:mod:`sim.analysis.delivered`), kept on the History: a tariff change
+    re-settles without measuring the clients again."""
+    return delivered_by_year(history, scenario, pd.DataFrame(json.loads(years)))
 
 
 def settle_replications(contract_raw: dict, histories: Sequence[History], scenario_raw: dict) -> Settled:

@@ -244,6 +244,44 @@ def comparison_table(comp: Comparison) -> pd.DataFrame:
     return out.rename_axis("design")
 
 
+OUTCOMES_SHOWN = {"starts": "treatment starts", "in_treatment": "people in treatment (a year)",
+                  "mean_wait_days": "mean wait (days)", "waited_over_3_weeks": "waited over 3 weeks",
+                  "planned_exits": "planned exits", "sustained_recoveries": "sustained recoveries",
+                  "recorded_offences": "recorded offences", "deaths": "deaths"}
+
+
+def _count(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{x:,.1f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def comparison_outcomes_table(comp: Comparison) -> pd.DataFrame:
+    """Per design: what it buys over the term (people in treatment and waits: the mean of the years), mean
+    (95% CI) across replications."""
+    s = comp.summary()
+    out = pd.DataFrame(index=s.index)
+    for m, label in OUTCOMES_SHOWN.items():
+        if m not in s.columns:
+            continue
+        share = m == "waited_over_3_weeks"
+        fmt = (lambda v: "–" if not np.isfinite(v) else f"{v:.1%}") if share else _count
+        out[label] = [with_ci(v, lo, hi, fmt=fmt) for v, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
+    return out.rename_axis("design")
+
+
+def outcome_differences_table(comp: Comparison) -> pd.DataFrame:
+    """Paired differences in what each design buys against the first, replication by replication (95% CI)."""
+    d = comp.paired_differences()
+    if d.empty:
+        return pd.DataFrame()
+    d = d[d["metric"].isin(OUTCOMES_SHOWN)].copy()
+    fmt = {m: ((lambda v: "–" if not np.isfinite(v) else f"{100 * v:+.1f} points") if m == "waited_over_3_weeks"
+               else (lambda v: "–" if not np.isfinite(v) else f"{v:+,.1f}")) for m in OUTCOMES_SHOWN}
+    d["difference"] = [with_ci(r.mean_difference, r.ci_low, r.ci_high, fmt=fmt[r.metric]) for r in d.itertuples()]
+    table = d.pivot(index="contract", columns="metric", values="difference")
+    table = table[[m for m in OUTCOMES_SHOWN if m in table.columns]].rename(columns=OUTCOMES_SHOWN)
+    return table.reindex(comp.contracts[1:]).rename_axis(f"design minus {comp.contracts[0]}")
+
+
 def differences_table(comp: Comparison) -> pd.DataFrame:
     """Paired differences of each design minus the first, replication by replication: mean (95% CI)."""
     d = comp.paired_differences()

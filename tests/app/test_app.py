@@ -57,15 +57,41 @@ def test_design_page_offers_sites_and_templates_and_refuses_bad_input(app_env):
     ok(at.selectbox(key="template").select("national_pbr").run())
     assert at.number_input(key="share_1").value == 30.0
     assert at.checkbox(key="pay_hep_b").value and not at.checkbox(key="pay_engagement").value
-    # impossible values: the TOML validation's messages, no traceback, nothing run
+    # impossible values: messages naming the field in the page's units, no traceback, nothing run
     at.number_input(key="share_2").set_value(150.0)
     at.number_input(key="annual_value").set_value(-1.0)
     at.button(key="FormSubmitter:contract_form-Run").click().run()
     assert not at.exception
     text = "\n".join(e.value for e in at.error)
-    assert "shares must be in [0, 1]" in text and "annual_value = -1.0" in text
-    assert "run_design" not in at.session_state
-    assert any("press Run" in i.value for i in at.info)
+    assert "Year 2 PbR share (%) = 150%: must be between 0% and 100%" in text
+    assert "Annual value (£) = -1: must be between 1 and 1,000,000,000" in text
+    assert at.session_state["run_design"] is None
+    assert any("press Run" in i.value and "refused" in i.value for i in at.info)
+
+
+def test_a_term_of_zero_and_too_many_replications_are_refused_in_words_and_a_change_marks_results_stale(app_env):
+    at = start()
+    at.number_input(key="term_years").set_value(0).run()
+    at.button(key="FormSubmitter:contract_form-Run").click().run()
+    assert not at.exception
+    assert any("Term (years) = 0: must be between 1 and 25" in e.value for e in at.error)
+    at.number_input(key="term_years").set_value(2).run()
+    at.number_input(key="replications").set_value(500)
+    at.button(key="FormSubmitter:contract_form-Run").click().run()
+    assert any("Replications = 500: must be between 1 and 200" in e.value for e in at.error)
+    assert not at.success  # no earlier design's green line stays
+    at.number_input(key="replications").set_value(2)
+    run(at)
+    assert at.success and not any("has changed" in w.value for w in at.warning)
+    ok(at.number_input(key="extension_years").set_value(1).run())  # the design changes after the run
+    assert any("The design has changed since these results were run" in w.value for w in at.warning)
+
+
+def test_outcome_shares_that_do_not_add_to_the_whole_pot_are_said(app_env):
+    at = start()
+    at.number_input(key="amount_abstinence").set_value(5.0)  # West Kent's 20% of the pot down to 5%
+    run(at)
+    assert any("add to 85%, not 100%: 15% of the pot is paid on nothing" in w.value for w in at.warning)
 
 
 def test_run_shows_results_and_a_tariff_change_moves_the_totals(app_env):
@@ -92,7 +118,10 @@ def test_compare_page_settles_designs_on_the_same_clients(app_env):
     assert names == ["this design (west_kent_pbr)", "block"]
     ok(at.multiselect(key="compare").select("national_pbr").run())
     assert list(at.table[1].value.index) == ["this design (west_kent_pbr)", "block", "national_pbr"]
-    diffs = at.table[2].value
+    outcomes = at.table[2].value  # what each design buys, beside the money
+    assert "sustained recoveries" in outcomes.columns and len(outcomes) == 3
+    assert any("contract-blind" in i.value for i in at.info)
+    diffs = at.table[3].value
     assert list(diffs.index) == ["block", "national_pbr"] and "margin" in diffs.columns
     comp = at.session_state["comparison"]
     assert (comp.fingerprints.groupby("replication")["history"].nunique() == 1).all()

@@ -53,20 +53,35 @@ def test_the_form_reproduces_every_shipped_contract(name):
     assert again == contract
 
 
-def test_bad_input_is_refused_with_the_toml_messages(site):
+def test_bad_input_is_refused_in_the_form_s_words_and_units_then_with_the_toml_messages(site):
     contract = D.site_contract(load_scenario(site.path))
     form = D.form_from_contract(contract)
-    bad = dataclasses.replace(form, shares_by_year=[25.0, 150.0, 48.0, 60.0], annual_value=-5.0)
+    bad = dataclasses.replace(form, shares_by_year=[25.0, 150.0, 48.0, 60.0], annual_value=-5.0, term_years=0)
     with pytest.raises(D.DesignError) as e:
-        D.build_design(site, bad, replications=2, seed=-1, behaviour="off")
+        D.build_design(site, bad, replications=500, seed=1, behaviour="off")
     text = "\n".join(e.value.lines)
-    # the same words as a contract or scenario file with these values
-    with pytest.raises(D.ConfigError) as file_error:
-        contract_from_dict(D.contract_raw(bad), "the contract form")
-    for f, k, v, m in file_error.value.problems:
-        assert f"{k} = " in text and m in text
-    assert "annual_value = -5.0" in text
-    assert "seed = -1" in text  # the scenario's own validation
+    # the fields as the page labels them, in its units (percent, pounds, years), every one at once
+    for line in ("Year 2 PbR share (%) = 150%: must be between 0% and 100%",
+                 "Annual value (£) = -5: must be between 1 and 1,000,000,000",
+                 "Term (years) = 0: must be between 1 and 25", "Replications = 500: must be between 1 and 200"):
+        assert line in text
+    assert "[0, 1]" not in text  # no fractions for a form that takes percentages
+    volume = dataclasses.replace(form, outcomes=[dataclasses.replace(form.outcomes[0], expected_volume="lots"),
+                                                 *form.outcomes[1:]])
+    with pytest.raises(D.DesignError, match="Expected volume for .* = 'lots': give the number of outcomes"):
+        D.build_design(site, volume, replications=2, seed=1, behaviour="off")
+    # what only the files' validation knows is still refused, in its words
+    with pytest.raises(D.DesignError) as e:
+        D.build_design(site, form, replications=2, seed=-1, behaviour="off")
+    assert "seed = -1" in "\n".join(e.value.lines)
+
+
+def test_pot_shares_that_do_not_add_to_100_are_warned_of(site):
+    form = D.form_from_contract(D.site_contract(load_scenario(site.path)))
+    assert D.form_warnings(form) == []
+    short = dataclasses.replace(form, outcomes=[dataclasses.replace(form.outcomes[0], amount=0.0),
+                                                *form.outcomes[1:]])
+    assert "add to 90%, not 100%: 10% of the pot is paid on nothing" in D.form_warnings(short)[0]
 
 
 def test_provider_behaviour_is_a_scenario_change_and_responds_to_the_contract(site):
@@ -216,3 +231,16 @@ def test_the_page_applies_a_scenario_s_uncertainty_as_pbrsim_compare_does(fast_s
 
     pd.testing.assert_frame_equal(ordered(page.term), ordered(cli.term), check_dtype=False)
     assert page.term.groupby("contract")["cost"].nunique().eq(2).all()  # the draws differ between replications
+
+
+def test_compare_shows_what_each_design_buys_and_says_when_outcomes_are_identical(design, histories, settled):
+    block = D.shipped_contracts()["block"]
+    comp = R.comparison([settled, R.settle_replications(block.raw(), histories, design.scenario.raw())])
+    table = V.comparison_outcomes_table(comp)
+    assert {"planned exits", "sustained recoveries", "recorded offences", "deaths", "treatment starts"} <= \
+        set(table.columns)
+    assert comp.outcomes_identical()  # contract-blind: the same clients, the same outcomes
+    assert (table.iloc[0] == table.iloc[1]).all()
+    diffs = comp.paired_differences().set_index("metric")
+    assert diffs.loc["sustained_recoveries", "mean_difference"] == 0
+    assert list(V.outcome_differences_table(comp).columns)[:2] == ["treatment starts", "people in treatment (a year)"]
