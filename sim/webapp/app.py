@@ -130,7 +130,7 @@ def collected_form(template: D.ContractForm, years: int) -> D.ContractForm:
                                 lag_days=s[f"lag_{row.name}"], payment=s[f"payment_{row.name}"])
             for row in template.outcomes]
     none_if_zero = lambda v: None if not v else v  # noqa: E731
-    return dataclasses.replace(
+    form = dataclasses.replace(
         template, annual_value=s["annual_value"], term_years=s["term_years"], extension_years=s["extension_years"],
         share_mode=s["share_mode"], shares_by_year=shares, linear=(s["linear_first"], s["linear_last"]),
         step=(s["step_first"], s["step_rise"], s["step_max"]), core_payment=s["core_payment"],
@@ -141,6 +141,36 @@ def collected_form(template: D.ContractForm, years: int) -> D.ContractForm:
         offending_baseline=none_if_zero(s["offending_baseline"]), pbr_cap=none_if_zero(s["pbr_cap"]),
         income_floor=none_if_zero(s["income_floor"]), income_cap=none_if_zero(s["income_cap"]), term_cap=none_if_zero(s["term_cap"]),
         reconciliation_lag_days=s["reconciliation_lag"])
+    # the design is the page's own: its name is not a shipped design's (an uploaded design keeps its own), and
+    # its description says what is on the form, not what the template said of other terms
+    name = template.name if s.get("_uploaded_name") == template.name else f"{template.name}_page"
+    return dataclasses.replace(form, name=name, description=D.describe(form))
+
+
+def uploaded_contract(box) -> None:
+    """A contract file loaded on the page (a design downloaded earlier): validated, then offered as the first
+    template and chosen, so the form shows it."""
+    import tomllib
+
+    file = box.file_uploader("Load a contract file (TOML)", type=["toml"], key="upload",
+                             help="a design downloaded from this page, or any contract file pbrsim accepts")
+    if file is None or st.session_state.get("_uploaded_id") == file.file_id:
+        return
+    st.session_state["_uploaded_id"] = file.file_id
+    try:
+        raw = tomllib.loads(file.getvalue().decode("utf-8"))
+        contract = D.contract_from_dict(raw, file.name)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        box.error(f"{file.name} is not a TOML file: {e}")
+        return
+    except D.ConfigError as e:
+        box.error(f"{file.name} is not a contract pbrsim accepts:\n\n" +
+                  "\n".join(f"- {line}" for line in D._lines(e, file.name)))
+        return
+    st.session_state["_uploaded"] = contract
+    st.session_state["_uploaded_name"] = contract.name
+    st.session_state["template"] = contract.name
+    st.session_state["_form_of"] = None  # fill the form from it
 
 
 def design_page() -> None:
@@ -159,7 +189,11 @@ def design_page() -> None:
         top[0].caption("Not offered: " + "; ".join(skipped))
     scenario = load_scenario(site.path)
     own = D.site_contract(scenario)
+    uploaded_contract(st)
     templates = {own.name: own, **{k: v for k, v in D.shipped_contracts().items() if k != own.name}}
+    if st.session_state.get("_uploaded") is not None:
+        up = st.session_state["_uploaded"]
+        templates = {up.name: up, **{k: v for k, v in templates.items() if k != up.name}}
     name = top[1].selectbox("Start from contract", list(templates), key="template",
                             help="the site's own contract, then the shipped designs (scenarios/contracts/)")
     template = D.form_from_contract(templates[name])
@@ -175,6 +209,10 @@ def design_page() -> None:
                 D.MAX_YEARS)
     fill({f"share_{k}": template.shares_by_year[-1] for k in range(1, years + 1)}, force=False)
 
+    kept = D.kept_terms(template)
+    if kept:
+        st.caption("Kept from the template as written (not on this form, and in the downloaded file): "
+                   + "; ".join(kept))
     with st.form("contract_form"):
         head = st.columns([1.2, 1.2, 1.2, 1, 1])
         head[0].number_input("Annual value (£)", step=100_000.0, key="annual_value", format="%.0f")
@@ -274,6 +312,7 @@ def design_page() -> None:
             st.warning(line)
         st.session_state["run_design"] = design
         st.session_state["run_signature"] = form_signature(template, years)
+        st.session_state.pop("report_html", None)  # a report of the last design is not this one's
     design = st.session_state.get("run_design")
     st.session_state["_stale"] = design is not None and stale(template, years)
     if design is not None:
@@ -361,7 +400,7 @@ def compare_page(design: D.Design) -> None:
     compared = [design.contract if name == THIS_DESIGN else shipped[name] for name in chosen]
     for name in chosen:
         contract = design.contract if name == THIS_DESIGN else shipped[name]
-        label = f"{THIS_DESIGN} ({design.contract.name})" if name == THIS_DESIGN else name
+        label = design.contract.name if name == THIS_DESIGN else name
         try:
             D.check(contract, design.scenario, compared_with=compared)  # an uncertain pot: the designs with one
         except D.ConfigError as e:
@@ -428,6 +467,46 @@ def download_page(design: D.Design) -> None:
     for i, (name, frame) in enumerate(tables.items()):
         cols[i % 4].download_button(f"{name}.csv", frame.to_csv(index=False), file_name=f"{name}.csv",
                                     mime="text/csv", key=f"dl_{name}", disabled=frame.empty)
+    st.markdown("**Tender report** (one HTML file a councillor can read: pbrsim report on the Compare page's "
+                "designs)")
+    if comp is None:
+        st.caption("Open the Compare page first: the report covers the designs compared there.")
+    elif st.button("Prepare the tender report", key="prepare_report"):
+        st.session_state["report_html"] = tender_report(design, comp)
+    if st.session_state.get("report_html"):
+        st.download_button("Tender report (HTML)", st.session_state["report_html"],
+                           file_name=f"{design.contract.name}_tender_report.html", mime="text/html",
+                           key="dl_report")
+
+
+def tender_report(design: D.Design, comp) -> str:
+    """The Compare page's comparison as ``pbrsim report`` writes it, built in a temporary folder."""
+    import tempfile
+    from pathlib import Path
+
+    from sim.report.output import write_comparison
+    from sim.report.tender import ComparisonFolder, report_html
+
+    shipped = D.shipped_contracts()
+    contracts = [design.contract if name == design.contract.name else shipped[name] for name in comp.contracts
+                 if name == design.contract.name or name in shipped]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "compare"
+        write_comparison(comp, folder, with_plots=True, scenario=design.scenario, contracts=contracts)
+        return report_html(ComparisonFolder(folder))
+
+
+# --- About --------------------------------------------------------------------------------------------------
+
+
+def about_page() -> None:
+    """The model, its assumptions and limits, sources, citation, licence and change log, from the files."""
+    page = st.radio("About", list(D.ABOUT), horizontal=True, key="about", label_visibility="collapsed")
+    text, markdown = D.about_text(page)
+    if markdown:
+        st.markdown(text)
+    else:
+        st.code(text, language="yaml" if page == "Citation" else None)
 
 
 # --- the page ------------------------------------------------------------------------------------------------
@@ -438,7 +517,9 @@ def main() -> None:
     st.title("Payment-by-results contract designer")
     st.caption("Simulated drug and alcohol treatment systems (pbrsim): what a contract design buys, what it costs, "
                "and what it risks for the provider.")
-    tabs = st.tabs(["Design a contract", "Results", "Compare", "Download"])
+    tabs = st.tabs(["Design a contract", "Results", "Compare", "Download", "About"])
+    with tabs[4]:
+        shown(about_page, "The About page")
     with tabs[0]:
         shown(design_page, "The design form")
     current = st.session_state.get("run_design")

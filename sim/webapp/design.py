@@ -240,6 +240,44 @@ def _volume(text: str) -> str | float:
         return text  # refused by validation, with its message
 
 
+def describe(form: ContractForm) -> str:
+    """The design in words, from the values on the form (so a download never carries a template's description of
+    other terms)."""
+    if form.share_mode == "per year":
+        shares = " / ".join(f"{v:g}%" for v in form.shares_by_year[:form.years]) + " by contract year"
+    elif form.share_mode == "linear":
+        shares = f"{form.linear[0]:g}% rising linearly to {form.linear[1]:g}%"
+    else:
+        shares = f"{form.step[0]:g}%, rising {form.step[1]:g} points a year to {form.step[2]:g}%"
+    paid = [f"{r.name} {r.amount:g}%" if r.pricing == "share of pot" else f"{r.name} £{r.amount:,.0f}"
+            for r in form.outcomes if r.paid]
+    parts = [f"£{form.annual_value / 1e6:,.2f}m a year for {form.term_years} years"
+             + (f" (+{form.extension_years} optional)" if form.extension_years else ""),
+             f"at risk on outcomes {shares}"]
+    if paid:
+        parts.append("outcomes " + ", ".join(paid))
+    if form.offending:
+        parts.append(f"offending pot £{form.offending_pot:,.0f} a year")
+    return "Designed on the pbrsim web app: " + "; ".join(parts)
+
+
+def kept_terms(form: ContractForm) -> list[str]:
+    """The template's terms the form does not show, kept as written (said on the page, never silently)."""
+    out = []
+    for key, value in form.kept.items():
+        if key == "subcontractors" and value:
+            out.append("subcontractors: " + ", ".join(
+                f"{v.get('name', '?')} ({v.get('share_of_income', 0):.0%} of income, {v.get('share_of_cost', 0):.0%} "
+                f"of cost" + (f", until {v['until']}" if v.get("until") else "") + ")" if isinstance(v, dict)
+                else str(v) for v in value))
+        elif value not in (None, [], {}):
+            out.append(f"{key.replace('_', ' ')}: {_short(value)}")
+    for row in form.outcomes:
+        if row.paid and row.kept:
+            out.append(f"{row.name}: " + ", ".join(f"{k.replace('_', ' ')} {_short(v)}" for k, v in row.kept.items()))
+    return out
+
+
 def contract_raw(form: ContractForm) -> dict:
     """The contract as a TOML file would hold it (fractions, days, pounds)."""
     raw: dict = {"name": form.name, "description": form.description, "annual_value": float(form.annual_value),
@@ -501,3 +539,30 @@ def _plain(x):
     if isinstance(x, (list, tuple)):
         return [_plain(v) for v in x]
     return x
+
+
+# --- the About pages -----------------------------------------------------------------------------------------
+
+ABOUT = {"Overview": ("README.md", ["# pbrsim", "## The model"]),
+         "Assumptions and limitations": ("README.md", ["## Limitations (known, and where they will be addressed)"]),
+         "Sources and how to cite": ("README.md", ["## Default parameters and how to cite them"]),
+         "Citation": ("CITATION.cff", None), "Licence": ("LICENSE", None), "Change log": ("CHANGELOG.md", None)}
+
+
+def about_text(page: str) -> tuple[str, bool]:
+    """The text of an About page from the repository's own files (README sections, CITATION.cff, LICENSE,
+    CHANGELOG.md) and whether it is Markdown; the same words as the files, so the page never drifts from them."""
+    file, headings = ABOUT[page]
+    path = ROOT / file
+    if not path.is_file():
+        return f"{file} is not installed with this copy of pbrsim.", False
+    text = path.read_text(encoding="utf-8")
+    if headings is None:
+        return text, file.endswith(".md")
+    lines, out, keep = text.splitlines(), [], False
+    for line in lines:
+        if line.startswith("#") and not line.startswith("###"):
+            keep = line.strip() in headings
+        if keep and not line.lstrip().startswith("!["):  # README images are not served by the page
+            out.append(line)
+    return "\n".join(out), True

@@ -115,9 +115,9 @@ def test_run_shows_results_and_a_tariff_change_moves_the_totals(app_env):
 def test_compare_page_settles_designs_on_the_same_clients(app_env):
     at = run(start())
     names = list(at.table[1].value.index)
-    assert names == ["this design (west_kent_pbr)", "block"]
+    assert names == ["west_kent_pbr_page", "block"]
     ok(at.multiselect(key="compare").select("national_pbr").run())
-    assert list(at.table[1].value.index) == ["this design (west_kent_pbr)", "block", "national_pbr"]
+    assert list(at.table[1].value.index) == ["west_kent_pbr_page", "block", "national_pbr"]
     outcomes = at.table[2].value  # what each design buys, beside the money
     assert "sustained recoveries" in outcomes.columns and len(outcomes) == 3
     assert any("contract-blind" in i.value for i in at.info)
@@ -145,13 +145,13 @@ def test_download_round_trips_through_pbrsim_compare(app_env, tmp_path):
     cli = pd.read_csv(out / "by_year.csv")
     for r in range(design.replications):
         page = shown.by_year[(shown.by_year["replication"] == r)
-                             & shown.by_year["contract"].str.startswith("this design")]
+                             & (shown.by_year["contract"] == design.contract.name)]
         cmd = cli[cli["replication"] == r]
         assert len(cmd) == len(page) == 2
         for column in ("income", "cost", "margin", "spend", "planned_exits"):
             assert np.allclose(cmd[column], page[column]), (r, column)
     prints = pd.read_csv(out / "fingerprints.csv", dtype={"history": str})
-    page_prints = shown.fingerprints[shown.fingerprints["contract"].str.startswith("this design")]
+    page_prints = shown.fingerprints[shown.fingerprints["contract"] == design.contract.name]
     assert list(prints["history"]) == list(page_prints["history"])
 
 
@@ -164,5 +164,15 @@ def test_provider_behaviour_runs_each_design_with_the_provider_responding(app_en
     run(at)
     design = at.session_state["run_design"]
     assert design.scenario.behaviour.mode == "stress"
-    assert list(at.table[1].value.index) == ["this design (west_kent_pbr)", "block"]
+    assert list(at.table[1].value.index) == ["west_kent_pbr_page", "block"]
     assert "behaviour" in D.scenario_toml(design)  # the downloaded scenario says how the provider behaves
+
+
+def test_the_tender_report_of_the_compared_designs_downloads_from_the_page(app_env):
+    at = run(start())
+    ok(at.button(key="prepare_report").click().run())
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Tender report (HTML)" in labels
+    html = at.session_state["report_html"]
+    assert "<h2>The designs</h2>" in html and "west_kent_pbr_page" in html and "Designed on the pbrsim web app" in html
+    assert any("Kept from the template as written" in c.value and "nhs_trust" in c.value for c in at.caption)

@@ -148,7 +148,7 @@ def test_design_run_see_charts_and_the_comparison(server, guarded):
     page.get_by_text("Simulating").first.wait_for(timeout=60_000)  # the progress bar
     page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
     page.get_by_role("tab", name="Results").click()
-    page.get_by_role("heading", name="Results — west_kent_pbr on west_kent_fast").wait_for()
+    page.get_by_role("heading", name="Results — west_kent_pbr_page on west_kent_fast").wait_for()
     charts = page.locator("[data-testid=stPlotlyChart]:visible .js-plotly-plot")
     charts.nth(3).wait_for(timeout=60_000)
     assert charts.count() == 4  # outcomes, offending, income by component, cumulative cash
@@ -156,7 +156,7 @@ def test_design_run_see_charts_and_the_comparison(server, guarded):
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("heading", name="Comparison — west_kent_fast, 2 replications").wait_for()
     table = page.locator("[data-testid=stTable]:visible").first
-    assert table.get_by_role("row").filter(has_text="this design (west_kent_pbr)").count() == 1
+    assert table.get_by_role("row").filter(has_text="west_kent_pbr_page").count() == 1
     assert table.get_by_role("row").filter(has_text="block").count() == 1
     page.get_by_text("Paired differences").wait_for()
     guarded.check()

@@ -244,3 +244,34 @@ def test_compare_shows_what_each_design_buys_and_says_when_outcomes_are_identica
     diffs = comp.paired_differences().set_index("metric")
     assert diffs.loc["sustained_recoveries", "mean_difference"] == 0
     assert list(V.outcome_differences_table(comp).columns)[:2] == ["treatment starts", "people in treatment (a year)"]
+
+
+def test_a_downloaded_design_names_and_describes_itself_and_loads_back_as_the_same_design(site):
+    """Download -> upload -> the identical design: the file carries the page's own name (not a shipped design's)
+    and a description of the terms on the form, and every term the form does not show is kept and said."""
+    import tomllib
+
+    template = D.form_from_contract(D.site_contract(load_scenario(site.path)))
+    form = dataclasses.replace(template, shares_by_year=[10.0, 20.0, 30.0, 30.0], name="west_kent_pbr_page")
+    form = dataclasses.replace(form, description=D.describe(form))
+    design = D.build_design(site, form, replications=2, seed=5, behaviour="off")
+    assert design.contract.name != "west_kent_pbr" and "10% / 20% / 30% / 30%" in design.contract.description
+    assert "60%" not in design.contract.description  # not the template's 25% rising to 60%
+    assert any(t.startswith("subcontractors: nhs_trust") for t in D.kept_terms(template))
+    text = D.contract_toml(design)
+    loaded = D.contract_from_dict(tomllib.loads(text), "downloaded.toml")
+    again = D.form_from_contract(loaded)
+    again = dataclasses.replace(again, description=D.describe(again))
+    assert D.build_design(site, again, replications=2, seed=5, behaviour="off").contract.raw() == \
+        design.contract.raw()
+
+
+def test_the_about_pages_come_from_the_repository_s_own_files():
+    overview, md = D.about_text("Overview")
+    assert md and overview.startswith("# pbrsim") and "## The model" in overview and "![" not in overview
+    limits, _ = D.about_text("Assumptions and limitations")
+    assert limits.startswith("## Limitations") and "Mortality" in limits
+    cite, md = D.about_text("Citation")
+    assert not md and "cff-version" in cite
+    assert "MIT" in D.about_text("Licence")[0] and "## [Unreleased]" in D.about_text("Change log")[0]
+    assert "[P]" in D.about_text("Sources and how to cite")[0]
