@@ -197,10 +197,15 @@ def design_page() -> None:
     name = top[1].selectbox("Start from contract", list(templates), key="template",
                             help="the site's own contract, then the shipped designs (scenarios/contracts/)")
     template = D.form_from_contract(templates[name])
-    fresh = st.session_state.get("_form_of") != (site.file, name)
+    # a new template fills the form; a new site keeps the design (one design across sites) but takes the
+    # site's own system (its capacities) and seed
+    fresh = st.session_state.get("_form_of") != name
+    new_site = st.session_state.get("_site_of") != site.file
     fill(form_defaults(template), force=fresh)
-    fill({"replications": 5, "seed": int(scenario.seed), "behaviour": "off"}, force=fresh)
-    st.session_state["_form_of"] = (site.file, name)
+    fill({"replications": 5, "behaviour": "off"}, force=fresh)
+    fill({"seed": int(scenario.seed), **{f"sys_{k}": v for k, v in D.system_defaults(scenario).items()}},
+         force=new_site)
+    st.session_state["_form_of"], st.session_state["_site_of"] = name, site.file
     top[2].number_input("Term (years)", step=1, key="term_years", help="1 to 25 years")
     top[3].number_input("Extension (years)", step=1, key="extension_years", help="0 to 25 years")
     top[4].radio("PbR share given", D.SHARE_MODES, key="share_mode", horizontal=True,
@@ -288,6 +293,12 @@ def design_page() -> None:
                           help="The tender's forecast of the cohort's recorded offences a year. 0 takes the "
                                "cohort's own in the year before the contract, which needs a settled warm-up.")
 
+        with st.expander("System what-ifs: referrals, staffing and capacity (the site's own values unless "
+                         "changed)"):
+            c = st.columns(len(D.SYSTEM_FIELDS))
+            for col, (key, (label, low, high)) in zip(c, D.SYSTEM_FIELDS.items()):
+                col.number_input(label, step=1.0 if "%" in label or "FTE" in label else 1.0, key=f"sys_{key}",
+                                 help=f"{low:g} to {high:g}")
         st.markdown("**Caps, collar and lags** (0 = none)")
         c = st.columns(5)
         c[0].number_input("PbR cap (× the year's pot)", step=0.05, key="pbr_cap")
@@ -301,7 +312,8 @@ def design_page() -> None:
         form = collected_form(template, years)
         try:
             design = D.build_design(site, form, st.session_state["replications"], st.session_state["seed"],
-                                    st.session_state["behaviour"])
+                                    st.session_state["behaviour"],
+                                    {k: st.session_state[f"sys_{k}"] for k in D.SYSTEM_FIELDS})
         except D.DesignError as e:
             st.session_state["run_design"] = None  # nothing of an earlier design is shown as this one's
             st.session_state["run_signature"] = None
@@ -328,7 +340,7 @@ STALE = ("The design has changed since these results were run: press Run to upda
 def form_signature(template: D.ContractForm, years: int) -> str:
     """Every value on the design page as it stands (the form's, the site, template and run settings)."""
     keys = sorted({*form_defaults(template), *(f"share_{k}" for k in range(1, years + 1)), "site", "template",
-                   "replications", "seed", "behaviour"})
+                   "replications", "seed", "behaviour", *(f"sys_{k}" for k in D.SYSTEM_FIELDS)})
     return R.canonical({k: st.session_state.get(k) for k in keys})
 
 

@@ -451,10 +451,55 @@ def form_warnings(form: ContractForm) -> list[str]:
     return []
 
 
-def build_design(site: Site, form: ContractForm, replications: int, seed: int, behaviour: str) -> Design:
+# the system what-ifs: (label, lowest, highest); applied to the site's scenario before it is simulated
+SYSTEM_FIELDS = {"referral_change": ("Referral change (%)", -50.0, 100.0),
+                 "recovery_workers": ("Recovery workers (FTE)", 1.0, 500.0),
+                 "vacancies": ("Recovery-worker vacancies (%)", 0.0, 90.0),
+                 "assessors": ("Assessors (LASARS)", 1.0, 100.0),
+                 "inpatient_detox_beds": ("Inpatient detox beds", 0.0, 200.0),
+                 "rehab_places": ("Residential rehab places", 0.0, 500.0)}
+
+
+def system_defaults(scenario: Scenario) -> dict[str, float]:
+    """The what-if fields as the site's scenario has them (no change)."""
+    c = scenario.capacity
+    return {"referral_change": 0.0, "recovery_workers": float(c.recovery_workers), "vacancies": 0.0,
+            "assessors": float(c.assessors), "inpatient_detox_beds": float(c.inpatient_detox_beds),
+            "rehab_places": float(c.rehab_places)}
+
+
+def system_changes(scenario: Scenario, values: dict[str, float] | None) -> dict:
+    """The scenario changes the what-ifs make: first referrals of every group scaled, the recovery workers in
+    post (FTE less vacancies), and the capacity of each service."""
+    if not values:
+        return {}
+    base = system_defaults(scenario)
+    out: dict = {}
+    change = float(values.get("referral_change", 0.0))
+    if change:
+        arrivals = scenario.raw()["population"]["arrivals_per_year"]
+        out["population.arrivals_per_year"] = ({g: float(v) * (1 + change / 100) for g, v in arrivals.items()}
+                                               if isinstance(arrivals, dict) else float(arrivals) * (1 + change / 100))
+    workers = float(values.get("recovery_workers", base["recovery_workers"])) * \
+        (1 - float(values.get("vacancies", 0.0)) / 100)
+    if workers != base["recovery_workers"]:
+        out["capacity.recovery_workers"] = round(workers, 4)
+    for key in ("assessors", "inpatient_detox_beds", "rehab_places"):
+        if key in values and float(values[key]) != base[key]:
+            out[f"capacity.{key}"] = int(round(float(values[key])))
+    return out
+
+
+def system_problems(values: dict[str, float] | None) -> list[str]:
+    return [line for key, (label, low, high) in SYSTEM_FIELDS.items() if values and key in values
+            for line in [_outside(label, values[key], low, high, "%" if "%" in label else "")] if line]
+
+
+def build_design(site: Site, form: ContractForm, replications: int, seed: int, behaviour: str,
+                 system: dict[str, float] | None = None) -> Design:
     """Validate everything at once; raise :class:`DesignError` with every problem: first in the form's own words
     and units (:func:`form_problems`), else as the TOML validation words it."""
-    problems: list[str] = form_problems(form, replications)
+    problems: list[str] = form_problems(form, replications) + system_problems(system)
     if problems:
         raise DesignError(problems)
     contract = None
@@ -467,7 +512,7 @@ def build_design(site: Site, form: ContractForm, replications: int, seed: int, b
     scenario = None
     try:
         base = load_scenario(site.path)
-        changes = {"seed": seed, **_horizon_changes(base, form.years)}
+        changes = {"seed": seed, **_horizon_changes(base, form.years), **system_changes(base, system)}
         changes.update(behaviour_changes(behaviour))
         scenario = base.with_changes(changes)
     except ConfigError as e:

@@ -275,3 +275,23 @@ def test_the_about_pages_come_from_the_repository_s_own_files():
     assert not md and "cff-version" in cite
     assert "MIT" in D.about_text("Licence")[0] and "## [Unreleased]" in D.about_text("Change log")[0]
     assert "[P]" in D.about_text("Sources and how to cite")[0]
+
+
+def test_a_what_if_on_referrals_moves_waits_and_numbers_in_treatment(site):
+    """More referrals into the same places: more people in treatment and longer waits; the what-ifs are refused
+    outside their ranges in the page's words."""
+    form = dataclasses.replace(D.form_from_contract(D.site_contract(load_scenario(site.path)), years=1),
+                               term_years=1, extension_years=0)
+    base = D.system_defaults(load_scenario(site.path))
+    same = D.build_design(site, form, 1, 3, "off", base)
+    more = D.build_design(site, form, 1, 3, "off", {**base, "referral_change": 60.0, "vacancies": 10.0})
+    assert more.scenario.capacity.recovery_workers == pytest.approx(0.9 * base["recovery_workers"])
+    shown = []
+    for design in (same, more):
+        act = R.activity(R.simulate_replications(design.scenario.raw(), design.seeds), design.scenario.raw())
+        year = act.measures[act.measures["period"] == act.measures["period"].max()].iloc[0]
+        shown.append(year)
+    assert shown[1]["in_treatment"] > shown[0]["in_treatment"]
+    assert shown[1]["mean_wait_days"] > shown[0]["mean_wait_days"]
+    with pytest.raises(D.DesignError, match=r"Referral change \(%\) = 300%: must be between -50% and 100%"):
+        D.build_design(site, form, 1, 3, "off", {**base, "referral_change": 300.0})
