@@ -195,7 +195,10 @@ def design_page() -> None:
         up = st.session_state["_uploaded"]
         templates = {up.name: up, **{k: v for k, v in templates.items() if k != up.name}}
     name = top[1].selectbox("Start from contract", list(templates), key="template",
-                            help="the site's own contract, then the shipped designs (scenarios/contracts/)")
+                            format_func=lambda n: f"{n.replace('_', ' ')}: {templates[n].description}"
+                            if templates[n].description else n.replace("_", " "),
+                            help="the site's own contract, then the shipped designs (scenarios/contracts/), each "
+                                 "with its own description")
     template = D.form_from_contract(templates[name])
     # a new template fills the form; a new site keeps the design (one design across sites) but takes the
     # site's own system (its capacities) and seed

@@ -61,6 +61,8 @@ def _layout(fig: go.Figure, title: str, y: str, x: str = "", categories: bool = 
         fig.update_xaxes(type="category")
     fig.update_layout(title=title, yaxis_title=y, xaxis_title=x, template="plotly_white", height=380,
                       margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    if y == "pounds":  # "£4,000,000", never "4M"
+        fig.update_yaxes(tickprefix="£", tickformat=",.0f", title_text="£")
     return fig
 
 
