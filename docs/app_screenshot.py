@@ -1,4 +1,5 @@
-"""Take docs/app.png, the README's picture of the web app, and time a run and a tariff change.
+"""Take docs/app.png (the README's picture of the web app) and a picture of every page (docs/app_<page>.png),
+and time a run and a tariff change.
 
     python docs/app_screenshot.py [--replications 5] [--out docs/app.png]
 
@@ -63,6 +64,14 @@ def main() -> None:
             page.wait_for_timeout(2500)
             page.screenshot(path=args.out)
             print(f"saved {args.out}")
+            for tab, name in (("Design a contract", "design"), ("Results", "results"), ("Compare", "compare"),
+                              ("Download", "download"), ("About", "about")):
+                page.get_by_role("tab", name=tab).click()
+                page.wait_for_timeout(4000 if tab == "Compare" else 1500)
+                page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=900_000)
+                shot = Path(args.out).with_name(f"app_{name}.png")
+                page.screenshot(path=str(shot))
+                print(f"saved {shot}")
             page.set_viewport_size({"width": 1400, "height": 1000})
             page.get_by_role("tab", name="Design a contract").click()
             box = page.get_by_role("spinbutton", name="Tariff for planned_exit", exact=True)

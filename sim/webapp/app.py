@@ -529,6 +529,7 @@ def about_page() -> None:
 
 def main() -> None:
     st.set_page_config(page_title="pbrsim: contract designer", layout="wide")
+
     st.title("Payment-by-results contract designer")
     st.caption("Simulated drug and alcohol treatment systems (pbrsim): what a contract design buys, what it costs, "
                "and what it risks for the provider.")

@@ -7,6 +7,7 @@ Skipped, with the reason, where chromium or playwright is not installed (``.ci/r
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 import urllib.request
@@ -120,7 +121,8 @@ def open_design(page, url: str, template: str | None = None, replications: int =
     page.get_by_role("button", name="Run").wait_for(timeout=60_000)
     if template:
         page.get_by_role("combobox", name="Start from contract").click()
-        page.get_by_role("option", name=template, exact=True).click()
+        # the options read "<design in words>: <its description>"
+        page.get_by_role("option", name=re.compile("^" + re.escape(template.replace("_", " ")) + "(:|$)")).click()
         settle_page(page)
     spin(page, "Extension (years)", 0)  # a two-year term: a short simulation
     settle_page(page)
@@ -168,7 +170,7 @@ def test_changing_one_tariff_moves_the_totals(server, guarded):
     open_design(page, server, template="cohort_escalator")  # a priced presentation tariff, no payout cap
     run(page)
     page.get_by_role("tab", name="Results").click()
-    page.get_by_role("heading", name="Results — cohort_escalator on west_kent_fast").wait_for()
+    page.get_by_role("heading", name="Results — cohort_escalator_page on west_kent_fast").wait_for()
     before = headline(page, "Provider income")
     page.get_by_role("tab", name="Design a contract").click()
     spin(page, "Tariff for presentation", 2000)
@@ -194,7 +196,7 @@ def test_downloaded_files_run_with_pbrsim_to_the_page_figures(server, guarded, t
         info.value.save_as(tmp_path / info.value.suggested_filename)
     page.get_by_role("tab", name="Compare").click()
     table = page.locator("[data-testid=stTable]:visible").first
-    row = table.get_by_role("row").filter(has_text="this design")
+    row = table.get_by_role("row").filter(has_text="west_kent_pbr_page")
     row.wait_for()
     cells = [c.inner_text().strip() for c in row.get_by_role("cell").all()]
     header = [c.inner_text().strip() for c in table.get_by_role("row").first.get_by_role("columnheader").all()]
@@ -213,3 +215,45 @@ def test_downloaded_files_run_with_pbrsim_to_the_page_figures(server, guarded, t
     assert shown["income"] == money(observed["income"].sum())
     assert shown["margin"] == money(observed["margin"].sum())
     assert shown["spend"] == money(observed["spend"].sum())
+
+
+def test_the_pages_have_no_serious_or_critical_accessibility_violations(server, guarded):
+    """axe-core (axe-playwright-python's copy) on the design page and the About page."""
+    axe = pytest.importorskip("axe_playwright_python.sync_playwright", reason="pip install -e '.[browser]'")
+    page = guarded.page
+    page.goto(server)
+    page.get_by_role("button", name="Run").wait_for(timeout=60_000)
+    settle_page(page)
+    found = {}
+    for tab in ("Design a contract", "About"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(800)
+        results = axe.Axe().run(page)
+        found[tab] = [(v["id"], v["impact"], len(v["nodes"])) for v in results.response["violations"]
+                      if v["impact"] in ("serious", "critical")]
+    assert found == {"Design a contract": [], "About": []}, found
+    guarded.check()
+
+
+@pytest.mark.slow
+def test_two_sessions_running_different_designs_at_once_get_their_own_results(server, browser):
+    """Two commissioners at once: each session's design, run concurrently, shows its own results."""
+    first, second = Guarded(browser), Guarded(browser)
+    try:
+        open_design(first.page, server, replications=1)
+        open_design(second.page, server, template="national_pbr", replications=1)
+        for g in (first, second):  # both press Run before either finishes
+            g.page.get_by_role("button", name="Run").click()
+        for g in (first, second):
+            settle_page(g.page)
+            g.page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
+        first.page.get_by_role("tab", name="Results").click()
+        second.page.get_by_role("tab", name="Results").click()
+        first.page.get_by_role("heading", name="Results — west_kent_pbr_page on west_kent_fast").wait_for()
+        second.page.get_by_role("heading", name="Results — national_pbr_page on west_kent_fast").wait_for()
+        assert first.page.get_by_role("heading", name="Results — national_pbr_page on west_kent_fast").count() == 0
+        first.check()
+        second.check()
+    finally:
+        first.context.close()
+        second.context.close()
