@@ -18,9 +18,9 @@ import datetime as dt
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -165,8 +165,11 @@ class OutputFolder:
         old folder, then swap it in whole. ``about`` goes into the manifest."""
         if self._lock is None:
             raise RuntimeError(f"the output folder {self.path} is closed")
-        tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}{_TMP}"))
+        # the name first, the folder inside the try: a signal that lands just after the folder is made still
+        # removes it (mkdtemp could be interrupted between making it and returning its name)
+        tmp = self.path.parent / f".{self.path.name}{_TMP}{secrets.token_hex(6)}"
         try:
+            tmp.mkdir(mode=0o755)
             build(tmp)
             self.about.update(about)
             self._write_manifest(tmp)
