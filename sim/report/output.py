@@ -249,7 +249,7 @@ def write_optimisation(result, folder: Path, with_plots: bool = True) -> None:
                   f"{spec.provider}).\n# The searched values ({', '.join(p.path for p in spec.parameters)}) are "
                   f"the search's [E] estimates of the best design;\n# every other value is copied from "
                   f"{spec.contract}, whose comments give its sources.\n")
-        text = header + tomli_w.dumps(_plain_toml(raw))
+        text = header + tomli_w.dumps(plain_toml(raw))
         write_atomic(folder / "best_contract.toml", lambda p: Path(p).write_text(text))
     if with_plots and len(result.trials):
         fig = plots.optimisation(result.trials, result.spec.objective)
@@ -257,10 +257,10 @@ def write_optimisation(result, folder: Path, with_plots: bool = True) -> None:
         plt.close(fig)
 
 
-def _plain_toml(value):
-    """A contract's raw form with only what TOML can hold (no None; dates kept)."""
+def plain_toml(value):
+    """A scenario's or contract's raw form as TOML can hold it: tuples as lists, no None (dates kept)."""
     if isinstance(value, dict):
-        return {k: _plain_toml(v) for k, v in value.items() if v is not None}
+        return {k: plain_toml(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
-        return [_plain_toml(v) for v in value]
+        return [plain_toml(v) for v in value]
     return value

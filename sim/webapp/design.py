@@ -553,6 +553,8 @@ def scenario_toml(design: Design) -> str:
     """The scenario as a TOML file that ``pbrsim run`` accepts, naming the contract file saved beside it."""
     import tomli_w
 
+    from sim.report.output import plain_toml
+
     raw = copy.deepcopy(design.scenario.raw())
     raw["contract"] = contract_file_name(design.contract)
     header = (f"# Written by the pbrsim web app from {design.site}: every number and its source are in that file\n"
@@ -561,29 +563,22 @@ def scenario_toml(design: Design) -> str:
               f"# The page's replications: pbrsim compare {Path(design.site).stem}_app.toml --contracts "
               f"{contract_file_name(design.contract)} --replications {design.replications} --seed {design.seed}\n"
               f"# (its replication r, from 0, is the page's replication r)\n\n")
-    return header + tomli_w.dumps(_plain(raw))
+    return header + tomli_w.dumps(plain_toml(raw))
 
 
 def contract_toml(design: Design) -> str:
     """The contract as a TOML file (validated again by ``pbrsim run``)."""
     import tomli_w
 
+    from sim.report.output import plain_toml
+
     header = ("# Written by the pbrsim web app: the contract designed on the page (values entered there are "
               "estimates;\n# the shipped designs in scenarios/contracts/ give the source of theirs).\n\n")
-    return header + tomli_w.dumps(_plain(design.contract.raw()))
+    return header + tomli_w.dumps(plain_toml(design.contract.raw()))
 
 
 def scenario_file_name(design: Design) -> str:
     return f"{Path(design.site).stem}_app.toml"
-
-
-def _plain(x):
-    """Tuples as lists, for the TOML writer."""
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
 
 
 # --- the About pages -----------------------------------------------------------------------------------------
