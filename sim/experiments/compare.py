@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sim.analysis.delivered import DELIVERED, delivered_by_year, delivered_term
+from sim.analysis.delivered import DELIVERED, OBSERVABLE_TERM, delivered_by_year, delivered_term
 from sim.config.contract import Contract, contract_from_dict
 from sim.config.scenario import Scenario, scenario_from_dict
 from sim.core.errors import unsettled_reported
@@ -122,9 +122,10 @@ class Comparison:
 
 
 COMPARED = (*METRICS, *DELIVERED, "spend_per_sustained_recovery")
-# spend per outcome: the ratio of the term means (numerator, denominator), never the mean of per-replication ratios
+# spend per outcome: the ratio of the term means (numerator, denominator), never the mean of per-replication ratios;
+# per sustained recovery over the years whose recoveries are observable (sim.analysis.delivered)
 RATIOS = {"spend_per_planned_exit": ("spend", "planned_exits"),
-          "spend_per_sustained_recovery": ("spend", "sustained_recoveries")}
+          "spend_per_sustained_recovery": OBSERVABLE_TERM}
 
 
 def fingerprint(history) -> str:
@@ -161,10 +162,6 @@ def compare(scenario: Scenario, contracts: list[Contract], replications: int, se
     by_year = by_year[["replication", "contract", "contract_year", *by_year.columns.drop(
         ["replication", "contract", "contract_year"])]]
     term = term_table(by_year)
-    if "sustained_recoveries" in term.columns:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term["spend_per_sustained_recovery"] = np.where(term["sustained_recoveries"] > 0,
-                                                            term["spend"] / term["sustained_recoveries"], np.nan)
     return Comparison(names, by_year, term, pd.DataFrame(prints, columns=["replication", "contract", "history"]),
                       pd.DataFrame(drawn) if drawn else None)
 
@@ -179,7 +176,18 @@ def term_table(by_year: pd.DataFrame) -> pd.DataFrame:
         money = term_metrics(d)
         rows.append(pd.concat([money, delivered_term(d[d["observed"].astype(bool)])]) if outcomes else money)
     keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
-    return pd.concat([keys, pd.DataFrame([r.rename(None) for r in rows]).reset_index(drop=True)], axis=1)
+    return with_spend_per_recovery(pd.concat([keys, pd.DataFrame([r.rename(None) for r in rows]).reset_index(drop=True)],
+                                             axis=1))
+
+
+def with_spend_per_recovery(term: pd.DataFrame) -> pd.DataFrame:
+    """``term`` with each replication's spend per sustained recovery over the years whose recoveries are observable
+    (NaN without a recovery), where it carries them (:data:`sim.analysis.delivered.OBSERVABLE_TERM`)."""
+    if OBSERVABLE_TERM[1] in term.columns:
+        spend, recoveries = (term[c].to_numpy(dtype=float) for c in OBSERVABLE_TERM)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            term["spend_per_sustained_recovery"] = np.where(recoveries > 0, spend / recoveries, np.nan)
+    return term
 
 
 def delivered_rows(history, scenario: Scenario, settlement, cache: dict, mark: str | None = None) -> pd.DataFrame:

@@ -590,13 +590,14 @@ METRICS = {
     "margin": "provider margin (pounds)",
     "working_capital_needed": "largest cash shortfall before payments arrive (pounds)",
     "spend": "commissioner spend including assessments (pounds)",
+    "assessments": "of the spend, the independent assessments (LASARS) the commissioner pays for (pounds)",
     "planned_exits": "planned exits (people)",
     "spend_per_planned_exit": "commissioner spend per planned exit (pounds)",
     "community_savings": "estimated community savings from reduced offending (pounds)",
     "offending_payment": "payment from the offending pot (pounds; 0 without one)",
 }
-_TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "planned_exits", "community_savings",
-              "offending_payment")
+_TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "assessments", "planned_exits",
+              "community_savings", "offending_payment")
 
 
 def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
@@ -615,6 +616,7 @@ def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
     out["margin"] = prov["margin"]
     out["working_capital_needed"] = prov["working_capital_needed"]
     out["spend"] = comm["spend"].reindex(prov.index)
+    out["assessments"] = comm["assessments"].reindex(prov.index)
     out["planned_exits"] = comm["planned_exits"].reindex(prov.index)
     out["spend_per_planned_exit"] = comm["spend_per_planned_exit"].reindex(prov.index)
     out["community_savings"] = comm["community_savings"].reindex(prov.index)

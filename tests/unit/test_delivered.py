@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.analysis.delivered import DELIVERED, DELIVERED_TERM, delivered_by_year, delivered_term
+from sim.analysis.delivered import DELIVERED, DELIVERED_TERM, OBSERVABLE, delivered_by_year, delivered_term
+from sim.analysis.evaluation import FOLLOW_UP_DAYS
 from sim.analysis.targets import measure
 from sim.config.contract import load_contract
 from sim.money.settlement import contract_year_metrics, settle
@@ -21,8 +22,11 @@ def run(small, small_history_seed_1):
 
 def test_every_contract_year_has_every_measure(run):
     _, h, settlement, d = run
-    assert list(d.columns) == list(DELIVERED) and list(d.index) == list(settlement.years["contract_year"])
+    assert list(d.columns) == [*DELIVERED, OBSERVABLE] and list(d.index) == list(settlement.years["contract_year"])
     assert (d[["starts", "in_treatment", "deaths", "recorded_offences"]] >= 0).all().all()
+    # a year's sustained recoveries are known once its last exits' 6-month follow-up has closed
+    known = settlement.years["end"].to_numpy() + FOLLOW_UP_DAYS <= h.end
+    assert list(d[OBSERVABLE] > 0) == list(known)
 
 
 def test_waits_and_people_agree_with_the_target_measures(run):
