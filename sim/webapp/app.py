@@ -70,6 +70,11 @@ def settled(scenario_key: str, seeds: tuple[int, ...], contract_key: str, _desig
                                  _design.scenario.raw())
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def gaming(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
+    return R.gaming(kept_histories(scenario_key, seeds, _design), _design.scenario.raw())
+
+
 def settle(design: D.Design):
     return settled(*R.simulation_key(design), R.canonical(design.contract.raw()), design)
 
@@ -205,7 +210,9 @@ def design_page() -> None:
     fresh = st.session_state.get("_form_of") != name
     new_site = st.session_state.get("_site_of") != site.file
     fill(form_defaults(template), force=fresh)
-    fill({"replications": 5, "behaviour": "off"}, force=fresh)
+    behaviour_ok = D.behaviour_available()
+    # the provider responding as the national pilot evaluation found, unless the user asks for contract-blind
+    fill({"replications": 5, "behaviour": "calibrated" if behaviour_ok else "off"}, force=fresh)
     fill({"seed": int(scenario.seed), **{f"sys_{k}": v for k, v in D.system_defaults(scenario).items()}},
          force=new_site)
     st.session_state["_form_of"], st.session_state["_site_of"] = name, site.file
@@ -229,16 +236,16 @@ def design_page() -> None:
                              help=f"simulated histories, 1 to {D.MAX_PAGE_REPLICATIONS}; every design is settled "
                                   "on the same ones")
         head[3].number_input("Seed", step=1, key="seed", help="root seed: replication r (from 0) is replication r of pbrsim compare / pbrsim replicate --seed SEED")
-        behaviour_ok = D.behaviour_available()
         head[4].radio("Provider behaviour", D.BEHAVIOURS if behaviour_ok else ("off",), key="behaviour",
                       horizontal=True, help="how the provider responds to the contract's incentives")
         if not behaviour_ok:
             head[4].caption("base and stress arrive with the provider-behaviour model (issue 7); until then the "
                             "provider delivers the same service under every contract")
         else:
-            head[4].caption("calibrated (fitted to the national pilot evaluation's year-1 findings), base, stress: "
-                            "the provider responds to this contract (sim.provider.model), so a tariff change "
-                            "simulates again; off: contract-blind, the same service under every contract")
+            head[4].caption("calibrated (the default: fitted to the national pilot evaluation's year-1 "
+                            "findings), base, stress: the provider responds to this contract, so a tariff change "
+                            "simulates again (tens of seconds); off: contract-blind, the same service under every "
+                            "contract, and a tariff change only re-prices (seconds)")
 
         st.markdown("**Share of the annual value paid on outcomes (%)**")
         mode = st.session_state["share_mode"]
@@ -320,8 +327,9 @@ def design_page() -> None:
         except D.DesignError as e:
             st.session_state["run_design"] = None  # nothing of an earlier design is shown as this one's
             st.session_state["run_signature"] = None
-            st.error("This design cannot run; nothing was simulated:\n\n" +
+            st.error("This design cannot run; nothing was simulated (the fields named are outlined in red):\n\n" +
                      "\n".join(f"- {line}" for line in e.lines))
+            st.markdown(D.highlight_css(D.named_fields(e.lines)), unsafe_allow_html=True)
             return
         for line in D.form_warnings(form):
             st.warning(line)
@@ -411,7 +419,7 @@ def compare_page(design: D.Design) -> None:
     if not chosen:
         st.info("Choose at least one design.")
         return
-    results, refused = [], []
+    results, refused, designs = [], [], []
     compared = [design.contract if name == THIS_DESIGN else shipped[name] for name in chosen]
     for name in chosen:
         contract = design.contract if name == THIS_DESIGN else shipped[name]
@@ -421,7 +429,8 @@ def compare_page(design: D.Design) -> None:
         except D.ConfigError as e:
             refused.append(f"{name}: {e.problems[0][3]}")
             continue
-        results.append(dataclasses.replace(settle(D.for_compare(design, contract)), contract=label))
+        designs.append(D.for_compare(design, contract))
+        results.append(dataclasses.replace(settle(designs[-1]), contract=label))
     for line in refused:
         st.warning(f"Not compared — {line}")
     if not results:
@@ -439,6 +448,13 @@ def compare_page(design: D.Design) -> None:
     st.table(V.comparison_table(comp))
     st.markdown("**What each design buys** (over the term; people in treatment and waits: the mean of the years)")
     st.table(V.comparison_outcomes_table(comp))
+    if design.behaviour != "off":
+        st.markdown(f"**What the provider's responses did** (behaviour {design.behaviour}; over the term, mean "
+                    "(95% CI); shares of the need bands the assessment gave)")
+        st.table(V.gaming_table({r.contract: gaming(*R.simulation_key(d), d) for r, d in zip(results, designs)}))
+        st.caption("The figures pbrsim audit-contract reports. For the full audit of a design (behaviour off, base, "
+                   "calibrated and stress on the same clients, and the contract features responsible), download its "
+                   "files from Download and run: pbrsim audit-contract SCENARIO.toml CONTRACT.toml")
     if len(results) > 1 and comp.outcomes_identical():
         st.info("The provider is contract-blind (behaviour off): every design saw the same clients, so every "
                 "outcome is identical by construction and only the money differs. Choose the calibrated "
@@ -452,6 +468,63 @@ def compare_page(design: D.Design) -> None:
         c = st.columns(2)
         c[0].plotly_chart(V.differences_figure(comp, "margin"), key="fig_diff_margin")
         c[1].plotly_chart(V.spend_per_exit_figure(comp), key="fig_spend_exit")
+        cost_effectiveness(design, comp)
+    across_sites(design)
+
+
+def across_sites(design: D.Design) -> None:
+    """This design (contract, replications, seed, provider) on other sites, each with its own system and the
+    warm-up it needs: side by side, not paired (different sites are different clients)."""
+    sites, _ = D.sites()
+    others = {s.file: s for s in sites if s.file != design.site}
+    if not others:
+        return
+    st.markdown("**This design on other sites** (each site's own system, warm-up and calibration as its scenario "
+                "file has them; the same contract, replications, seed and provider)")
+    chosen = st.multiselect("Sites", list(others), format_func=lambda f: f"{others[f].name} ({f})", key="other_sites")
+    if not chosen:
+        return
+    rows = [dataclasses.replace(settle(design), contract=design.scenario.name)]
+    for f in chosen:
+        try:
+            there = D.on_site(design, others[f])
+        except D.DesignError as e:
+            st.warning(f"Not run on {f}: " + "; ".join(e.lines))
+            continue
+        rows.append(dataclasses.replace(settle(there), contract=there.scenario.name))
+    comp = R.comparison(rows)
+    st.table(V.comparison_table(comp).rename_axis("site"))
+    st.table(V.comparison_outcomes_table(comp).rename_axis("site"))
+    st.caption("Different sites are different clients and systems: the figures stand side by side, with no paired "
+               "differences. Expected volumes are the design's as written (the tender's of the site it was made "
+               "for).")
+
+
+CE_OUTCOMES = {"sustained_recoveries": "a sustained recovery", "planned_exits": "a planned exit",
+               "offences_averted": "a recorded offence averted"}
+
+
+def cost_effectiveness(design: D.Design, comp) -> None:
+    """Issue 14's views on the compared designs: incremental cost-effectiveness against the reference, net
+    monetary benefit and the chance each design is best at a willingness to pay, its acceptability curves and the
+    expected value of perfect information."""
+    from sim.experiments.cost_effectiveness import analyse
+
+    st.markdown(f"**Cost-effectiveness and the value of information** against {comp.contracts[0]} (commissioner "
+                "spend over the term, assessments included, against what each design buys; paired replications)")
+    c = st.columns([1.2, 1, 2])
+    outcome = c[0].selectbox("Willingness to pay is for", list(CE_OUTCOMES), format_func=CE_OUTCOMES.get,
+                             key="ce_outcome")
+    wtp = c[1].number_input(f"Willingness to pay (£ per {V.OUTCOME_UNITS[outcome]})", min_value=0.0,
+                            max_value=10_000_000.0, value=5_000.0, step=500.0, format="%.0f", key="ce_wtp",
+                            help="what the commissioner would pay for one more of the outcome: an illustrative "
+                                 "£5,000 to start from (an estimate, no published threshold), 0 to £10m")
+    ce = analyse(comp.term, comp.contracts, outcome, [wtp], comp.observed_years())
+    left, right = st.columns(2)
+    left.table(V.incremental_table(ce))
+    left.table(V.net_benefit_view(ce))
+    right.plotly_chart(V.acceptability_figure(ce), key="fig_ceac")
+    st.caption(V.value_of_information_text(ce, bool(design.scenario.uncertainty)))
 
 
 # --- Download ------------------------------------------------------------------------------------------------

@@ -440,6 +440,31 @@ def form_problems(form: ContractForm, replications) -> list[str]:
     return [line for line in lines if line]
 
 
+def named_fields(lines: list[str]) -> list[str]:
+    """The page labels the problem lines of :func:`form_problems` name (the text before `` = ``), also without a
+    trailing unit in brackets where the field's own label has none (``Tariff for planned_exit (£ an outcome)``)."""
+    fields = []
+    for line in lines:
+        if " = " not in line:
+            continue
+        label = line.split(" = ", 1)[0]
+        fields.append(label)
+        if label.endswith(")") and (" (£ " in label or " (% " in label):
+            fields.append(label.rsplit(" (", 1)[0])
+    return list(dict.fromkeys(fields))
+
+
+def highlight_css(fields: list[str]) -> str:
+    """A style block marking the inputs labelled ``fields`` (Streamlit gives each input its label as
+    ``aria-label``): a red outline and a tinted background, so a refused design shows where it is wrong."""
+    if not fields:
+        return ""
+    quoted = [f.replace("\\", "\\\\").replace('"', '\\"') for f in fields]
+    selectors = ", ".join(f'input[aria-label="{q}"]' for q in quoted)
+    return (f"<style>{selectors} {{outline: 3px solid #b00020 !important; outline-offset: -3px; "
+            f"background-color: #fde8ea !important;}}</style>")
+
+
 def form_warnings(form: ContractForm) -> list[str]:
     """What the form allows but a commissioner should know: an outcome pot whose shares do not add to 100%."""
     shares = [float(r.amount) for r in form.outcomes if r.paid and r.pricing == "share of pot"]
@@ -535,6 +560,23 @@ def _horizon_changes(scenario: Scenario, years: int) -> dict:
     if h.end is None and h.years == years:
         return {}
     return {"horizon.years": years, "horizon.end": None}
+
+
+def on_site(design: Design, site: Site) -> Design:
+    """The same contract, replications, seed and provider on another site's scenario as written (its own system,
+    warm-up and calibration; the page's what-ifs belong to the site they were set for): one design across sites.
+    :class:`DesignError` in the validation's words, naming the site's file, if it cannot run there."""
+    try:
+        base = load_scenario(site.path)
+        changes = {"seed": design.seed, **_horizon_changes(base, design.scenario.horizon.years),
+                   **behaviour_changes(design.behaviour)}
+        scenario = base.with_changes(changes)
+        check(design.contract, scenario)
+    except ConfigError as e:
+        raise DesignError(_lines(e, site.file)) from None
+    except ValueError as e:
+        raise DesignError([f"{site.file}: {e}"]) from None
+    return Design(site.file, scenario, design.contract, design.replications, design.behaviour)
 
 
 def for_compare(design: Design, contract: Contract) -> Design:

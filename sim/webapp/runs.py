@@ -28,7 +28,7 @@ from sim.config.contract import contract_from_dict
 from sim.config.scenario import scenario_from_dict
 from sim.engine.history import History, derived
 from sim.engine.system import simulate
-from sim.experiments.compare import Comparison, fingerprint
+from sim.experiments.compare import Comparison, fingerprint, with_spend_per_recovery
 from sim.experiments.seeds import replication_seed
 from sim.experiments.statistics import SMALL_SAMPLE
 from sim.experiments.statistics import mean_ci as interval
@@ -229,10 +229,45 @@ def comparison(settled: Sequence[Settled]) -> Comparison:
     by_year = pd.concat([s.by_year.assign(contract=s.contract) for s in settled], ignore_index=True)
     by_year = by_year[["replication", "contract", *by_year.columns.drop(["replication", "contract"])]]
     term = pd.concat([s.term.assign(contract=s.contract) for s in settled], ignore_index=True)
-    term = term[["replication", "contract", *term.columns.drop(["replication", "contract"])]]
+    term = with_spend_per_recovery(term[["replication", "contract", *term.columns.drop(["replication", "contract"])]])
     prints = pd.DataFrame([(r, s.contract, f) for s in settled for r, f in enumerate(s.fingerprints)],
                           columns=["replication", "contract", "history"])
     return Comparison(names, by_year, term, prints)
+
+
+# --- gaming indicators: what the provider's responses did, as pbrsim audit-contract reports them ----------------
+
+# (metric of sim.provider.outputs.METRICS, need band) -> label; over the term, shares as fractions
+GAMING = {
+    ("share_of_starters", "critical"): "share of starts: Critical",
+    ("share_of_starters", "substantial"): "share of starts: Substantial",
+    ("share_of_starters", "moderate"): "share of starts: Moderate",
+    ("share_of_starters", "low"): "share of starts: Low",
+    ("deflected_share", "all"): "referrals deflected at intake (M1)",
+    ("parked_share", "all"): "episodes parked (M2)",
+    ("reviews_per_client_year", "all"): "TOP reviews per client-year (M3)",
+    ("misrecorded_share", "all"): "TOP reviews misrecorded (M3)",
+    ("held_share", "all"): "planned exits held a week or more (M4)",
+    ("fast_tracked_share", "all"): "planned exits brought forward a week or more (M4)",
+    ("bunching_after_window", "all"): "re-presentations just after / just before the window closes (M4)",
+    ("band_drift_share", "all"): "referrals recorded a band more severe than assessed (M6)",
+}
+GAMING_COUNTS = ("reviews_per_client_year", "bunching_after_window")  # not shares
+
+
+def gaming(histories: Sequence[History], scenario_raw: dict) -> pd.DataFrame:
+    """Per replication, the :data:`GAMING` indicators over the contract period, from
+    :func:`sim.provider.outputs.behaviour_outputs` (the figures ``pbrsim audit-contract`` reports): band mix at
+    entry, deflection, parking, review frequency and misrecording, discharge timing, band drift."""
+    from sim.provider.outputs import TERM, behaviour_outputs
+
+    scenario = scenario_from_dict(scenario_raw, "<page design>")
+    rows = []
+    for r, h in enumerate(histories):
+        out = behaviour_outputs(h, None, scenario)
+        out = out[out["period"] == TERM].set_index(["metric", "band"])["value"]
+        rows.append({"replication": r, **{label: float(out.get(key, np.nan)) for key, label in GAMING.items()}})
+    return pd.DataFrame(rows, columns=["replication", *GAMING.values()])
 
 
 # --- summaries over replications ------------------------------------------------------------------------------

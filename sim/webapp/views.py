@@ -8,10 +8,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sim.analysis.delivered import OBSERVABLE_TERM
 from sim.experiments.compare import Comparison
+from sim.experiments.cost_effectiveness import OUTCOME_UNITS
 from sim.experiments.statistics import chance_text, ratio_of_means
 from sim.money.settlement import METRICS
-from sim.webapp.runs import OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
+from sim.webapp.runs import GAMING, GAMING_COUNTS, OUTCOME_MEASURES, Activity, Settled, mean_ci, summarise
 
 MEASURE_LABELS = {
     "in_treatment": "people in treatment", "treatment_starts": "treatment starts", "planned_exits": "planned exits",
@@ -19,6 +21,7 @@ MEASURE_LABELS = {
     "planned_share_of_exits": "planned share of exits", "re_presentations": "re-presentations", "deaths": "deaths",
 }
 METRIC_LABELS = {**METRICS, "probability_of_loss": "probability the provider makes a loss over the term"}
+SPEND_PER_RECOVERY = "Commissioner spend per sustained recovery (years with their 6-month follow-up closed)"
 COLOURS = ["#1f5f8b", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d96a3", "#6a4c93", "#ff924c", "#2e4057",
            "#b5838d", "#52b788", "#7f5539", "#adb5bd"]
 
@@ -76,16 +79,18 @@ def headline(settled: Settled) -> dict[str, str]:
     t = settled.term
     c = settled.commissioner
     observed = c[c["observed"].astype(bool)]
-    sums = observed.groupby("replication")[["spend", "sustained_recoveries"]].sum(min_count=1)
     losses = chance_text(int((t["margin"] < 0).sum()), len(t))
     out = {
         "Provider income": with_ci(*mean_ci(t["income"])),
         "Provider margin": with_ci(*mean_ci(t["margin"])),
         "Chance of a loss over the term": f"{losses} replications",
         "Working capital needed": with_ci(*mean_ci(t["working_capital_needed"])),
+        "Commissioner spend (payments and assessments)": with_ci(*mean_ci(t["spend"])),
         "Commissioner spend per planned exit": with_ci(*ratio_of_means(t["spend"], t["planned_exits"])[:3]),
-        "Commissioner spend per sustained recovery": with_ci(*ratio_of_means(sums["spend"],
-                                                                             sums["sustained_recoveries"])[:3]),
+        # over the years whose 6-month follow-up has closed, as on Compare (sim.analysis.delivered)
+        SPEND_PER_RECOVERY: with_ci(*ratio_of_means(*(t[k] for k in OBSERVABLE_TERM))[:3]),
+        "Commissioner spend without assessments": with_ci(*mean_ci(t["spend"] - t["assessments"])),
+        "Assessments (LASARS)": with_ci(*mean_ci(t["assessments"])),
     }
     if "community_savings_per_pound" in c.columns:
         saved = observed.groupby("replication")[["community_savings", "spend"]].sum(min_count=1)
@@ -217,7 +222,7 @@ def cash_figure(settled: Settled) -> go.Figure:
 def commissioner_table(settled: Settled) -> pd.DataFrame:
     """Per contract year: spend, spend per planned exit and per sustained recovery, community savings per pound
     (mean and 95% CI over replications)."""
-    cols = ["spend", "planned_exits", "sustained_recoveries", "spend_per_planned_exit",
+    cols = ["spend", "payments", "assessments", "planned_exits", "sustained_recoveries", "spend_per_planned_exit",
             "spend_per_sustained_recovery", "community_savings_per_pound"]
     s = summarise(settled.commissioner, "contract_year", cols)
     fmts = {"planned_exits": lambda v: f"{v:,.0f}", "sustained_recoveries": lambda v: f"{v:,.0f}",
@@ -226,12 +231,19 @@ def commissioner_table(settled: Settled) -> pd.DataFrame:
     table = s.pivot(index="contract_year", columns="metric", values="value")
     table = table[[c for c in cols if c in table.columns]]
     table.index = [f"year {y}" for y in table.index]
-    return table.rename(columns=lambda c: c.replace("_", " ")).rename_axis("contract year")
+    labels = {"spend": "spend (payments and assessments)", "payments": "payments to providers",
+              "assessments": "assessments (LASARS)",
+              "sustained_recoveries": "sustained recoveries (12 months; – until the year's window has closed)"}
+    return table.rename(columns=lambda c: labels.get(c, c.replace("_", " "))).rename_axis("contract year")
 
 
 # --- Compare -------------------------------------------------------------------------------------------------
 
-SHOWN = ("income", "margin", "working_capital_needed", "spend", "spend_per_planned_exit", "community_savings")
+SHOWN = {"income": "income", "margin": "margin", "working_capital_needed": "working capital needed",
+         "spend": "spend (payments and assessments)", "assessments": "of which assessments",
+         "spend_per_planned_exit": "spend per planned exit",
+         "spend_per_sustained_recovery": "spend per sustained recovery (years with follow-up closed)",
+         "community_savings": "community savings"}
 
 
 def comparison_table(comp: Comparison) -> pd.DataFrame:
@@ -240,15 +252,17 @@ def comparison_table(comp: Comparison) -> pd.DataFrame:
     s = comp.summary()
     out = pd.DataFrame(index=s.index)
     out["chance of a loss"] = s["losses"]
-    for m in SHOWN:
-        out[m.replace("_", " ")] = [with_ci(v, lo, hi) if np.isfinite(lo) else money(v)
-                                    for v, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
+    for m, label in SHOWN.items():
+        if m in s.columns:
+            out[label] = [with_ci(v, lo, hi) if np.isfinite(lo) else money(v)
+                          for v, lo, hi in zip(s[m], s[f"{m}_ci_low"], s[f"{m}_ci_high"])]
     return out.rename_axis("design")
 
 
 OUTCOMES_SHOWN = {"starts": "treatment starts", "in_treatment": "people in treatment (a year)",
                   "mean_wait_days": "mean wait (days)", "waited_over_3_weeks": "waited over 3 weeks",
-                  "planned_exits": "planned exits", "sustained_recoveries": "sustained recoveries",
+                  "planned_exits": "planned exits",
+                  "sustained_recoveries": "sustained recoveries (no referral within 6 months)",
                   "recorded_offences": "recorded offences", "deaths": "deaths"}
 
 
@@ -292,7 +306,7 @@ def differences_table(comp: Comparison) -> pd.DataFrame:
     d = d[d["metric"].isin(SHOWN)]
     d["difference"] = [with_ci(r.mean_difference, r.ci_low, r.ci_high) for r in d.itertuples()]
     table = d.pivot(index="contract", columns="metric", values="difference")
-    table = table[[m for m in SHOWN if m in table.columns]].rename(columns=lambda c: c.replace("_", " "))
+    table = table[[m for m in SHOWN if m in table.columns]].rename(columns=SHOWN)
     ref = comp.contracts[0]
     return table.reindex(comp.contracts[1:]).rename_axis(f"design minus {ref}")
 
@@ -318,3 +332,91 @@ def spend_per_exit_figure(comp: Comparison) -> go.Figure:
                            error_y={"type": "data", "symmetric": False, "array": (s[f"{m}_ci_high"] - s[m]).fillna(0),
                                     "arrayminus": (s[m] - s[f"{m}_ci_low"]).fillna(0)}))
     return _layout(fig, "Commissioner spend per planned exit over the term", "pounds", "")
+
+
+def gaming_table(per_design: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per indicator (rows) and design (columns), the gaming indicators of :func:`sim.webapp.runs.gaming` over the term: mean (95% CI)
+    across replications; shares in percent."""
+    counts = {label for (metric, _), label in GAMING.items() if metric in GAMING_COUNTS}
+
+    def fmt(label):
+        if label in counts:
+            return lambda v: "–" if not np.isfinite(v) else f"{v:.2f}"
+        return lambda v: "–" if not np.isfinite(v) else f"{v:.1%}"
+
+    out = pd.DataFrame({label: [with_ci(*mean_ci(frame[label], lower=0.0), fmt=fmt(label))
+                                for frame in per_design.values()] for label in GAMING.values()},
+                       index=pd.Index(list(per_design), name="design"))
+    return out.T.rename_axis("over the term")
+
+
+# --- cost-effectiveness and the value of information (sim.experiments.cost_effectiveness) ----------------------
+
+
+def _signed(x: float, fmt=money) -> str:
+    return "–" if not np.isfinite(x) else ("+" if x > 0 else "") + fmt(x)
+
+
+EXTRA_OUTCOME = {"sustained_recoveries": "extra sustained recoveries", "planned_exits": "extra planned exits",
+                 "offences_averted": "offences averted"}
+
+
+def incremental_table(ce) -> pd.DataFrame:
+    """Each design against the reference: extra spend and extra outcome (paired, 95% CI) and the ICER or the
+    verdict that stands in for it."""
+    unit = OUTCOME_UNITS[ce.outcome]
+    extra = EXTRA_OUTCOME[ce.outcome]
+    rows = {}
+    for r in ce.incremental.itertuples():
+        rows[r.contract] = {
+            "extra spend": with_ci(r.extra_spend, r.extra_spend_ci_low, r.extra_spend_ci_high, fmt=_signed),
+            extra: with_ci(r.extra_outcome, r.extra_outcome_ci_low, r.extra_outcome_ci_high,
+                           fmt=lambda v: _signed(v, lambda x: f"{x:,.1f}")),
+            f"£ per extra {unit} (ICER)": money(r.icer) if np.isfinite(r.icer) else r.verdict,
+        }
+    versus = ce.incremental["versus"].iloc[0] if len(ce.incremental) else ""
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(f"design against {versus}")
+
+
+def net_benefit_view(ce) -> pd.DataFrame:
+    """Per design at the willingness to pay: the mean net monetary benefit, the incremental NMB against the
+    reference (95% CI) and the chance it is the best design (a count of replications)."""
+    t = ce.net_benefit
+    out = pd.DataFrame(index=pd.Index(t["contract"], name="design"))
+    out["net monetary benefit"] = [money(v) for v in t["net_benefit"]]
+    out["against the reference"] = [with_ci(m, lo, hi, fmt=_signed) for m, lo, hi in
+                                    zip(t["incremental_net_benefit"], t["inb_ci_low"], t["inb_ci_high"])]
+    out["best in"] = [f"{b} replications" for b in t["best_in"]]
+    return out
+
+
+def acceptability_figure(ce) -> go.Figure:
+    """The cost-effectiveness acceptability curves: per willingness to pay, the share of replications in which each
+    design has the highest net monetary benefit; the asked-for value marked."""
+    a = ce.acceptability
+    fig = go.Figure()
+    for i, (name, d) in enumerate(a.groupby("contract", sort=False)):
+        fig.add_trace(go.Scatter(x=d["wtp"], y=d["probability_best"], mode="lines", name=name,
+                                 line={"color": COLOURS[i % len(COLOURS)]}))
+    for lam in ce.wtp:
+        fig.add_vline(x=float(lam), line_dash="dot", line_color="#444")
+    fig = _layout(fig, f"Chance each design is best, by willingness to pay per {OUTCOME_UNITS[ce.outcome]}",
+                  "share of replications", f"willingness to pay (£ per {OUTCOME_UNITS[ce.outcome]})",
+                  categories=False)
+    fig.update_xaxes(tickprefix="£", tickformat=",.0f")
+    fig.update_yaxes(range=[0, 1], tickformat=".0%")
+    return fig
+
+
+def value_of_information_text(ce, uncertain: bool) -> str:
+    """The EVPI at the asked-for willingness to pay, in words, with what it counts."""
+    v = ce.value_of_information
+    row = v[v["asked"]].iloc[0]
+    what = ("each replication carries its own draw of the scenario's uncertain values, so this counts the "
+            "noise of single runs as well" if uncertain else
+            "the scenario has no [uncertainty], so this is the value of knowing how the clients' histories turn "
+            "out, not of research: read it as an upper bound")
+    return (f"Expected value of perfect information at {money(row['wtp'])} per {OUTCOME_UNITS[ce.outcome]}: "
+            f"{money(row['evpi'])} over the term ({money(row['evpi_per_year'])} a year) — the most it is worth "
+            f"paying to remove the uncertainty before choosing; {what}. pbrsim compare --wtp on a scenario with "
+            f"[uncertainty] and --runs-per-draw separates the two and adds the partial values (EVPPI).")

@@ -24,6 +24,11 @@ def write_fast_site(folder: Path) -> Path:
 def fast_sites(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("sites")
     write_fast_site(folder)
+    (folder / "west_kent_vacancies_fast.toml").write_text(  # a second site: one design across sites
+        f'extends = "{(ROOT / "scenarios" / "west_kent_vacancies.toml").as_posix()}"\n'
+        'name = "west_kent_vacancies_fast"\n'
+        'description = "West Kent with vacancies, two-year warm-up (fast, for tests)"\n'
+        '[horizon]\nwarmup_years = 2   # estimate: short, for speed\n')
     (folder / "broken.toml").write_text(  # not offered, with a note saying why
         f'extends = "{(ROOT / "scenarios" / "west_kent.toml").as_posix()}"\nname = "broken"\n'
         '[capacity]\nrecovery_workerz = 3\n')

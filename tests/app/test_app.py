@@ -26,13 +26,17 @@ def ok(at: AppTest) -> AppTest:
     return at
 
 
-def start(template: str | None = None) -> AppTest:
+def start(template: str | None = None, behaviour: str = "off") -> AppTest:
+    """The design page over a two-year term with two replications; the provider contract-blind unless
+    ``behaviour`` says otherwise (the page's default is the calibrated provider: slower, tested on its own)."""
     at = ok(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
     if template is not None:
         ok(at.selectbox(key="template").select(template).run())
     ok(at.number_input(key="extension_years").set_value(0).run())  # a two-year term: a shorter simulation
     at.number_input(key="term_years").set_value(2).run()
     at.number_input(key="replications").set_value(2)
+    if behaviour is not None:
+        at.radio(key="behaviour").set_value(behaviour)
     return ok(at)
 
 
@@ -47,7 +51,8 @@ def headline(at: AppTest) -> pd.Series:
 
 def test_design_page_offers_sites_and_templates_and_refuses_bad_input(app_env):
     at = ok(AppTest.from_file(str(APP), default_timeout=TIMEOUT).run())
-    assert at.selectbox(key="site").options == ["west_kent_fast (west_kent_fast.toml)"]
+    assert at.selectbox(key="site").options == ["west_kent_fast (west_kent_fast.toml)",
+                                                "west_kent_vacancies_fast (west_kent_vacancies_fast.toml)"]
     assert any("broken.toml" in c.value for c in at.caption)
     assert at.selectbox(key="template").value == "west_kent_pbr"  # the site's own contract first
     assert [at.number_input(key=f"share_{k}").value for k in (1, 4)] == [25.0, 60.0]
@@ -119,12 +124,25 @@ def test_compare_page_settles_designs_on_the_same_clients(app_env):
     ok(at.multiselect(key="compare").select("national_pbr").run())
     assert list(at.table[1].value.index) == ["west_kent_pbr_page", "block", "national_pbr"]
     outcomes = at.table[2].value  # what each design buys, beside the money
-    assert "sustained recoveries" in outcomes.columns and len(outcomes) == 3
+    assert "sustained recoveries (no referral within 6 months)" in outcomes.columns and len(outcomes) == 3
     assert any("contract-blind" in i.value for i in at.info)
     diffs = at.table[3].value
     assert list(diffs.index) == ["block", "national_pbr"] and "margin" in diffs.columns
     comp = at.session_state["comparison"]
     assert (comp.fingerprints.groupby("replication")["history"].nunique() == 1).all()
+    # cost-effectiveness against the reference, at a willingness to pay the page asks for
+    ce = next(t.value for t in at.table if t.value.index.name == "design against west_kent_pbr_page")
+    assert list(ce.index) == ["block", "national_pbr"]
+    assert set(ce["£ per extra sustained recovery (ICER)"]) == {"identical outcomes"}  # contract-blind
+    ok(at.selectbox(key="ce_outcome").select("planned_exits").run())
+    ok(at.number_input(key="ce_wtp").set_value(20_000.0).run())
+    assert any("perfect information at £20k per planned exit" in c.value for c in at.caption)
+    # the same design on another site, each with its own system, without touching the form
+    ok(at.multiselect(key="other_sites").select("west_kent_vacancies_fast.toml").run())
+    sites = next(t.value for t in at.table if t.value.index.name == "site" and "margin" in t.value.columns)
+    assert list(sites.index) == ["west_kent_fast", "west_kent_vacancies_fast"]
+    assert sites.iloc[0]["margin"] != sites.iloc[1]["margin"]  # fewer staff for half a year: other clients, money
+    assert at.selectbox(key="site").value == "west_kent_fast.toml"
 
 
 def test_download_round_trips_through_pbrsim_compare(app_env, tmp_path):
@@ -155,17 +173,26 @@ def test_download_round_trips_through_pbrsim_compare(app_env, tmp_path):
     assert list(prints["history"]) == list(page_prints["history"])
 
 
-def test_provider_behaviour_runs_each_design_with_the_provider_responding(app_env):
-    at = start()
+def test_the_calibrated_provider_is_the_default_and_compare_shows_what_its_responses_did(app_env):
+    at = start(behaviour=None)
     if "stress" not in at.radio(key="behaviour").options:
         pytest.skip("the provider-behaviour model (sim.provider.model) is not there")
+    assert at.radio(key="behaviour").value == "calibrated"  # the page's default, and said beside it
+    assert any("calibrated (the default" in c.value for c in at.caption)
     at.number_input(key="replications").set_value(1)
-    at.radio(key="behaviour").set_value("stress")
     run(at)
     design = at.session_state["run_design"]
-    assert design.scenario.behaviour.mode == "stress"
+    assert design.scenario.behaviour.mode == "calibrated"
     assert list(at.table[1].value.index) == ["west_kent_pbr_page", "block"]
     assert "behaviour" in D.scenario_toml(design)  # the downloaded scenario says how the provider behaves
+    assert not any("contract-blind" in i.value for i in at.info)
+    gaming = next(t.value for t in at.table if t.value.index.name == "over the term")  # the gaming panel
+    assert list(gaming.columns) == ["west_kent_pbr_page", "block"]
+    assert {"share of starts: Critical", "episodes parked (M2)", "TOP reviews per client-year (M3)",
+            "planned exits held a week or more (M4)", "referrals deflected at intake (M1)"} <= set(gaming.index)
+    # block puts nothing at risk: its provider does not game
+    assert gaming.loc["episodes parked (M2)", "block"] == "0.0%"
+    assert any("pbrsim audit-contract" in c.value for c in at.caption)
 
 
 def test_the_tender_report_of_the_compared_designs_downloads_from_the_page(app_env):

@@ -116,7 +116,10 @@ def settle_page(page) -> None:
     page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=RUN_TIMEOUT)
 
 
-def open_design(page, url: str, template: str | None = None, replications: int = 2) -> None:
+def open_design(page, url: str, template: str | None = None, replications: int = 2,
+                behaviour: str | None = "off") -> None:
+    """The design page over a two-year term; the provider contract-blind unless ``behaviour`` says otherwise
+    (None: the page's default, the calibrated provider)."""
     page.goto(url)
     page.get_by_role("button", name="Run").wait_for(timeout=60_000)
     if template:
@@ -129,6 +132,13 @@ def open_design(page, url: str, template: str | None = None, replications: int =
     spin(page, "Term (years)", 2)
     settle_page(page)
     spin(page, "Replications", replications)
+    if behaviour is not None:
+        page.get_by_role("radiogroup", name="Provider behaviour").get_by_text(behaviour, exact=True).click()
+
+
+def outline(page, name: str) -> str:
+    """The computed outline colour of the number input labelled ``name``."""
+    return page.get_by_role("spinbutton", name=name, exact=True).evaluate("e => getComputedStyle(e).outlineColor")
 
 
 def run(page) -> None:
@@ -144,8 +154,10 @@ def headline(page, figure: str) -> str:
 
 
 def test_design_run_see_charts_and_the_comparison(server, guarded):
+    """The page as it opens: the calibrated provider responding to each design, so Compare shows what each buys,
+    the paired differences in outcomes, and what the provider's responses did."""
     page = guarded.page
-    open_design(page, server)
+    open_design(page, server, behaviour=None)
     page.get_by_role("button", name="Run").click()
     page.get_by_text("Simulating").first.wait_for(timeout=60_000)  # the progress bar
     page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
@@ -160,7 +172,38 @@ def test_design_run_see_charts_and_the_comparison(server, guarded):
     table = page.locator("[data-testid=stTable]:visible").first
     assert table.get_by_role("row").filter(has_text="west_kent_pbr_page").count() == 1
     assert table.get_by_role("row").filter(has_text="block").count() == 1
-    page.get_by_text("Paired differences").wait_for()
+    page.get_by_text("Paired differences").first.wait_for()
+    outcomes = page.locator("[data-testid=stTable]:visible").nth(1)
+    for column in ("treatment starts", "people in treatment (a year)", "mean wait (days)", "deaths"):
+        assert outcomes.get_by_role("columnheader", name=column).count() == 1, column
+    page.get_by_text("What the provider's responses did").wait_for()
+    gaming = page.locator("[data-testid=stTable]:visible").filter(has_text="episodes parked (M2)")
+    assert gaming.get_by_role("row").filter(has_text="share of starts: Critical").count() == 1
+    page.get_by_text("Paired differences in what each design buys").wait_for()
+    guarded.check()
+
+
+def test_a_refused_design_names_and_outlines_its_fields_and_a_change_marks_results_stale(server, guarded):
+    page = guarded.page
+    open_design(page, server, replications=1)
+    run(page)
+    spin(page, "Term (years)", 3)  # outside the form: the page reruns and says the results are the last design's
+    settle_page(page)
+    page.get_by_text("The design has changed since these results were run").first.wait_for()  # and on each tab
+    spin(page, "Year 2 PbR share (%)", 150)
+    page.get_by_role("button", name="Run").click()
+    settle_page(page)
+    page.get_by_text("Year 2 PbR share (%) = 150%: must be between 0% and 100%").wait_for()
+    assert outline(page, "Year 2 PbR share (%)") == "rgb(176, 0, 32)"  # the field named is outlined
+    assert outline(page, "Year 1 PbR share (%)") != "rgb(176, 0, 32)"
+    assert page.get_by_text("The design has changed since these results were run").count() == 0  # none shown
+    spin(page, "Year 2 PbR share (%)", 30)
+    spin(page, "Term (years)", 0)
+    settle_page(page)
+    page.get_by_role("button", name="Run").click()
+    settle_page(page)
+    page.get_by_text("Term (years) = 0: must be between 1 and 25").wait_for()
+    assert outline(page, "Term (years)") == "rgb(176, 0, 32)"
     guarded.check()
 
 
@@ -214,7 +257,7 @@ def test_downloaded_files_run_with_pbrsim_to_the_page_figures(server, guarded, t
     observed = by_year[(by_year["replication"] == 0) & by_year["observed"].astype(bool)]
     assert shown["income"] == money(observed["income"].sum())
     assert shown["margin"] == money(observed["margin"].sum())
-    assert shown["spend"] == money(observed["spend"].sum())
+    assert shown["spend (payments and assessments)"] == money(observed["spend"].sum())
 
 
 def test_the_pages_have_no_serious_or_critical_accessibility_violations(server, guarded):
@@ -257,3 +300,63 @@ def test_two_sessions_running_different_designs_at_once_get_their_own_results(se
     finally:
         first.context.close()
         second.context.close()
+
+
+def outcome_cell(page, design: str, column: str) -> str:
+    """One cell of Compare's 'what each design buys' table (the second table on the tab)."""
+    table = page.locator("[data-testid=stTable]:visible").nth(1)
+    header = [c.inner_text().strip() for c in table.get_by_role("row").first.get_by_role("columnheader").all()]
+    row = table.get_by_role("row").filter(has_text=design).first
+    cells = [c.inner_text().strip() for c in row.get_by_role("cell").all()]
+    return dict(zip(header[-len(cells):], cells))[column]
+
+
+def leading_number(text: str) -> float:
+    return float(re.match(r"[\d,.]+", text).group(0).replace(",", ""))
+
+
+@pytest.mark.slow  # two runs, about 30 s
+def test_a_what_if_on_referrals_moves_waits_and_numbers_in_treatment(server, guarded):
+    page = guarded.page
+    open_design(page, server, replications=1)
+    run(page)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("heading", name=re.compile("^Comparison")).wait_for()
+    before = {c: leading_number(outcome_cell(page, "west_kent_pbr_page", c))
+              for c in ("people in treatment (a year)", "mean wait (days)")}
+    page.get_by_role("tab", name="Design a contract").click()
+    page.get_by_text("System what-ifs").click()
+    spin(page, "Referral change (%)", 60)
+    run(page)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("heading", name=re.compile("^Comparison")).wait_for()
+    after = {c: leading_number(outcome_cell(page, "west_kent_pbr_page", c)) for c in before}
+    assert after["people in treatment (a year)"] > before["people in treatment (a year)"]
+    assert after["mean wait (days)"] > before["mean wait (days)"]
+    guarded.check()
+
+
+@pytest.mark.slow  # one run, about 20 s
+def test_a_downloaded_design_uploads_back_as_the_same_design(server, guarded, tmp_path):
+    page = guarded.page
+    open_design(page, server, replications=1)
+    spin(page, "Year 1 PbR share (%)", 15)
+    spin(page, "Year 2 PbR share (%)", 35)
+    run(page)
+    page.get_by_role("tab", name="Download").click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Contract (TOML)").click()
+    saved = tmp_path / info.value.suggested_filename
+    info.value.save_as(saved)
+    guarded.check()
+
+    fresh = guarded.context.new_page()  # a new session: nothing of the first design but the file
+    fresh.goto(server)
+    fresh.get_by_role("button", name="Run").wait_for(timeout=60_000)
+    fresh.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(saved))
+    settle_page(fresh)
+    sync_api.expect(fresh.get_by_role("combobox", name="Start from contract")).to_have_value(
+        re.compile("^west kent pbr page"))  # offered first and chosen as the template
+    for name, value in (("Year 1 PbR share (%)", "15.00"), ("Year 2 PbR share (%)", "35.00")):
+        sync_api.expect(fresh.get_by_role("spinbutton", name=name, exact=True)).to_have_value(value)
+    fresh.close()

@@ -23,7 +23,7 @@ from sim.webapp import views as V  # noqa: E402
 @pytest.fixture(scope="module")
 def site(fast_sites):
     found, skipped = D.sites(fast_sites)
-    assert [s.file for s in found] == ["west_kent_fast.toml"]
+    assert [s.file for s in found] == ["west_kent_fast.toml", "west_kent_vacancies_fast.toml"]
     assert len(skipped) == 1 and "broken.toml" in skipped[0] and "unknown key" in skipped[0]
     return found[0]
 
@@ -185,6 +185,35 @@ def test_figures_and_tables(design, histories, settled):
     assert row["critical"] > row["low"]
 
 
+def test_spend_per_sustained_recovery_counts_only_years_whose_follow_up_has_closed(design, histories, settled):
+    """A year whose last exits are still inside their 6-month follow-up at the horizon's end has recoveries not yet
+    known: its spend is not set against them (issue 21). Spend is said with and without the assessments."""
+    from sim.analysis.delivered import OBSERVABLE, OBSERVABLE_TERM
+    from sim.analysis.evaluation import FOLLOW_UP_DAYS
+    from sim.experiments.statistics import ratio_of_means
+
+    from sim.money.settlement import settle
+
+    by_year = settled.by_year
+    years = by_year.groupby("contract_year")[[OBSERVABLE]].first().join(
+        settle(design.contract, histories[0], design.scenario).years.set_index("contract_year")["end"])
+    assert ((years["end"] + FOLLOW_UP_DAYS <= histories[0].end) == (years[OBSERVABLE] > 0)).all()
+    assert years[OBSERVABLE].iloc[-1] == 0  # the horizon ends with the term: the last year's follow-up is open
+    assert years[OBSERVABLE].iloc[0] == 1
+    for r, d in by_year.groupby("replication"):
+        d = d[d["observed"].astype(bool)]
+        row = settled.term.set_index("replication").loc[r]
+        assert row[OBSERVABLE_TERM[0]] == pytest.approx(d.loc[d[OBSERVABLE] > 0, "spend"].sum())
+        assert row[OBSERVABLE_TERM[1]] == d.loc[d[OBSERVABLE] > 0, "sustained_recoveries"].sum()
+        assert row["assessments"] > 0 and row["spend"] > row["assessments"]
+    ratio = ratio_of_means(*(settled.term[k] for k in OBSERVABLE_TERM))
+    assert V.headline(settled)[V.SPEND_PER_RECOVERY].startswith(V.money(ratio.ratio))
+    comp = R.comparison([settled])
+    assert comp.summary().loc[settled.contract, "spend_per_sustained_recovery"] == pytest.approx(ratio.ratio)
+    table = V.comparison_table(comp)
+    assert {"spend (payments and assessments)", "of which assessments"} <= set(table.columns)
+
+
 def test_money_and_intervals():
     assert V.money(1_234_567) == "£1.23m" and V.money(-45_600) == "−£46k" and V.money(-0.1) == "£0"
     assert V.with_ci(10.0, 5.0, 15.0, fmt=lambda v: f"{v:.0f}") == "10 (5 to 15)"
@@ -237,8 +266,8 @@ def test_compare_shows_what_each_design_buys_and_says_when_outcomes_are_identica
     block = D.shipped_contracts()["block"]
     comp = R.comparison([settled, R.settle_replications(block.raw(), histories, design.scenario.raw())])
     table = V.comparison_outcomes_table(comp)
-    assert {"planned exits", "sustained recoveries", "recorded offences", "deaths", "treatment starts"} <= \
-        set(table.columns)
+    assert {"planned exits", "sustained recoveries (no referral within 6 months)", "recorded offences", "deaths",
+            "treatment starts"} <= set(table.columns)
     assert comp.outcomes_identical()  # contract-blind: the same clients, the same outcomes
     assert (table.iloc[0] == table.iloc[1]).all()
     diffs = comp.paired_differences().set_index("metric")
@@ -295,3 +324,31 @@ def test_a_what_if_on_referrals_moves_waits_and_numbers_in_treatment(site):
     assert shown[1]["mean_wait_days"] > shown[0]["mean_wait_days"]
     with pytest.raises(D.DesignError, match=r"Referral change \(%\) = 300%: must be between -50% and 100%"):
         D.build_design(site, form, 1, 3, "off", {**base, "referral_change": 300.0})
+
+
+def test_cost_effectiveness_views_read_the_comparison_s_paired_replications(design, histories, settled):
+    """The Compare page's cost-effectiveness views are sim.experiments.cost_effectiveness on the page's term table:
+    with a contract-blind provider the outcomes are identical, so the ICER gives way to that verdict, the design
+    that spends less is best in every replication and the value of information is nil."""
+    from sim.experiments.cost_effectiveness import analyse
+    from sim.experiments.statistics import chance_text
+
+    block = D.shipped_contracts()["block"]
+    comp = R.comparison([settled, R.settle_replications(block.raw(), histories, design.scenario.raw())])
+    ce = analyse(comp.term, comp.contracts, "sustained_recoveries", [5000.0], comp.observed_years())
+    table = V.incremental_table(ce)
+    assert list(table.index) == ["block"] and table.index.name == f"design against {settled.contract}"
+    assert table.loc["block", "£ per extra sustained recovery (ICER)"] == "identical outcomes"
+    assert table.loc["block", "extra sustained recoveries"] == "–" or \
+        table.loc["block", "extra sustained recoveries"].startswith("0.0")
+    spend = comp.term.pivot(index="replication", columns="contract", values="spend")
+    extra = spend["block"] - spend[settled.contract]
+    assert table.loc["block", "extra spend"].startswith(V._signed(extra.mean()))
+    cheaper = "block" if (extra < 0).all() else settled.contract if (extra > 0).all() else None
+    view = V.net_benefit_view(ce)
+    if cheaper is not None:
+        assert view.loc[cheaper, "best in"] == f"{chance_text(2, 2)} replications"  # every one, at its resolution
+        assert ce.value_of_information.loc[ce.value_of_information["asked"], "evpi"].iloc[0] == pytest.approx(0.0)
+    fig = V.acceptability_figure(ce)
+    assert [t.name for t in fig.data] == comp.contracts
+    assert "perfect information at £5,000" in V.value_of_information_text(ce, uncertain=False)
