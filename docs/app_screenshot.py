@@ -5,7 +5,7 @@ and time a run and a tariff change.
 
 Starts the app as ``pbrsim app`` does (127.0.0.1, telemetry off) on the shipped scenarios, drives it with
 Playwright in Debian's chromium (``apt-get install chromium``; never ``playwright install``), runs West Kent under
-its own contract, saves the Results page, then changes one tariff and times the re-settle.
+its own contract (the page's default: the calibrated provider), saves the Results page, then changes one tariff and times the re-settle.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ def main() -> None:
             print(f"saved {args.out}")
             for tab, name in (("Design a contract", "design"), ("Results", "results"), ("Compare", "compare"),
                               ("Download", "download"), ("About", "about")):
+                # Compare is long (money, outcomes, the provider's responses, differences, cost-effectiveness)
+                page.set_viewport_size({"width": 1400, "height": 4600 if tab == "Compare" else 1900})
                 page.get_by_role("tab", name=tab).click()
                 page.wait_for_timeout(4000 if tab == "Compare" else 1500)
                 page.get_by_test_id("stStatusWidget").wait_for(state="hidden", timeout=900_000)

@@ -370,8 +370,9 @@ def _run(design: D.Design) -> None:
     t = result.term
     st.success(f"{design.contract.name} on {design.scenario.name}: {design.replications} replications, mean "
                f"margin {V.money(t['margin'].mean())} over the term — see Results, Compare and Download.")
-    st.caption(f"Simulation {simulated - start:.1f} s (cached: a tariff change does not repeat it), "
-               f"settlement {done - simulated:.2f} s.")
+    again = ("the provider responds to the contract, so a tariff change simulates again; behaviour off re-prices "
+             "the cached clients" if design.behaviour != "off" else "cached: a tariff change does not repeat it")
+    st.caption(f"Simulation {simulated - start:.1f} s ({again}), settlement {done - simulated:.2f} s.")
     unsettled = design.scenario.horizon.unsettled(design.scenario.name)
     if unsettled:
         st.warning(unsettled[0].upper() + unsettled[1:] + ".")
