@@ -600,12 +600,12 @@ _TERM_SUMS = ("income", "outcome_payments", "cost", "margin", "spend", "assessme
               "community_savings", "offending_payment")
 
 
-def contract_year_metrics(settlement: Settlement) -> pd.DataFrame:
+def contract_year_metrics(settlement: Settlement, commissioner: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per contract year (index ``contract_year``): ``observed``, the :data:`METRICS` and
     ``offending_fraction_paid`` (the share of the offending pot earned; NaN without a pot or before it is
-    settled)."""
+    settled). ``commissioner``: :func:`commissioner_by_year` of the settlement, where the caller has it."""
     prov = provider_by_year(settlement)
-    comm = commissioner_by_year(settlement)
+    comm = commissioner_by_year(settlement) if commissioner is None else commissioner
     pay = settlement.payments
     outcome = pay[pay["kind"].isin(["outcome", "clawback", "offending"])]
     out = pd.DataFrame(index=prov.index)

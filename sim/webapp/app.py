@@ -32,7 +32,8 @@ def pool():
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def histories(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict, _responds_to: dict | None):
+def simulated(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict, _responds_to: dict | None):
+    """The Histories of a design's replications and their Activity (measured in the workers that simulated them)."""
     # the progress bar is made here, inside the cached function, so a cache hit replays it cleanly;
     # the key (scenario as written, seeds, and the contract only when the provider responds to it) names the rest
     bar = st.progress(0.0, text=f"Simulating {len(seeds)} replication{'s' * (len(seeds) > 1)}…")
@@ -40,25 +41,28 @@ def histories(scenario_key: str, seeds: tuple[int, ...], _scenario_raw: dict, _r
     def progress(done: int, total: int) -> None:
         bar.progress(done / total, text=f"Simulating: {done} of {total} replications done")
 
-    out = R.simulate_replications(_scenario_raw, seeds, pool() if len(seeds) > 1 else None, progress,
-                                  _responds_to)
+    out = R.simulate_measured(_scenario_raw, seeds, pool() if len(seeds) > 1 else None, progress, _responds_to)
     bar.empty()
     return out
 
 
-def histories_of(design: D.Design):
+def simulated_of(design: D.Design):
     key, seeds = R.simulation_key(design)
-    return histories(key, seeds, design.scenario.raw(), R.responds_to(design))
+    return simulated(key, seeds, design.scenario.raw(), R.responds_to(design))
+
+
+def histories_of(design: D.Design):
+    return simulated_of(design)[0]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def activity(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
-    return R.activity(histories_of(_design), _design.scenario.raw())
+    return simulated_of(_design)[1]
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def kept_histories(scenario_key: str, seeds: tuple[int, ...], _design: D.Design):
-    """The same History objects from rerun to rerun (``histories`` hands out copies): what settlement derives
+    """The same History objects from rerun to rerun (``simulated`` hands out copies): what settlement derives
     from a History (achievements, costs, offending cohorts) is kept on it, so a tariff change only re-prices."""
     return histories_of(_design)
 

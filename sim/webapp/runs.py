@@ -109,17 +109,37 @@ def simulate_replications(scenario_raw: dict, seeds: Sequence[int | tuple[int, i
                           contract_raw: dict | None = None) -> list[History]:
     """The Histories of every seed, in seed order; ``progress(done, total)`` after each. Without a pool (or for
     one replication) they run here. ``contract_raw``: the contract the provider responds to (behaviour on)."""
+    return _each_seed(simulate_replication, scenario_raw, seeds, pool, progress, contract_raw)
+
+
+def simulate_and_measure(scenario_raw: dict, seed: int | tuple[int, int],
+                         contract_raw: dict | None = None) -> tuple[History, pd.DataFrame, pd.DataFrame]:
+    """:func:`simulate_replication` and the History's yearly measures and offending cohorts (:func:`measured`),
+    in the same (worker) process: the page's first run measures while other replications simulate."""
+    history = simulate_replication(scenario_raw, seed, contract_raw)
+    return (history, *measured(history, scenario_from_dict(scenario_raw, "<page design>")))
+
+
+def simulate_measured(scenario_raw: dict, seeds: Sequence[int | tuple[int, int]], pool: Executor | None = None,
+                      progress: Callable[[int, int], None] | None = None,
+                      contract_raw: dict | None = None) -> tuple[list[History], Activity]:
+    """:func:`simulate_replications` with each History's :class:`Activity` measured where it was simulated: the
+    same Histories and the same Activity as :func:`activity` of them."""
+    done = _each_seed(simulate_and_measure, scenario_raw, seeds, pool, progress, contract_raw)
+    return [h for h, _, _ in done], _activity([(y, c) for _, y, c in done])
+
+
+def _each_seed(run, scenario_raw, seeds, pool, progress, contract_raw) -> list:
     total = len(seeds)
     if pool is None or total == 1:
         out = []
         for i, seed in enumerate(seeds, 1):
-            out.append(simulate_replication(scenario_raw, seed, contract_raw))
+            out.append(run(scenario_raw, seed, contract_raw))
             if progress:
                 progress(i, total)
         return out
-    futures = {pool.submit(simulate_replication, scenario_raw, seed, contract_raw): i
-               for i, seed in enumerate(seeds)}
-    out: list[History | None] = [None] * total
+    futures = {pool.submit(run, scenario_raw, seed, contract_raw): i for i, seed in enumerate(seeds)}
+    out: list = [None] * total
     for done, future in enumerate(as_completed(futures), 1):
         out[futures[future]] = future.result()
         if progress:
@@ -135,15 +155,20 @@ class Activity:
     offending: pd.DataFrame   # replication, period, start, end, contract, cohort, offences, offences_per_member
 
 
+def measured(history: History, scenario) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One History's yearly measures (all clients) and offending cohorts, without a replication column."""
+    m = measures.by_period(history, "year")
+    return (m[m["category"] == "all"] if "category" in m.columns else m), cohort_offences(history, scenario, "year")
+
+
 def activity(histories: Sequence[History], scenario_raw: dict) -> Activity:
     scenario = scenario_from_dict(scenario_raw, "<page design>")
-    yearly, cohorts = [], []
-    for r, h in enumerate(histories):
-        m = measures.by_period(h, "year")
-        m = m[m["category"] == "all"] if "category" in m.columns else m
-        yearly.append(m.assign(replication=r))
-        cohorts.append(cohort_offences(h, scenario, "year").assign(replication=r))
-    return Activity(pd.concat(yearly, ignore_index=True), pd.concat(cohorts, ignore_index=True))
+    return _activity([measured(h, scenario) for h in histories])
+
+
+def _activity(parts: Sequence[tuple[pd.DataFrame, pd.DataFrame]]) -> Activity:
+    return Activity(pd.concat([y.assign(replication=r) for r, (y, _) in enumerate(parts)], ignore_index=True),
+                    pd.concat([c.assign(replication=r) for r, (_, c) in enumerate(parts)], ignore_index=True))
 
 
 # --- the fast step: settlement -------------------------------------------------------------------------------
@@ -177,21 +202,29 @@ def settle_one(contract_raw: dict, history: History, scenario_raw: dict, replica
         scenario, contract = _drawn(scenario, contract, int(seed.entropy), r)
     s = settle(contract, history, scenario)
     years = s.years[["contract_year", "start", "end"]]
-    by_year = contract_year_metrics(s).join(_delivered_by_year(history, scenario, canonical(years.to_dict("list"))))
+    commissioner = commissioner_by_year(s)
+    by_year = contract_year_metrics(s, commissioner).join(
+        _delivered_by_year(history, scenario, canonical(years.to_dict("list"))))
     inc = s.income_by_year().drop(columns="total").reset_index().melt(
         id_vars="contract_year", var_name="component", value_name="amount")
     pay = s.payments[s.payments["kind"].isin(["outcome", "clawback"])]
     paid = pay.assign(outcomes=np.where(pay["kind"] == "outcome", 1, 0)).groupby(
         ["contract_year", "component", "band"], as_index=False)[["outcomes", "amount"]].sum()
     return {
-        "name": contract.name, "fingerprint": fingerprint(history),
+        "name": contract.name, "fingerprint": _fingerprint(history),
         "term": pd.concat([term_metrics(by_year), delivered_term(by_year[by_year["observed"].astype(bool)])]).rename(r),
         "by_year": by_year.reset_index().assign(replication=r), "income": inc.assign(replication=r),
-        "commissioner": commissioner_by_year(s).reset_index().assign(replication=r),
+        "commissioner": commissioner.reset_index().assign(replication=r),
         "cash": monthly_cash(s).assign(replication=r),
         "offending": s.offending.assign(replication=r) if len(s.offending) else None,
         "paid": paid.assign(replication=r),
     }
+
+
+@derived
+def _fingerprint(history: History) -> str:
+    """:func:`sim.experiments.compare.fingerprint`, kept on the History: it is settled again at every tariff change."""
+    return fingerprint(history)
 
 
 @derived

@@ -7,6 +7,7 @@ import dataclasses
 import tomllib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from sim.config.contract import contract_from_dict
@@ -352,3 +353,18 @@ def test_cost_effectiveness_views_read_the_comparison_s_paired_replications(desi
     fig = V.acceptability_figure(ce)
     assert [t.name for t in fig.data] == comp.contracts
     assert "perfect information at £5,000" in V.value_of_information_text(ce, uncertain=False)
+
+
+def test_measuring_where_each_replication_is_simulated_gives_the_same_histories_and_activity(design, histories):
+    """The page's first run measures each History in the worker that simulated it: the same Histories, in seed
+    order, and the same Activity as measuring them afterwards, with a pool or without."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sim.experiments.compare import fingerprint
+
+    expected = R.activity(histories, design.scenario.raw())
+    for pool in (None, ThreadPoolExecutor(2)):
+        got, act = R.simulate_measured(design.scenario.raw(), design.seeds, pool)
+        assert [fingerprint(h) for h in got] == [fingerprint(h) for h in histories]
+        pd.testing.assert_frame_equal(act.measures, expected.measures)
+        pd.testing.assert_frame_equal(act.offending, expected.offending)
