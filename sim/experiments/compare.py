@@ -176,8 +176,8 @@ def term_table(by_year: pd.DataFrame) -> pd.DataFrame:
         money = term_metrics(d)
         rows.append(pd.concat([money, delivered_term(d[d["observed"].astype(bool)])]) if outcomes else money)
     keys = by_year[["replication", "contract"]].drop_duplicates().reset_index(drop=True)
-    return with_spend_per_recovery(pd.concat([keys, pd.DataFrame([r.rename(None) for r in rows]).reset_index(drop=True)],
-                                             axis=1))
+    totals = pd.DataFrame([r.rename(None) for r in rows]).reset_index(drop=True)
+    return with_spend_per_recovery(pd.concat([keys, totals], axis=1))
 
 
 def with_spend_per_recovery(term: pd.DataFrame) -> pd.DataFrame:

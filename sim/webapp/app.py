@@ -505,10 +505,6 @@ def across_sites(design: D.Design) -> None:
                "for).")
 
 
-CE_OUTCOMES = {"sustained_recoveries": "a sustained recovery", "planned_exits": "a planned exit",
-               "offences_averted": "a recorded offence averted"}
-
-
 def cost_effectiveness(design: D.Design, comp) -> None:
     """Issue 14's views on the compared designs: incremental cost-effectiveness against the reference, net
     monetary benefit and the chance each design is best at a willingness to pay, its acceptability curves and the
@@ -518,8 +514,8 @@ def cost_effectiveness(design: D.Design, comp) -> None:
     st.markdown(f"**Cost-effectiveness and the value of information** against {comp.contracts[0]} (commissioner "
                 "spend over the term, assessments included, against what each design buys; paired replications)")
     c = st.columns([1.2, 1, 2])
-    outcome = c[0].selectbox("Willingness to pay is for", list(CE_OUTCOMES), format_func=CE_OUTCOMES.get,
-                             key="ce_outcome")
+    outcome = c[0].selectbox("Willingness to pay is for", list(V.OUTCOME_UNITS),
+                             format_func=lambda o: f"a {V.OUTCOME_UNITS[o]}", key="ce_outcome")
     wtp = c[1].number_input(f"Willingness to pay (£ per {V.OUTCOME_UNITS[outcome]})", min_value=0.0,
                             max_value=10_000_000.0, value=5_000.0, step=500.0, format="%.0f", key="ce_wtp",
                             help="what the commissioner would pay for one more of the outcome: an illustrative "

@@ -536,10 +536,7 @@ def build_design(site: Site, form: ContractForm, replications: int, seed: int, b
         problems.append(f"the contract form: {e}")
     scenario = None
     try:
-        base = load_scenario(site.path)
-        changes = {"seed": seed, **_horizon_changes(base, form.years), **system_changes(base, system)}
-        changes.update(behaviour_changes(behaviour))
-        scenario = base.with_changes(changes)
+        scenario = site_scenario(site, seed, form.years, behaviour, system)
     except ConfigError as e:
         problems += _lines(e, site.file)
     except ValueError as e:
@@ -552,6 +549,16 @@ def build_design(site: Site, form: ContractForm, replications: int, seed: int, b
     if problems:
         raise DesignError(problems)
     return Design(site.file, scenario, contract, int(replications), behaviour)
+
+
+def site_scenario(site: Site, seed: int, years: int, behaviour: str,
+                  system: dict[str, float] | None = None) -> Scenario:
+    """The site's scenario as its file has it, with the page's seed, a horizon covering the contract years, the
+    provider's behaviour and (for the site they were set on) the system what-ifs."""
+    base = load_scenario(site.path)
+    changes = {"seed": seed, **_horizon_changes(base, years), **system_changes(base, system)}
+    changes.update(behaviour_changes(behaviour))
+    return base.with_changes(changes)
 
 
 def _horizon_changes(scenario: Scenario, years: int) -> dict:
@@ -567,10 +574,7 @@ def on_site(design: Design, site: Site) -> Design:
     warm-up and calibration; the page's what-ifs belong to the site they were set for): one design across sites.
     :class:`DesignError` in the validation's words, naming the site's file, if it cannot run there."""
     try:
-        base = load_scenario(site.path)
-        changes = {"seed": design.seed, **_horizon_changes(base, design.scenario.horizon.years),
-                   **behaviour_changes(design.behaviour)}
-        scenario = base.with_changes(changes)
+        scenario = site_scenario(site, design.seed, design.scenario.horizon.years, design.behaviour)
         check(design.contract, scenario)
     except ConfigError as e:
         raise DesignError(_lines(e, site.file)) from None

@@ -335,8 +335,8 @@ def spend_per_exit_figure(comp: Comparison) -> go.Figure:
 
 
 def gaming_table(per_design: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per indicator (rows) and design (columns), the gaming indicators of :func:`sim.webapp.runs.gaming` over the term: mean (95% CI)
-    across replications; shares in percent."""
+    """Per indicator (rows) and design (columns), the gaming indicators of :func:`sim.webapp.runs.gaming` over
+    the term: mean (95% CI) across replications; shares in percent."""
     counts = {label for (metric, _), label in GAMING.items() if metric in GAMING_COUNTS}
 
     def fmt(label):
