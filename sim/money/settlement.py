@@ -226,12 +226,12 @@ def once_per(found: pd.DataFrame, outcome: Outcome) -> pd.DataFrame:
         return found.drop_duplicates(["client_id", "episode"])
     if outcome.once_per == "client":
         return found.drop_duplicates(["client_id"])
-    keep, last = [], {}
-    for i, cid, t in zip(found.index, found["client_id"].to_numpy(), found["time"].to_numpy()):
-        if cid not in last or t - last[cid] >= outcome.window_days:
+    keep, last, window = [], {}, outcome.window_days
+    for i, (cid, t) in enumerate(zip(found["client_id"].tolist(), found["time"].tolist())):
+        if cid not in last or t - last[cid] >= window:
             keep.append(i)
             last[cid] = t
-    return found.loc[keep]
+    return found.iloc[keep]
 
 
 def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, years: pd.DataFrame,
@@ -243,7 +243,10 @@ def _outcome(name: str, outcome: Outcome, contract: Contract, history: History, 
         return pd.DataFrame(columns=PAYMENT_COLUMNS)
     year = years["contract_year"].to_numpy()[np.searchsorted(years["start"].to_numpy(), found["time"], "right") - 1]
     found = found.assign(contract_year=year)
-    weight = np.array([contract.weight(outcome, b) for b in found["band"]])
+    bands = found["band"].to_numpy()
+    weight = np.zeros(len(found))
+    for b in np.unique(bands):
+        weight[bands == b] = contract.weight(outcome, b)
     baseline = None
     if outcome.baseline_key:
         baseline = baseline_year(history, everything, outcome)
@@ -348,63 +351,112 @@ def _offending(contract: Contract, history: History, scenario: Scenario, years: 
     return out
 
 
-def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:
+def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame, *,
+                vectorised: bool = True) -> pd.DataFrame:
     """Pay outcome and offending money first earned, first paid, within every cap that applies: the outcome's
     cap per contract year, the PbR cap per year and the term cap. Caps bind on net payouts: a clawback recovers
-    what its payment was actually paid and frees that room again."""
-    outcomes = contract.outcomes
+    what its payment was actually paid and frees that room again.
+
+    The rule is sequential, but every payment before the first that could meet a cap is paid in full: that prefix
+    (in most settlements every payment) is settled with arrays, and payment by payment only from there on.
+    ``vectorised=False`` settles every payment one by one: the reference the tests hold the arrays to."""
     limited = payments["kind"].isin(["outcome", "offending", "clawback"])
     if not limited.any():
         return payments
-    pots = years.set_index("contract_year")["pot"].to_dict()
     rows = payments[limited].copy()
     # payments before clawbacks earned on the same day; clawbacks then recover in time order
     rows["order"] = (rows["kind"] == "clawback").astype(int)
-    rows = rows.sort_values(["earned", "order", "client_id"], kind="stable")
-    room: dict[tuple, float] = {}
-    paid: dict[tuple, float] = {}
+    rows = rows.sort_values(["earned", "order", "client_id"], kind="stable").drop(columns="order")
+    caps = _caps(contract, rows, years)
+    head, room, paid = _paid_in_full(rows, caps) if vectorised else (np.empty(0), {}, {})
+    tail = _pay_in_order(rows.iloc[len(head):], caps, len(head), room, paid)
+    rows["amount"] = np.concatenate([head, tail])
+    rows = rows[(rows["kind"] != "clawback") | (rows["amount"] != 0)]
+    return pd.concat([payments[~limited], rows], ignore_index=True)
 
-    def limits(component: str, kind: str, year: int) -> list[tuple[tuple, float]]:
-        out = []
-        cap = outcomes[component].cap_per_year if kind in ("outcome", "clawback") else None
-        if cap is not None:
-            out.append((("outcome", component, year), cap))
-        if contract.pbr_cap is not None:
-            out.append((("pbr", year), contract.pbr_cap * pots.get(year, 0.0)))
-        if contract.term_cap is not None:
-            out.append((("term",), contract.term_cap))
-        return out
 
-    caps_of: dict[tuple, list[tuple[tuple, float]]] = {}
+LINK = ["component", "client_id", "contract_year", "band"]  # what a clawback recovers: one outcome's payments
+
+
+def _caps(contract: Contract, rows: pd.DataFrame, years: pd.DataFrame) -> dict[tuple, tuple[float, np.ndarray]]:
+    """Every cap that applies to some of ``rows``: key -> (the cap in pounds, which rows it applies to)."""
+    pots = years.set_index("contract_year")["pot"].to_dict()
+    kind, component, year = (rows[c].to_numpy() for c in ("kind", "component", "contract_year"))
+    outcome_money = (kind == "outcome") | (kind == "clawback")
+    out: dict[tuple, tuple[float, np.ndarray]] = {}
+    for name, outcome in contract.outcomes.items():
+        if outcome.cap_per_year is not None:
+            for y in np.unique(year[outcome_money & (component == name)]):
+                out[("outcome", name, int(y))] = (outcome.cap_per_year,
+                                                  outcome_money & (component == name) & (year == y))
+    if contract.pbr_cap is not None:
+        for y in np.unique(year):
+            out[("pbr", int(y))] = (contract.pbr_cap * pots.get(int(y), 0.0), year == y)
+    if contract.term_cap is not None:
+        out[("term",)] = (contract.term_cap, np.ones(len(rows), dtype=bool))
+    return out
+
+
+def _paid_in_full(rows: pd.DataFrame, caps: dict) -> tuple[np.ndarray, dict[tuple, float], dict[tuple, float]]:
+    """The payments before the first that could meet a cap (counting what is earned, not the room clawbacks free
+    again), settled with arrays; and the room left under each cap and what each link has been paid since its last
+    clawback after them, summed in the same order as paying them one by one sums them."""
+    kind = rows["kind"].to_numpy()
+    pay = np.where(kind == "clawback", 0.0, np.maximum(rows["amount"].to_numpy(dtype=float), 0.0))
+    n = len(rows)
+    for cap, applies in caps.values():
+        earned = np.cumsum(pay[applies])
+        over = np.flatnonzero(earned > cap - 1e-7 * max(abs(cap), 1.0))  # the margin covers the rooms' rounding
+        if len(over):
+            n = min(n, int(np.flatnonzero(applies)[over[0]]))
+    kind, pay, clawback = kind[:n], pay[:n], kind[:n] == "clawback"
+    link = rows.iloc[:n].groupby(LINK, sort=False).ngroup().to_numpy()
+    since = pd.Series(clawback.astype(int)).groupby(link).cumsum().to_numpy() - clawback  # clawbacks before
+    owed = pd.Series(np.where(kind == "outcome", pay, 0.0)).groupby([link, since]).cumsum().to_numpy()
+    amount = np.where(clawback, -owed, pay)  # a clawback recovers what its link was paid since the last one
+    room = {key: float(np.cumsum(np.concatenate([[cap], -amount[applies[:n]]]))[-1])
+            for key, (cap, applies) in caps.items()}
+    paid = {}
+    if n < len(rows):  # payments follow one by one: they need what each link has been paid
+        last = pd.Series(np.arange(n)).groupby(link).last().to_numpy()
+        paid = {key: 0.0 if clawback[i] else float(owed[i])
+                for key, i in zip(rows.iloc[last][LINK].itertuples(index=False, name=None), last)}
+    return amount, room, paid
+
+
+def _pay_in_order(rows: pd.DataFrame, caps: dict, offset: int, room: dict[tuple, float],
+                  paid: dict[tuple, float]) -> np.ndarray:
+    """Each payment of ``rows`` (from row ``offset`` of the capped rows on) paid within the room its caps have
+    left, one by one; ``room`` and ``paid`` carry on from the payments before."""
+    keys_of: dict[tuple, list[tuple[tuple, float]]] = {}
     amounts = []
-    # plain lists: this loop runs once per payment, and is the slow part of re-settling a History
-    for component, kind, client, year, band, amount in zip(
+    # plain lists: this loop runs once per payment
+    for i, (component, kind, client, year, band, amount) in enumerate(zip(
             rows["component"].tolist(), rows["kind"].tolist(), rows["client_id"].tolist(),
-            rows["contract_year"].tolist(), rows["band"].tolist(), rows["amount"].tolist()):
-        caps = caps_of.get((component, kind, year))
-        if caps is None:
-            caps = caps_of[(component, kind, year)] = limits(component, kind, year)
-        for key, cap in caps:
+            rows["contract_year"].tolist(), rows["band"].tolist(), rows["amount"].tolist()), start=offset):
+        which = (component, kind == "offending", year)  # the caps that apply are the same for all of these
+        limits = keys_of.get(which)
+        if limits is None:
+            limits = keys_of[which] = [(key, cap) for key, (cap, applies) in caps.items() if applies[i]]
+        for key, cap in limits:
             room.setdefault(key, cap)
         link = (component, client, year, band)
         if kind == "clawback":
             back = paid.get(link, 0.0)
             if back > 0:
                 paid[link] = 0.0
-                for key, _ in caps:
+                for key, _ in limits:
                     room[key] += back
             amounts.append(-back)
             continue
-        pay = min([amount, *[room[key] for key, _ in caps]]) if caps else amount
+        pay = min([amount, *[room[key] for key, _ in limits]]) if limits else amount
         pay = max(pay, 0.0)
-        for key, _ in caps:
+        for key, _ in limits:
             room[key] -= pay
         if kind == "outcome":
             paid[link] = paid.get(link, 0.0) + pay
         amounts.append(pay)
-    rows["amount"] = amounts
-    rows = rows[(rows["kind"] != "clawback") | (rows["amount"] != 0)].drop(columns="order")
-    return pd.concat([payments[~limited], rows], ignore_index=True)
+    return np.array(amounts, dtype=float)
 
 
 def _apply_floor_and_cap(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame) -> pd.DataFrame:

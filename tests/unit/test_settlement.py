@@ -23,7 +23,7 @@ from sim.analysis.offending import COHORT_COLUMNS, attachment_fraction, cohort_o
 from sim.config.contract import Contract, load_contract
 from sim.experiments.compare import METRICS, compare, fingerprint
 from sim.analysis.delivered import DELIVERED
-from sim.money.settlement import PAYMENT_COLUMNS, commissioner_by_year, monthly_cash, provider_by_year, settle
+from sim.money.settlement import PAYMENT_COLUMNS, _apply_caps, commissioner_by_year, monthly_cash, provider_by_year, settle
 
 from tests.builders import Build, small_scenario
 from tests.conftest import SCENARIOS
@@ -376,6 +376,41 @@ def test_a_clawed_back_payment_takes_no_room_under_a_cap(scenario, cap):
     c = contract({"t": o}, **{k: v for k, v in cap.items() if k != "cap_per_year"})
     totals = [settle(c, history(w), scenario).payments["amount"].to_numpy(float).sum() for w in (False, True)]
     assert totals[1] >= totals[0]
+
+
+@st.composite
+def payments_under_caps(draw):
+    """Outcome payments of two outcomes, offending payments and clawbacks on random days, under random caps
+    (each absent, loose or binding)."""
+    n = draw(st.integers(0, 60))
+    rows = []
+    for _ in range(n):
+        kind = draw(st.sampled_from(["outcome"] * 6 + ["clawback"] * 2 + ["offending"]))
+        component = "offending" if kind == "offending" else draw(st.sampled_from(["a", "b"]))
+        amount = draw(st.sampled_from([0.0, 100.0, 250.0, 333.33, 1000.0]))
+        client = -1 if kind == "offending" else draw(st.integers(1, 4))
+        band = "" if kind == "offending" else draw(st.sampled_from(["low", "moderate"]))
+        earned = float(draw(st.integers(0, 729)))
+        rows.append((component, kind, client, band, earned, earned, 1 + int(earned >= 365),
+                     -amount if kind == "clawback" else amount))
+    cap = st.one_of(st.none(), st.sampled_from([1.0, 500.0, 1500.0, 1e9]))
+    c = contract({"a": bbv(cap_per_year=draw(cap)), "b": bbv(cap_per_year=draw(cap))},
+                 pbr_cap=draw(st.one_of(st.none(), st.sampled_from([0.001, 0.005, 0.02, 10.0]))),
+                 term_cap=draw(cap))
+    years = pd.DataFrame({"contract_year": [1, 2], "start": [0.0, 365.0], "end": [365.0, 730.0],
+                          "pot": [300_000.0, 300_000.0]})
+    return c, pd.DataFrame(rows, columns=PAYMENT_COLUMNS), years
+
+
+@settings(max_examples=300, deadline=None)
+@given(payments_under_caps())
+def test_caps_settled_with_arrays_pay_exactly_what_paying_one_by_one_pays(case):
+    """The uncapped prefix settled with arrays, then one by one (settlement's way), against every payment one by
+    one: the same rows, amounts equal to the last bit."""
+    c, payments, years = case
+    fast = _apply_caps(c, payments, years)
+    one_by_one = _apply_caps(c, payments, years, vectorised=False)
+    pd.testing.assert_frame_equal(fast, one_by_one, check_exact=True)
 
 
 # --- lags and payment timing ---------------------------------------------------------------------------------------
