@@ -368,7 +368,8 @@ def _apply_caps(contract: Contract, payments: pd.DataFrame, years: pd.DataFrame,
     rows["order"] = (rows["kind"] == "clawback").astype(int)
     rows = rows.sort_values(["earned", "order", "client_id"], kind="stable").drop(columns="order")
     caps = _caps(contract, rows, years)
-    head, room, paid = _paid_in_full(rows, caps) if vectorised else (np.empty(0), {}, {})
+    head, room, paid = _paid_in_full(rows, caps) if vectorised else (
+        np.empty(0), {key: cap for key, (cap, _) in caps.items()}, {})
     tail = _pay_in_order(rows.iloc[len(head):], caps, len(head), room, paid)
     rows["amount"] = np.concatenate([head, tail])
     rows = rows[(rows["kind"] != "clawback") | (rows["amount"] != 0)]
@@ -414,13 +415,13 @@ def _paid_in_full(rows: pd.DataFrame, caps: dict) -> tuple[np.ndarray, dict[tupl
     since = pd.Series(clawback.astype(int)).groupby(link).cumsum().to_numpy() - clawback  # clawbacks before
     owed = pd.Series(np.where(kind == "outcome", pay, 0.0)).groupby([link, since]).cumsum().to_numpy()
     amount = np.where(clawback, -owed, pay)  # a clawback recovers what its link was paid since the last one
+    if n == len(rows):
+        return amount, {}, {}  # nothing is paid one by one: no room or link to carry on
     room = {key: float(np.cumsum(np.concatenate([[cap], -amount[applies[:n]]]))[-1])
             for key, (cap, applies) in caps.items()}
-    paid = {}
-    if n < len(rows):  # payments follow one by one: they need what each link has been paid
-        last = pd.Series(np.arange(n)).groupby(link).last().to_numpy()
-        paid = {key: 0.0 if clawback[i] else float(owed[i])
-                for key, i in zip(rows.iloc[last][LINK].itertuples(index=False, name=None), last)}
+    last = pd.Series(np.arange(n)).groupby(link).last().to_numpy()
+    paid = {key: 0.0 if clawback[i] else float(owed[i])
+            for key, i in zip(rows.iloc[last][LINK].itertuples(index=False, name=None), last)}
     return amount, room, paid
 
 
@@ -428,7 +429,7 @@ def _pay_in_order(rows: pd.DataFrame, caps: dict, offset: int, room: dict[tuple,
                   paid: dict[tuple, float]) -> np.ndarray:
     """Each payment of ``rows`` (from row ``offset`` of the capped rows on) paid within the room its caps have
     left, one by one; ``room`` and ``paid`` carry on from the payments before."""
-    keys_of: dict[tuple, list[tuple[tuple, float]]] = {}
+    keys_of: dict[tuple, list[tuple]] = {}
     amounts = []
     # plain lists: this loop runs once per payment
     for i, (component, kind, client, year, band, amount) in enumerate(zip(
@@ -437,21 +438,19 @@ def _pay_in_order(rows: pd.DataFrame, caps: dict, offset: int, room: dict[tuple,
         which = (component, kind == "offending", year)  # the caps that apply are the same for all of these
         limits = keys_of.get(which)
         if limits is None:
-            limits = keys_of[which] = [(key, cap) for key, (cap, applies) in caps.items() if applies[i]]
-        for key, cap in limits:
-            room.setdefault(key, cap)
+            limits = keys_of[which] = [key for key, (_, applies) in caps.items() if applies[i]]
         link = (component, client, year, band)
         if kind == "clawback":
             back = paid.get(link, 0.0)
             if back > 0:
                 paid[link] = 0.0
-                for key, _ in limits:
+                for key in limits:
                     room[key] += back
             amounts.append(-back)
             continue
-        pay = min([amount, *[room[key] for key, _ in limits]]) if limits else amount
+        pay = min([amount, *[room[key] for key in limits]]) if limits else amount
         pay = max(pay, 0.0)
-        for key, _ in limits:
+        for key in limits:
             room[key] -= pay
         if kind == "outcome":
             paid[link] = paid.get(link, 0.0) + pay
