@@ -75,6 +75,7 @@ def _one(task: tuple[int, float]) -> dict:
     out["declined_share_of_exits"] = measure(h, "declined_share_of_exits")
     out["started_within_3_weeks"] = measure(h, "started_within_3_weeks")
     out["drug_injecting_at_review"] = measure(h, "injecting_at_review", groups=DRUG)
+    out["drug_currently_injecting_in_treatment"] = measure(h, "currently_injecting_in_treatment", groups=DRUG)
     return out
 
 

@@ -179,6 +179,19 @@ def _injecting_at_review(r: _Runs, s: Subset) -> float:
     return float(rv["injecting"].astype(bool).mean()) if len(rv) else math.nan
 
 
+def _currently_injecting_in_treatment(r: _Runs, s: Subset) -> float:
+    sp = r.select(r.treatment, s)
+    rv = r.reviews
+    status = rv.loc[rv["stage"] == "start", ["client_id", "episode", "injecting"]]
+    sp = sp.merge(status, on=["client_id", "episode"], how="left").sort_values("start", kind="stable")
+    num = den = 0
+    for a, b in r.years:
+        present = sp[(sp["start"] < b) & (sp["end"] > a)].drop_duplicates("client_id", keep="last")
+        num += int(present["injecting"].fillna(False).astype(bool).sum())
+        den += len(present)
+    return _ratio(float(num), float(den))
+
+
 def _not_injecting_at_6_month_review(r: _Runs, s: Subset) -> float:
     rv = r.select(r.reviews, s)
     start = rv[(rv["stage"] == "start") & rv["injecting"].astype(bool) & r.in_years(rv["time"])]
@@ -211,6 +224,7 @@ _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "re_presented_6_to_18m": _re_presented(183.0, 548.0),
     "review_attendance": _review_attendance,
     "injecting_at_review": _injecting_at_review,
+    "currently_injecting_in_treatment": _currently_injecting_in_treatment,
     "not_injecting_at_6_month_review": _not_injecting_at_6_month_review,
 }
 if set(_COMPUTE) != set(TARGET_MEASURES):  # the registry and the implementations name the same measures

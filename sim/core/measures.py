@@ -129,6 +129,10 @@ REGISTRY: tuple[Measure, ...] = (
        "(183-548 days; cohort as re_presented_within_1y)", _T),
     _m("review_attendance", "share", "TOP reviews completed / TOP reviews due", _T),
     _m("injecting_at_review", "share", "completed TOP reviews recording injecting / completed TOP reviews", _T),
+    _m("currently_injecting_in_treatment", "share", "of people in treatment in a reporting year (as "
+       "in_treatment_per_year), those whose latest episode was recorded 'currently injecting' at its start (NDTMS's "
+       "injecting status, recorded at triage and kept on the record: the start review here), pooled over the years",
+       _T),
     _m("not_injecting_at_6_month_review", "share", "of episodes injecting at their start review (in the reported "
        "years), those recorded not injecting at the completed review nearest 26 weeks after it (20-32 weeks)", _T),
 )
@@ -154,7 +158,7 @@ TARGET_ORDER = (
     "declined_share_of_exits", "transferred_share_of_exits", "planned_discharges_per_in_treatment",
     "planned_discharge_share_of_exits", "started_within_3_weeks", "mean_wait_days", "re_presented_within_1y",
     "re_presented_within_2y", "re_presented_within_3y", "re_presented_6_to_18m", "review_attendance",
-    "injecting_at_review", "not_injecting_at_6_month_review",
+    "injecting_at_review", "currently_injecting_in_treatment", "not_injecting_at_6_month_review",
 )
 if set(TARGET_ORDER) != {m.name for m in of_kind(TARGET)} or len(TARGET_ORDER) != len(set(TARGET_ORDER)):
     raise ValueError("TARGET_ORDER must list every target measure once")

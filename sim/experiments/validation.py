@@ -57,7 +57,8 @@ NOT_VALIDATED = [
     "Offending: the cohort measure and the offending pot follow the West Kent paper's description; no recorded "
     "offending figure is compared (the Home Office formula was not found).",
     "TOP review results (abstinence, reliable improvement, housing, quality of life) are drawn from estimated "
-    "shares; only attendance (Herefordshire) and injecting (Kent, held out) are compared.",
+    "shares; only attendance (Herefordshire), injecting cessation (HL2599) and the caseload's injecting "
+    "status (Kent, held out) are compared.",
     "Mortality, detox and rehab uptake and durations, mutual aid effects and referral-source mixes are national "
     "or estimated inputs, not compared with any site.",
     "Provider behaviour under the contract is not part of these scenarios.",
