@@ -57,7 +57,7 @@ def test_west_kent_loads(west_kent):
     assert west_kent.name == "west_kent"
     assert west_kent.horizon.contract_start == START
     assert west_kent.capacity.rehab_places == 12
-    assert west_kent.capacity.caseload == west_kent.capacity.recovery_workers * 50 == 1625
+    assert west_kent.capacity.caseload == west_kent.capacity.recovery_workers * 50 == 1750
     assert west_kent.population.arrivals_per_year["opiate"] == west_kent.raw()["population"]["arrivals_per_year"]["opiate"]
     # partial overrides in the file inherit from the base entry
     age_alcohol = west_kent.population.age_years.resolve("alcohol")
