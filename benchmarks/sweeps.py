@@ -15,7 +15,7 @@ are identical, and prints the time ratio shared / alone (the baseline, measured 
   steps of a trajectory and points of different trajectories on the same levels) with 4 trajectories and 2
   replications instead of 40 and 5 (40 runs, 28 Histories; at full size 1,000 runs, 285 Histories).
 
-Both use the screening's own changes (a 3-year warm-up, 2 reported years). ``--quick``: 1 replication, 2 Morris
+Both use the screening's own changes (2 reported years after the scenario's 20-year warm-up). ``--quick``: 1 replication, 2 Morris
 trajectories and a 3 x 2 grid, for a smoke test.
 """
 

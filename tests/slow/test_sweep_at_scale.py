@@ -1,5 +1,5 @@
-"""The shipped example sweep, 200 points x 5 replications of West Kent with a shortened horizon, on two local
-processes (slow: ``pytest -m slow``; about two minutes on two cores, its runs sharing 285 Histories)."""
+"""The shipped example sweep, 200 points x 5 replications of West Kent's two-year term after its 20-year warm-up, on
+two local processes (slow: ``pytest -m slow``; about six minutes on two cores, its runs sharing 285 Histories)."""
 
 from __future__ import annotations
 
