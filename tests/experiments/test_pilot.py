@@ -68,6 +68,25 @@ def small_pilot():
     return pilot, counterfactual
 
 
+def _flat(table: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in table.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def test_the_shipped_counterfactual_differs_from_west_kent_only_in_what_its_header_declares():
+    """Its header: the provider assesses (booking, start delay and hand-off) and block payment; nothing else, so
+    a change to west_kent.toml that the counterfactual overrides by accident (a delay's shape) is caught."""
+    from sim.config.scenario import load_scenario
+
+    pilot = _flat(load_scenario(SCENARIOS / "west_kent.toml").raw())
+    counterfactual = _flat(load_scenario(SCENARIOS / "west_kent_counterfactual.toml").raw())
+    differ = {k for k in pilot.keys() | counterfactual.keys() if pilot.get(k) != counterfactual.get(k)}
+    assert differ == {"name", "description", "contract", "assessment.attends_treatment",
+                      "assessment.booking_delay_days.mean", "treatment.start_delay_days.mean"}
+
+
 def test_a_contract_blind_pilot_differs_from_the_counterfactual_only_where_it_declares(small_pilot):
     pilot, counterfactual = small_pilot
     ev = evaluate_pilot(pilot, PBR, counterfactual, BLOCK, 2, seed=5)
