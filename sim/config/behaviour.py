@@ -265,8 +265,16 @@ class DischargeTiming(Mechanism):
     # when the sustained outcome carried a 12-month test): not an expected-value calculation, so its own numbers
     caution: Level = level(0.0, 0.0, low=0, high=40, calibrated=7.0, source=f"E; calibrated: {PILOT_FIT}",
                            description="holds per unit of pressure: a client ready for a planned exit is held with "
-                                       "probability min(1, caution x G) when the contract pays a sustained "
+                                       "probability min(max_held_share, caution x G) when the contract pays a sustained "
                                        "non-re-presentation outcome")
+    # the fit saw the first contract year only: its caution rises with the learning ramp to 7 x 0.0552 = 0.386 of
+    # ready clients at the year's end under West Kent's PbR (25% at risk). Higher pressure later in the term, or
+    # under another design, is not extrapolated past the most the evidence covers
+    max_held_share: Level = level(1.0, low=0, high=1, calibrated=0.39,
+                                  source="E; calibrated: the fitted caution's hold share at the end of the "
+                                         "pilot's first year",
+                                  description="the most of the clients ready for a planned exit that caution "
+                                              "holds: probability min(max_held_share, caution x G)")
     caution_hold_weeks: Level = level(8.0, low=2, high=26, source="E",
                                       description="mean extra stay of a client held by caution (weeks, "
                                                   "exponential)")

@@ -159,6 +159,34 @@ def test_caution_holds_ready_clients_and_some_held_clients_decline_to_continue(s
     assert (declined.loc[from_holds, "exit"] >= holds.loc[declined.index[from_holds], "time"]).all()
 
 
+def test_caution_holds_no_more_ready_clients_than_its_cap(small, wk_pbr):
+    """min(max_held_share, caution x G): late in the term, where caution x G is past the cap, a client whose
+    uniform lies above the cap is discharged on time and one below it is held."""
+    on = small.with_changes({"behaviour.mode": "base", **CAUTIOUS, "behaviour.provider.profit_orientation": 1.0})
+    capped = provider_model(on.with_changes({"behaviour.discharge_timing.max_held_share": 0.3}), wk_pbr)
+    free = provider_model(on, wk_pbr)
+    late = float(free.year_starts[-1]) + 300.0
+    assert 20.0 * float(free.pressure(late)) > 0.5
+    assert free.caution_hold(1, late, 0.5, 0.5) > 0.0
+    assert capped.caution_hold(1, late, 0.5, 0.5) == 0.0
+    assert capped.caution_hold(1, late, 0.29, 0.5) == free.caution_hold(1, late, 0.29, 0.5) > 0.0
+
+
+def test_the_calibrated_cap_is_the_fitted_hold_share_at_the_end_of_the_pilot_year(wk_pbr):
+    """The calibrated cap leaves the fitted first year alone (caution x G stays below it up to the year's end
+    under West Kent's PbR, no cash stress) and binds from the second year, where the fit saw nothing."""
+    from sim.config.behaviour import BehaviourSpec
+    from sim.provider.decisions import gaming_pressure
+
+    calibrated = BehaviourSpec().resolve("calibrated")
+    share = wk_pbr.raw()["pbr_share"]["by_year"]
+    m = calibrated.discharge_timing
+    end_of_year_one = m.caution * float(gaming_pressure(calibrated, share[0], 365.0))
+    start_of_year_two = m.caution * float(gaming_pressure(calibrated, share[1], 366.0))
+    assert end_of_year_one <= m.max_held_share < start_of_year_two
+    assert m.max_held_share - end_of_year_one < 0.01
+
+
 def test_caution_needs_a_sustained_outcome_to_protect(small, wk_pbr):
     """Without a paid non-re-presentation outcome there is nothing to be cautious about: the run with caution
     is the run without it, table for table."""
