@@ -19,6 +19,9 @@ from sim.engine.history import Client, Recorder
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 WEST_KENT = SCENARIOS / "west_kent.toml"
+# the end of a test's scenario file that extends West Kent for a one-year run: the shipped provider responds to
+# its contract, which needs more than a reported year; the engine's and the commands' tests run it contract-blind
+CONTRACT_BLIND = '[behaviour]\nmode = "off"\n'
 
 S = {name: i for i, name in enumerate(STATES)}
 CONTRACT_START = dt.date(2012, 4, 1)  # as West Kent: 2012-13 is day 0 to 365, 2013-14 day 365 to 730
@@ -108,5 +111,8 @@ def west_kent():
 
 def small_scenario(years=2, warmup_years=2, **changes):
     """West Kent with ``warmup_years`` of warm-up and ``years`` reported years, and any other ``changes`` (dotted
-    keys, e.g. ``small_scenario(1, **{"capacity.assessors": 2})``): every stage runs, in about a second a year."""
-    return west_kent().with_changes({"horizon.warmup_years": warmup_years, "horizon.years": years, **changes})
+    keys, e.g. ``small_scenario(1, **{"capacity.assessors": 2})``): every stage runs, in about a second a year.
+    The provider is contract-blind (``behaviour.mode`` off) unless ``changes`` say otherwise: the shipped one
+    responds to its contract, which needs more than a reported year and a pilot run for its beliefs."""
+    return west_kent().with_changes({"horizon.warmup_years": warmup_years, "horizon.years": years,
+                                     "behaviour.mode": "off", **changes})

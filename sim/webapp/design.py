@@ -93,13 +93,13 @@ def behaviour_available() -> bool:
 
 
 def behaviour_changes(level: str) -> dict:
-    """Scenario changes that set the provider's behaviour to ``level``: off (the scenario as written: the
-    shipped sites are contract-blind), calibrated, base or stress (``behaviour.mode``; the behaviour model's own
-    defaults; calibrated: fitted to the national pilot evaluation)."""
+    """Scenario changes that set the provider's behaviour to ``level``: off (contract-blind, whatever the site's
+    scenario says: West Kent's provider responds), calibrated, base or stress (``behaviour.mode``; the behaviour
+    model's own defaults; calibrated: fitted to the national pilot evaluation)."""
     if level not in BEHAVIOURS:
         raise ValueError(f"provider behaviour must be one of {BEHAVIOURS}, got {level!r}")
     if level == "off":
-        return {}
+        return {"behaviour.mode": "off"}
     if not behaviour_available():
         raise ValueError("provider behaviour is not available yet (sim.provider.model): only 'off' can be run")
     return {"behaviour.mode": level}

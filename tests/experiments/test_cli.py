@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from tests.builders import CONTRACT_BLIND
 
 ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
@@ -20,7 +21,7 @@ WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
 def _tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.toml"
     path.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
-                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n" + CONTRACT_BLIND)
     return path
 
 
@@ -102,7 +103,7 @@ def test_run_settles_under_the_scenarios_contract_and_swaps_it(tmp_path, capsys)
     out = tmp_path / "out"
     tiny = tmp_path / "tiny.toml"
     tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
-                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n" + CONTRACT_BLIND)
     assert main(["run", str(tiny), "--seed", "3", "--out", str(out), "--formats", "parquet"]) == 0
     assert "Contract west_kent_pbr" in capsys.readouterr().out
     for name in ("payments.csv", "income_by_year.csv", "provider_by_year.csv", "commissioner_by_year.csv",
@@ -141,7 +142,7 @@ def test_bad_contract_is_refused_naming_file_key_and_value(tmp_path, capsys):
 def test_compare_writes_paired_tables(tmp_path, capsys):
     tiny = tmp_path / "tiny.toml"
     tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n'
-                    "[horizon]\nwarmup_years = 2\nyears = 1\n")
+                    "[horizon]\nwarmup_years = 2\nyears = 1\n" + CONTRACT_BLIND)
     contracts = [str(ROOT / "scenarios" / "contracts" / f"{n}.toml") for n in ("block", "west_kent_pbr")]
     out = tmp_path / "cmp"
     assert main(["compare", str(tiny), "--contracts", *contracts, "--replications", "2", "--seed", "4",
@@ -161,7 +162,7 @@ def test_compare_writes_paired_tables(tmp_path, capsys):
 def test_replicate_with_parameter_uncertainty_splits_the_variance(tmp_path, capsys):
     uncertain = tmp_path / "uncertain.toml"
     uncertain.write_text(f'extends = "{(ROOT / "scenarios" / "west_kent_uncertain.toml").as_posix()}"\n'
-                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n' + CONTRACT_BLIND)
     out = tmp_path / "rep"
     assert main(["replicate", str(uncertain), "-n", "4", "--runs-per-draw", "2", "--contract", "none",
                  "--out", str(out)]) == 0
@@ -183,7 +184,7 @@ def test_sweep_runs_resumes_without_recomputing_and_computes_indices(tmp_path, c
     spec = tmp_path / "sweep.toml"
     spec.write_text(f'name = "tiny"\nscenario = "{WEST_KENT.as_posix()}"\ndesign = "morris"\nsamples = 2\n'
                     'replications = 1\nseed = 3\n[changes]\n"horizon.warmup_years" = 2\n"horizon.years" = 1\n'
-                    '"contract.extension_years" = 0\n"contract.term_years" = 1\n"contract.pbr_share.by_year" = [0.25]\n'
+                    '"behaviour.mode" = "off"\n"contract.extension_years" = 0\n"contract.term_years" = 1\n"contract.pbr_share.by_year" = [0.25]\n'
                     '[[parameters]]\npath = "capacity.recovery_workers"\nlow = 8\nhigh = 16\ninteger = true\n'
                     '[[parameters]]\npath = "treatment.drop_out_rate_per_year.by_group.opiate"\nlow = 0.1\nhigh = 0.3\n')
     out = tmp_path / "sw"
@@ -360,7 +361,7 @@ def test_the_provider_is_one_switch_away_and_the_run_says_which(tmp_path, capsys
 def test_compare_with_a_willingness_to_pay_writes_the_cost_effectiveness_and_value_of_information(tmp_path, capsys):
     uncertain = tmp_path / "uncertain.toml"
     uncertain.write_text(f'extends = "{(WEST_KENT.parent / "west_kent_uncertain.toml").as_posix()}"\n'
-                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+                         'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n' + CONTRACT_BLIND)
     contracts = [str(WEST_KENT.parent / "contracts" / f"{c}.toml") for c in ("block", "west_kent_pbr")]
     out = tmp_path / "cmp"
     assert main(["compare", str(uncertain), "--contracts", *contracts, "-n", "3", "--wtp", "10000", "£20,000",

@@ -418,7 +418,7 @@ def test_contract_parameters_can_be_uncertain():
     from sim.experiments.core import RunSpec, contract_raw, run_one
 
     scenario = load_scenario(SCENARIOS / "west_kent.toml").with_changes({
-        "horizon.warmup_years": 2, "horizon.years": 1,
+        "horizon.warmup_years": 2, "horizon.years": 1, "behaviour.mode": "off",
         "uncertainty": {"contract.annual_value": {"dist": "triangular", "low": 3e6, "mode": 4e6, "high": 5e6}}})
     block = contract_raw(load_contract(SCENARIOS / "contracts" / "block.toml"))
     incomes, drawn = [], []

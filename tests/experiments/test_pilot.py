@@ -14,7 +14,7 @@ from sim.analysis.evaluation import PILOT_MEASURES, pilot_measures
 from sim.cli import main
 from sim.config.contract import load_contract
 from sim.experiments.pilot import EVALUATION_COLUMNS, JOURNEYS, _log_ratio, evaluate_pilot, evaluation_table
-from tests.builders import small_scenario
+from tests.builders import CONTRACT_BLIND, small_scenario
 from tests.conftest import SCENARIOS
 
 BLOCK = load_contract(SCENARIOS / "contracts" / "block.toml")
@@ -124,7 +124,7 @@ def test_measures_count_drug_clients_in_their_windows(small_pilot):
 
 
 def test_evaluate_pilot_command_writes_the_table(tmp_path, capsys):
-    short = '[horizon]\nwarmup_years = 2\nyears = 3\n'
+    short = '[horizon]\nwarmup_years = 2\nyears = 3\n' + CONTRACT_BLIND  # the arms' tables, quickly
     (tmp_path / "cf.toml").write_text(f'extends = "{(SCENARIOS / "west_kent_counterfactual.toml").as_posix()}"\n'
                                       f'contract = "{(SCENARIOS / "contracts" / "block.toml").as_posix()}"\n' + short)
     scenario = tmp_path / "pilot.toml"

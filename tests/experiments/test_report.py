@@ -12,6 +12,7 @@ from sim.cli import main
 from sim.core.errors import UserError
 from sim.report.sources import sourced_values, tag_counts
 from sim.report.tender import write_report
+from tests.builders import CONTRACT_BLIND
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
@@ -27,7 +28,7 @@ def compared(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
     scenario = d / "uncertain.toml"
     scenario.write_text(f'extends = "{(SCENARIOS / "west_kent_uncertain.toml").as_posix()}"\n'
-                        'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+                        'name = "tiny_uncertain"\n[horizon]\nwarmup_years = 2\nyears = 1\n' + CONTRACT_BLIND)
     out = d / "compare"
     assert main(["compare", str(scenario), "--contracts", str(SCENARIOS / "contracts" / "block.toml"),
                  str(SCENARIOS / "contracts" / "west_kent_pbr.toml"), "-n", "3", "--wtp", "15000",

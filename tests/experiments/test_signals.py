@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from sim.cli import main
+from tests.builders import CONTRACT_BLIND
 from sim.experiments.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +118,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def _scenario(tmp_path: Path) -> Path:
     """West Kent (its name kept: the output folder is ``west_kent``) with a 2-year warm-up."""
     path = tmp_path / "small.toml"
-    path.write_text(f'extends = "{WEST_KENT.as_posix()}"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+    path.write_text(f'extends = "{WEST_KENT.as_posix()}"\n[horizon]\nwarmup_years = 2\nyears = 1\n' + CONTRACT_BLIND)
     return path
 
 

@@ -890,3 +890,15 @@ def test_the_engines_one_client_answers_equal_the_vectorised_mechanisms(small):
                         float(reference.discharge_shift_days(np.array(band), np.array(day), now, held, u)),
                         abs=1e-9)
     assert moved == {"accept", "parking", "effort", "drift", "throttle", "discharge"}
+
+
+def test_the_shipped_west_kent_provider_responds_as_calibrated_and_the_other_sites_are_contract_blind():
+    """West Kent runs its pilot design with the provider fitted to the national evaluation (issue 19); the other
+    sites' figures are fitted to the system alone and say so; the counterfactual keeps West Kent's provider (it
+    differs only in assessment and payment)."""
+    from sim import load_scenario
+
+    assert load_scenario(SCENARIOS / "west_kent.toml").behaviour.mode == "calibrated"
+    assert load_scenario(SCENARIOS / "west_kent_counterfactual.toml").behaviour.mode == "calibrated"
+    for site in ("essex", "herefordshire", "east_sussex_star"):
+        assert load_scenario(SCENARIOS / f"{site}.toml").behaviour.mode == "off", site

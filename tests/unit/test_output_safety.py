@@ -16,7 +16,7 @@ import sim.engine.system
 from sim import simulate
 from sim.cli import main
 from sim.core.folders import MANIFEST, OutputError, OutputFolder, is_results_folder
-from tests.builders import small_scenario
+from tests.builders import CONTRACT_BLIND, small_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 WEST_KENT = ROOT / "scenarios" / "west_kent.toml"
@@ -26,7 +26,7 @@ BLOCK = ROOT / "scenarios" / "contracts" / "block.toml"
 def _scenario(folder: Path, name: str = "tiny", extra: str = "") -> Path:
     path = folder / f"scenario_{abs(hash(name)) % 10_000}.toml"
     path.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = {json.dumps(name)}\n'
-                    f"[horizon]\nwarmup_years = 2\nyears = 1\n{extra}")
+                    f"[horizon]\nwarmup_years = 2\nyears = 1\n{CONTRACT_BLIND}{extra}")
     return path
 
 

@@ -13,7 +13,7 @@ from sim.cli import main
 from sim.config.scenario import load_scenario
 from sim.core import provenance
 from sim.core.folders import MANIFEST, OutputFolder
-from tests.builders import WEST_KENT
+from tests.builders import CONTRACT_BLIND, WEST_KENT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,8 @@ def test_a_folder_written_in_place_says_when_it_ended(tmp_path):
 
 def test_a_run_s_manifest_names_everything_needed_to_run_it_again(tmp_path, capsys):
     tiny = tmp_path / "tiny.toml"
-    tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n[horizon]\nwarmup_years = 2\nyears = 1\n')
+    tiny.write_text(f'extends = "{WEST_KENT.as_posix()}"\nname = "tiny"\n[horizon]\nwarmup_years = 2\nyears = 1\n'
+                    + CONTRACT_BLIND)
     out = tmp_path / "rep"
     assert main(["replicate", str(tiny), "-n", "2", "--seed", "11", "--out", str(out)]) == 0
     m = json.loads((out / MANIFEST).read_text())

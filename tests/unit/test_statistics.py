@@ -86,7 +86,7 @@ def test_web_app_replications_are_pbrsim_compares(west_kent):
     from sim.experiments.core import RunSpec
     from sim.webapp import runs as R
 
-    scenario = west_kent.with_changes({"horizon.years": 1, "horizon.warmup_years": 2})
+    scenario = west_kent.with_changes({"horizon.years": 1, "horizon.warmup_years": 2, "behaviour.mode": "off"})
     contract = load_contract("scenarios/contracts/block.toml")
     seeds = tuple((5, r) for r in range(2))  # what Design.seeds gives for root seed 5, two replications
     app = [fingerprint(h) for h in R.simulate_replications(scenario.raw(), seeds)]
