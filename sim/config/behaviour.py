@@ -265,8 +265,8 @@ class DischargeTiming(Mechanism):
     # when the sustained outcome carried a 12-month test): not an expected-value calculation, so its own numbers
     caution: Level = level(0.0, 0.0, low=0, high=40, calibrated=7.0, source=f"E; calibrated: {PILOT_FIT}",
                            description="holds per unit of pressure: a client ready for a planned exit is held with "
-                                       "probability min(max_held_share, caution x G) when the contract pays a sustained "
-                                       "non-re-presentation outcome")
+                                       "probability min(max_held_share, caution x G) when the contract pays a "
+                                       "sustained non-re-presentation outcome")
     # the fit saw the first contract year only: its caution rises with the learning ramp to 7 x 0.0552 = 0.386 of
     # ready clients at the year's end under West Kent's PbR (25% at risk). Higher pressure later in the term, or
     # under another design, is not extrapolated past the most the evidence covers

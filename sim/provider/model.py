@@ -256,8 +256,8 @@ class ProviderModel:
         return held - 7.0 * m.max_fast_track_weeks * g * max(math.tanh(-kappa * signal / 2), 0.0)
 
     def caution_hold(self, band: int, due: float, u: float, u_weeks: float) -> float:
-        """M4 caution: a ready client is held with probability min(max_held_share, caution x G) while the contract pays a
-        sustained non-re-presentation outcome, for an exponential number of weeks (``u``, ``u_weeks``: the
+        """M4 caution: a ready client is held with probability min(max_held_share, caution x G) while the contract
+        pays a sustained non-re-presentation outcome, for an exponential number of weeks (``u``, ``u_weeks``: the
         episode's uniforms for the decision and the length)."""
         m = self.behaviour.discharge_timing
         if not m.enabled or m.caution <= 0.0 or self.sustained_window() is None:

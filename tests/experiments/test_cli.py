@@ -184,7 +184,8 @@ def test_sweep_runs_resumes_without_recomputing_and_computes_indices(tmp_path, c
     spec = tmp_path / "sweep.toml"
     spec.write_text(f'name = "tiny"\nscenario = "{WEST_KENT.as_posix()}"\ndesign = "morris"\nsamples = 2\n'
                     'replications = 1\nseed = 3\n[changes]\n"horizon.warmup_years" = 2\n"horizon.years" = 1\n'
-                    '"behaviour.mode" = "off"\n"contract.extension_years" = 0\n"contract.term_years" = 1\n"contract.pbr_share.by_year" = [0.25]\n'
+                    '"behaviour.mode" = "off"\n"contract.extension_years" = 0\n"contract.term_years" = 1\n'
+                    '"contract.pbr_share.by_year" = [0.25]\n'
                     '[[parameters]]\npath = "capacity.recovery_workers"\nlow = 8\nhigh = 16\ninteger = true\n'
                     '[[parameters]]\npath = "treatment.drop_out_rate_per_year.by_group.opiate"\nlow = 0.1\nhigh = 0.3\n')
     out = tmp_path / "sw"
