@@ -1,4 +1,5 @@
-"""The figures issue 18 measured on the base system, measured again (West Kent as shipped, behaviour off).
+"""The figures issue 18 measured on the base system, measured again (West Kent as shipped, contract-blind: the
+system alone, simulated without a provider).
 
     python scenarios/calibration/system_figures.py [--seeds 10] [--years 10]
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(2) as pool:
         runs = list(pool.map(_one, [(s, args.years) for s in range(1, args.seeds + 1)]))
     yearly = pd.concat([r["yearly"] for r in runs]).groupby(["category", "period"]).mean(numeric_only=True)
-    print(f"West Kent as shipped, {args.seeds} seeds, {args.years:g} reported years, behaviour off\n")
+    print(f"West Kent as shipped, {args.seeds} seeds, {args.years:g} reported years, contract-blind\n")
     print("numbers in treatment, trend a year:")
     for group in yearly.index.get_level_values("category").unique():
         print(f"  {group:20s} {100 * _trend(yearly.loc[group, 'in_treatment']):+.2f}%")

@@ -27,6 +27,7 @@ def cmd_run(args) -> int:
     with output_folder(args, "run", scenario.name, scenario=scenario, contract=contract) as out:
         bar, update = day_progress_bar(scenario)
         start = time.perf_counter()
+        run = None
         with bar:
             if contract is None:
                 history, settlement = simulate(scenario, seed, progress=update), None
@@ -38,15 +39,23 @@ def cmd_run(args) -> int:
                   settlement=settlement)
     print(summary_text(history, scenario, wall) + (contract_text(settlement) if settlement is not None else ""))
     print(provider_line(scenario, contract))
+    if run is not None and not run.converged:
+        print(f"the cash response had not settled after {run.iterations} runs: the capacity cuts shown are the last "
+              "run's, whose cash implied others")
     print(f"results written to {out.path}/")
     return 0
 
 
 def provider_line(scenario, contract) -> str:
     """One line saying how the provider behaved: contract-blind, or responding to the contract."""
+    from sim.experiments.providers import at_risk
+
     mode = scenario.behaviour.mode
     if contract is None:
         return "no contract: the provider delivers the service as specified"
+    if mode != "off" and not at_risk(contract):
+        return (f"nothing at risk under {contract.name}: the provider (behaviour {mode}) delivers the service as "
+                "specified, the contract-blind run")
     if mode == "off":
         return ("provider contract-blind (behaviour off): it delivers the same service under every contract, so "
                 "only the payments depend on the contract; --provider calibrated lets it respond")

@@ -268,8 +268,8 @@ class DischargeTiming(Mechanism):
                                        "probability min(max_held_share, caution x G) when the contract pays a "
                                        "sustained non-re-presentation outcome")
     # the fit saw the first contract year only: its caution rises with the learning ramp to 7 x 0.0552 = 0.386 of
-    # ready clients at the year's end under West Kent's PbR (25% at risk). Higher pressure later in the term, or
-    # under another design, is not extrapolated past the most the evidence covers
+    # ready clients at the year's end under West Kent's PbR (25% at risk, its voluntary provider). Higher pressure
+    # later in the term, or under another design, is not extrapolated past the most the evidence covers
     max_held_share: Level = level(1.0, low=0, high=1, calibrated=0.39,
                                   source="E; calibrated: the fitted caution's hold share at the end of the "
                                          "pilot's first year",

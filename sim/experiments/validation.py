@@ -61,7 +61,8 @@ NOT_VALIDATED = [
     "status (Kent, held out) are compared.",
     "Mortality, detox and rehab uptake and durations, mutual aid effects and referral-source mixes are national "
     "or estimated inputs, not compared with any site.",
-    "Provider behaviour under the contract is not part of these scenarios.",
+    "Provider behaviour is not part of these checks: every scenario is simulated contract-blind (the system "
+    "alone), whatever its [behaviour] block says.",
     "Sites whose papers give no figure (East Sussex) are checked against national figures or qualitative "
     "statements turned into numbers; their size is an estimate.",
 ]

@@ -41,11 +41,18 @@ def test_behaviour_off_builds_no_provider(small, wk_pbr):
 
 @pytest.mark.parametrize("mode", ["calibrated", "stress"])
 def test_zero_pressure_reproduces_the_contract_blind_run(small, blind, mode):
-    """A block contract puts nothing at risk: with behaviour on, every table is the contract-blind run's."""
+    """A block contract puts nothing at risk: with behaviour on, every table is the contract-blind run's. So
+    ``provider_model`` builds no provider for it (the engine is asked nothing); built anyway, the provider's
+    every mechanism is neutral in the engine."""
+    from sim.experiments.providers import pilot_history
+    from sim.provider.model import ProviderModel
+
     block = load_contract(SCENARIOS / "contracts" / "block.toml")
     on = small.with_changes({"behaviour.mode": mode, **CAUTIOUS})
-    provider = provider_model(on, block)
-    assert provider is not None and provider.behaviour.active
+    assert provider_model(on, block) is None
+    assert provider_model(on.with_changes({"horizon.years": 1}), block) is None  # no year to learn from needed
+    provider = ProviderModel.build(on, block, pilot_history(on), on.behaviour.resolve())
+    assert provider.behaviour.active
     assert float(np.max(provider.pressure(provider.year_starts + 30.0))) == 0.0
     _tables_equal(simulate(on, SEED, provider=provider), blind)
 

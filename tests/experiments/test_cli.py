@@ -359,6 +359,19 @@ def test_the_provider_is_one_switch_away_and_the_run_says_which(tmp_path, capsys
     assert "invalid choice: 'greedy'" in capsys.readouterr().err
 
 
+def test_a_responding_provider_under_a_contract_with_nothing_at_risk_is_the_contract_blind_run(tmp_path, capsys):
+    """Block puts nothing at risk: a responding provider has nothing to respond to (and needs no year's follow-up),
+    so the run is the contract-blind run, table for table, and says why."""
+    tiny, block = _tiny(tmp_path), str(ROOT / "scenarios" / "contracts" / "block.toml")
+    args = ["run", str(tiny), "--seed", "3", "--contract", block, "--no-plots", "--formats", "parquet"]
+    assert main([*args, "--out", str(tmp_path / "blind")]) == 0
+    assert main([*args, "--provider", "calibrated", "--out", str(tmp_path / "cal")]) == 0
+    assert "nothing at risk under block: the provider (behaviour calibrated)" in capsys.readouterr().out
+    for table in ("episodes", "events", "reviews"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "blind" / "tables" / f"{table}.parquet"),
+                                      pd.read_parquet(tmp_path / "cal" / "tables" / f"{table}.parquet"))
+
+
 def test_compare_with_a_willingness_to_pay_writes_the_cost_effectiveness_and_value_of_information(tmp_path, capsys):
     uncertain = tmp_path / "uncertain.toml"
     uncertain.write_text(f'extends = "{(WEST_KENT.parent / "west_kent_uncertain.toml").as_posix()}"\n'

@@ -209,7 +209,7 @@ def _sweep_spec(tmp_path: Path) -> Path:
     spec = tmp_path / "sweep.toml"
     spec.write_text(f'name = "tiny"\nscenario = "{WEST_KENT.as_posix()}"\ndesign = "morris"\nsamples = 2\n'
                     'replications = 2\nseed = 3\n[changes]\n"horizon.warmup_years" = 2\n"horizon.years" = 1\n'
-                    '"contract.extension_years" = 0\n"contract.term_years" = 1\n'
+                    '"behaviour.mode" = "off"\n"contract.extension_years" = 0\n"contract.term_years" = 1\n'
                     '"contract.pbr_share.by_year" = [0.25]\n'
                     '[[parameters]]\npath = "capacity.recovery_workers"\nlow = 8\nhigh = 16\ninteger = true\n'
                     '[[parameters]]\npath = "treatment.drop_out_rate_per_year.by_group.opiate"\nlow = 0.1\n'
