@@ -55,10 +55,10 @@ def provider_model(scenario: Scenario, contract: Contract | None, seed: int | No
     """The provider's view of ``contract`` for runs of ``scenario``, or None when its behaviour mode is off, there
     is no contract, or the contract puts nothing at risk in any year (a block contract: at zero pressure every
     mechanism is neutral and the cash response idle, so the run is the contract-blind run, table for table, with
-    no pilot run to make and no year's follow-up needed). Beliefs are expectations, the same for every replication: they come from one
-    contract-blind pilot run of the scenario (behaviour off) on ``seed`` (default: the scenario's own). The
-    pilot run and the model (without a cash path) are kept in memory for further calls in this process, so
-    replications of one design build them once."""
+    no pilot run to make and no year's follow-up needed). Beliefs are expectations, the same for every
+    replication: they come from one contract-blind pilot run of the scenario (behaviour off) on ``seed``
+    (default: the scenario's own). The pilot run and the model (without a cash path) are kept in memory for
+    further calls in this process, so replications of one design build them once."""
     if contract is None or scenario.behaviour.mode == "off" or not at_risk(contract):
         return None
     from sim.experiments.store import digest
