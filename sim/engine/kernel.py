@@ -4,7 +4,9 @@ pbrsim runs one SimPy process per client, millions of events per run; two things
 
 * :class:`ClientProcess`, a ``simpy.Process`` without its start and end events, that waits until a day by
   putting itself in the event queue as that day's event (``env._queue``, ``env._eid``, ``env._active_proc``,
-  ``event._value``: SimPy 4's internals, hence ``simpy>=4.1,<5`` in pyproject.toml);
+  ``event._value``: SimPy 4's internals, hence ``simpy>=4.1,<5`` in pyproject.toml), and waits for a place
+  with patience (an event, or a day if that comes first) without the ``Timeout`` and ``Condition`` that
+  ``req | env.timeout(...)`` costs;
 * :func:`cyclic_gc_paused`, Python's cyclic collector off while a run allocates its short-lived objects.
 
 :func:`events_scheduled` reads SimPy's event counter for the run's metadata.
@@ -60,13 +62,29 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Alarm:
+    """The day a client waiting for a place gives up: an entry of SimPy's queue that can be called off (its
+    callbacks emptied) when the place comes first."""
+
+    __slots__ = ("callbacks", "_ok", "_value")
+
+    def __init__(self, callbacks: list):
+        self.callbacks, self._ok, self._value = callbacks, True, None
+
+
 class ClientProcess(simpy.Process):
     """A client's life as a SimPy process, started at once by the arrival event that brings the client in, and never
     waited on: unlike ``simpy.Process`` it takes no start event and no end event (two of the nine events a
-    referral would otherwise cost). The generator yields either an event that will succeed or, to wait until a
-    day, the day itself (a float, see :meth:`TreatmentSystem.hold`): then the process puts itself in SimPy's
-    queue as that day's event, where a ``Timeout`` would cost an object and two calls more. An exception in the
-    generator propagates out of ``env.run`` at once, with its traceback."""
+    referral would otherwise cost). The generator yields one of:
+
+    * an event that will succeed (it is sent the event's value);
+    * a day (a float, see :meth:`TreatmentSystem.hold`), to wait until it: the process puts itself in SimPy's
+      queue as that day's event, where a ``Timeout`` would cost an object and two calls more;
+    * ``(event, day)``, to wait for the event but no later than the day (a place on a waiting list, with the
+      client's patience): it is sent True if the event has succeeded by then, else False, and nothing of the
+      other wait is left to wake it.
+
+    An exception in the generator propagates out of ``env.run`` at once, with its traceback."""
 
     def __init__(self, env: simpy.Environment, generator):
         self.env = env
@@ -74,13 +92,17 @@ class ClientProcess(simpy.Process):
         self._generator = generator
         self._value = None  # what the generator is sent when the process wakes itself
         self._ok = True  # SimPy checks this of every event it processes
+        self._patience = None  # (event, alarm) while waiting for one with patience
         self._resume(self)
 
-    def _resume(self, event: simpy.Event) -> None:
+    def _resume(self, event) -> None:
         env = self.env
         env._active_proc = self
         send = self._generator.send
-        value = event._value
+        if self._patience is None:
+            value = event._value
+        else:
+            value = self._end_patience(event)
         while True:
             try:
                 target = send(value)
@@ -90,6 +112,11 @@ class ClientProcess(simpy.Process):
                 self.callbacks = [self._resume]
                 heapq.heappush(env._queue, (target, NORMAL, next(env._eid), self))
                 break
+            if type(target) is tuple:
+                if self._wait_with_patience(*target):
+                    break
+                value = True
+                continue
             try:
                 callbacks = target.callbacks
             except AttributeError:
@@ -100,6 +127,27 @@ class ClientProcess(simpy.Process):
                 break
             value = target._value
         env._active_proc = None
+
+    def _wait_with_patience(self, event: simpy.Event, day: float) -> bool:
+        """Wait for ``event`` or until ``day``; False if the event has already been processed (no wait)."""
+        if event.callbacks is None:
+            return False
+        alarm = _Alarm([self._resume])
+        heapq.heappush(self.env._queue, (day, NORMAL, next(self.env._eid), alarm))
+        event.callbacks.append(self._resume)
+        self._patience = (event, alarm)
+        return True
+
+    def _end_patience(self, woken_by) -> bool:
+        """Whether the awaited event succeeded; the other wait is called off. At the alarm the event may have
+        succeeded already, its callbacks not yet run (a place granted at that very moment): the place is taken."""
+        event, alarm = self._patience
+        self._patience = None
+        if woken_by is alarm:
+            event.callbacks.remove(self._resume)
+            return event.triggered
+        alarm.callbacks = []  # still in the queue: it wakes nobody
+        return True
 
 
 def events_scheduled(env: simpy.Environment) -> int | None:

@@ -379,8 +379,7 @@ class TreatmentSystem:
             if give_up > self.end:
                 yield req
             else:
-                yield req | env.timeout(give_up - env.now)
-                if not req.triggered:
+                if not (yield req, self.hold(give_up)):
                     self.caseload.leave_queue(req)
                     rec.event(c, env.now, "left_waiting_list", "caseload")
                     c.ep.exit, c.ep.exit_reason = env.now, "left_waiting_list"
@@ -509,8 +508,7 @@ class TreatmentSystem:
         if until > self.end:
             yield req
             return True
-        yield req | env.timeout(until - env.now)
-        if req.triggered:
+        if (yield req, self.hold(until)):
             return True
         place.leave_queue(req)
         if give_up <= t_exit:
