@@ -106,8 +106,10 @@ def _generate(episodes: dict[str, np.ndarray], epochs: list[tuple[float, Scenari
         p_bbv[care] = np.minimum(p_bbv[care] * unpaid[care], 1.0)
         p_hep[care] = np.minimum(p_hep[care] * unpaid[care], 1.0)
 
-    # per review: reviews at start and every interval to the end, plus a discharge review on a planned exit
-    grid = np.floor((end - start) / step).astype(np.int64) + 1
+    # per review: reviews at start and every interval to the end, plus a discharge review on a planned exit. A
+    # routine review due on the exit day is held (a planned exit after exactly 12 weeks abstinent often falls on
+    # one): the tolerance keeps that from turning on the last bit of two sums of days
+    grid = np.floor((end - start) / step + 1e-9).astype(np.int64) + 1
     n = grid + planned
     row = np.repeat(np.arange(n_ep), n)
     first = np.cumsum(n) - n

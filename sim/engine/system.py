@@ -9,8 +9,8 @@ Python runs per batch, not per client decision: everything about an episode that
 (delays, band, modality, the competing clocks to planned exit, drop-out, transfer, custody and death, the detox
 and rehab plan, what follows each exit) is planned for many episodes at once by :mod:`sim.engine.plans`, from
 the keyed uniforms of :class:`sim.core.randomness.ClientRandom`. The processes only wait, for places and for
-planned times, reading their plan; a stage that needs no place and nothing to wait for (a relapse, entering
-training) has no SimPy event. The History's routine events (referral, assessment, start, exit) are written from
+planned times, reading their plan; a stage that needs no place and nothing to wait for (a referral, a relapse,
+entering training) has no SimPy event. The History's routine events (referral, assessment, start, exit) are written from
 the episodes' records when the run ends, and TOP reviews, vectorised, from the treatment episodes' facts.
 """
 
@@ -163,7 +163,11 @@ class TreatmentSystem:
 
     def epoch(self) -> int:
         """Index into ``epochs`` of the scenario in force now."""
-        return 0 if len(self.epochs) == 1 else bisect.bisect_right(self._epoch_starts, self.env.now) - 1
+        return self.epoch_at(self.env.now)
+
+    def epoch_at(self, t: float) -> int:
+        """Index into ``epochs`` of the scenario in force on day ``t``."""
+        return 0 if len(self.epochs) == 1 else bisect.bisect_right(self._epoch_starts, t) - 1
 
     def hold(self, until: float) -> float:
         """The day to wake on, for a client's process to yield: ``until``, as ``env.timeout`` would compute it
@@ -196,15 +200,16 @@ class TreatmentSystem:
 
     def referrals(self) -> None:
         """Referral. First referrals arrive by Poisson streams per substance group and referral source
-        (generated before the run, see :mod:`sim.engine.population`); each arrival is one timeout, whose callback
-        gives the new client attributes and a life and schedules the next arrival."""
+        (generated before the run, see :mod:`sim.engine.population`), a chunk of them at a time: at the first
+        arrival of a chunk, each of its clients is given attributes, a first-episode plan and a life, whose first
+        wait is the booking delay from the client's own referral day (a referral has no event of its own)."""
         times, ids = arrivals(self.scenario, self.seed)
-        self._arrivals = self._first_episodes(times, ids)
-        self._next_arrival()
+        self._chunks = self._arrival_chunks(times, ids)
+        self._next_chunk()
 
-    def _first_episodes(self, times: np.ndarray, ids: np.ndarray, chunk: int = 1024):
-        """(time, client id, attributes, block, row) of each arrival: attributes and first-episode plans are
-        computed a chunk of arrivals at a time (see :mod:`sim.engine.plans`)."""
+    def _arrival_chunks(self, times: np.ndarray, ids: np.ndarray, chunk: int = 1024):
+        """(first day, [(day, client id, attributes, block, row, plan), ...]) of each chunk of arrivals:
+        attributes and first-episode plans are computed a chunk at a time (see :mod:`sim.engine.plans`)."""
         planner = self.planner
         for at in range(0, len(ids), chunk):
             cid, t = ids[at:at + chunk], times[at:at + chunk]
@@ -215,23 +220,24 @@ class TreatmentSystem:
             block = PlanBlock(planner, rows, g, attributes[:, 5] > 0, epoch)
             plans = block.first()
             keep = block if self.replans else None  # kept to plan again under a later epoch or another band
-            for i, (day, client) in enumerate(zip(t.tolist(), cid.tolist())):
-                yield day, client, attributes[i].tolist(), keep, i, plans[i].tolist()
+            days = t.tolist()  # rows as lists in one call each: a row's own .tolist() costs as much as its use
+            yield days[0], [(day, client, attrs, keep, i, plan) for i, (day, client, attrs, plan)
+                            in enumerate(zip(days, cid.tolist(), attributes.tolist(), plans.tolist()))]
 
-    def _next_arrival(self) -> None:
-        arrival = next(self._arrivals, None)
-        if arrival is not None:
-            ev = self.env.timeout(arrival[0] - self.env.now, arrival)
+    def _next_chunk(self) -> None:
+        chunk = next(self._chunks, None)
+        if chunk is not None:
+            ev = self.env.timeout(chunk[0] - self.env.now, chunk[1])
             ev.callbacks.append(self._arrive)
 
     def _arrive(self, ev: simpy.Event) -> None:
-        t, cid, attributes, block, row, plan = ev.value
-        self._next_arrival()
-        c = self.new_client(cid, t, attributes)
-        c.block, c.row, c.plan = block, row, plan
-        c.plan_epoch = 0 if block is None else int(block.referral_epoch[row])
-        self._pending.append(c)
-        ClientProcess(self.env, self.client_life(c))
+        for t, cid, attributes, block, row, plan in ev.value:
+            c = self.new_client(cid, t, attributes)
+            c.block, c.row, c.plan = block, row, plan
+            c.plan_epoch = 0 if block is None else int(block.referral_epoch[row])
+            self._pending.append(c)
+            ClientProcess(self.env, self.client_life(c))
+        self._next_chunk()
 
     def new_client(self, cid: int, t: float, attributes: list[float]) -> Client:
         """A client first referred at ``t``, with the attributes of ``sim.engine.plans.ATTRIBUTES``."""
@@ -272,14 +278,16 @@ class TreatmentSystem:
         plans = block.first()
         keep = block if self.replans else None
         for i, c in enumerate(clients):
-            c.next = (keep, i, plans[i].copy())  # a copy: the batch's arrays are freed
+            c.next = (keep, i, plans[i].copy())  # an array (a third of a list's size), a copy: the batch's is freed
 
-    def _next_episode(self, c: Client) -> None:
+    def _next_episode(self, c: Client, referral: float) -> None:
+        """The client's next episode, referred on day ``referral`` (now, or later: its plan is its epoch's)."""
         if c.next is None:
             self._plan_batch()
         block, row, plan = c.next
-        if self.multi_epoch and self.epoch() != block.referral_epoch[row]:
-            block, row, plan = block.again(row, self.epoch()), 0, None
+        e = self.epoch_at(referral)
+        if self.multi_epoch and e != block.referral_epoch[row]:
+            block, row, plan = block.again(row, e), 0, None
             plan = block.first()[0]
         c.block, c.row, c.plan = block, row, plan.tolist()
         c.plan_epoch = 0 if block is None else int(block.referral_epoch[row])
@@ -288,14 +296,14 @@ class TreatmentSystem:
         self._pending.append(c)
 
     def client_life(self, c: Client):
-        """A client's whole life in the system, episode after episode, until death, transfer or the horizon."""
+        """A client's whole life in the system, episode after episode, until death, transfer or the horizon.
+        An episode begins at its referral day, which may be later than now: the first wait is the booking."""
         rec = self.record
-        source = c.source
+        referral, source = c.first_referral, c.source
         try:
             while source is not None:
-                now = self.env.now
-                rec.new_episode(c, now, source)  # its referral, assessment, start and exit events: from the record
-                rec.state(c, AWAITING_ASSESSMENT, now)
+                rec.new_episode(c, referral, source)  # its referral, assessment, start, exit events: from the record
+                rec.state(c, AWAITING_ASSESSMENT, referral)
                 attends = yield from self.assessment(c)
                 if c.band == NO_NEED:
                     after = self.signpost(c)
@@ -309,12 +317,12 @@ class TreatmentSystem:
                 if after == IN_CUSTODY:
                     after = yield from self.custody(c)
                     if after == "prison_release":
-                        self._next_episode(c)
-                        source = SOURCE_PRISON
+                        referral, source = self.env.now, SOURCE_PRISON
+                        self._next_episode(c, referral)
                         continue
-                source = yield from self.after_exit(c, after)
+                referral, source = yield from self.after_exit(c, after)
                 if source is not None:
-                    self._next_episode(c)
+                    self._next_episode(c, referral)
         except HorizonReached:
             pass
         c.plan = c.block = c.next = None  # the recorder keeps the client to the end; not their plans
@@ -324,13 +332,14 @@ class TreatmentSystem:
     def assessment(self, c: Client):
         """LASARS assessment, independent of the provider.
 
-        Enters at referral or re-presentation. Waits a booking delay, then queues for an assessor (FIFO) and is
-        assessed for the assessor's time. Scores two need domains (dependency; wider needs) and takes the more
-        severe as the band. Leaves with the band set and whether the client will attend treatment.
+        Enters at referral or re-presentation. Waits a booking delay from the referral day, then queues for an
+        assessor (FIFO) and is assessed for the assessor's time. Scores two need domains (dependency; wider
+        needs) and takes the more severe as the band. Leaves with the band set and whether the client will
+        attend treatment.
         """
         env = self.env
         p = c.plan  # planned under the epoch in force at referral
-        yield self.hold(env.now + p[BOOKING_DAYS])
+        yield self.hold(c.ep.referral + p[BOOKING_DAYS])
         req = self.assessors.request()
         if req is not None:
             yield req
@@ -614,14 +623,15 @@ class TreatmentSystem:
         Enters after an exit (recovered after a planned exit; disengaged after an unplanned exit, a missed
         start or a release from custody; signposted after a no-need assessment). Recovered clients relapse by
         a time-varying hazard (mutual aid lowers it); relapsed, disengaged and signposted clients may re-present
-        at any time later, with no limit. A relapse is recorded when the exit is, with no SimPy event of its
-        own: nothing waits for it. Returns the source of the next referral, or None.
+        at any time later, with no limit. A relapse and a re-presentation are decided when the exit is, with no
+        SimPy event of their own: nothing waits for them. Returns the day and source of the next referral
+        (the next assessment waits from that day), or (None, None) when the client dies first.
         """
         env, rec = self.env, self.record
         now = env.now
         rec.state(c, state, now)
         if state in (DIED, TRANSFERRED):
-            return None
+            return None, None
         p = self.plan(c)
         source = SOURCE_SELF
         if state == RECOVERED:
@@ -633,7 +643,7 @@ class TreatmentSystem:
             if death <= relapse:
                 yield self.hold(death)
                 self.die(c)
-                return None
+                return None, None
             if relapse > self.end:
                 raise HorizonReached
             rec.event(c, relapse, "relapse")
@@ -661,10 +671,10 @@ class TreatmentSystem:
         if death <= nxt:
             yield self.hold(death)
             self.die(c)
-            return None
-        wait = self.hold(nxt)
-        yield wait
-        return source
+            return None, None
+        if nxt > self.end:
+            raise HorizonReached
+        return nxt, source
 
     def arrest_time(self, c: Client, p: list[float], now: float, state: int) -> float:
         """When an active offender out of treatment is first arrested for a recorded offence and referred back
@@ -686,7 +696,7 @@ class TreatmentSystem:
         """The plan for a stage at a later day ``t`` that needs no SimPy event (a relapse)."""
         if not self.multi_epoch:
             return c.plan
-        e = bisect.bisect_right(self._epoch_starts, t) - 1
+        e = self.epoch_at(t)
         if e != c.plan_epoch:
             c.plan, c.plan_epoch = c.block.under(c.row, e, c.band), e
         return c.plan

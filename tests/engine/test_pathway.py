@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import simulate
+from sim import load_scenario, simulate
 from sim.core.vocabulary import GROUPS, STATES, TREATMENT_STATES
 from sim.engine.history import TABLES
-from tests.builders import small_scenario
+from tests.builders import ROOT, small_scenario
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +237,8 @@ def test_planning_in_batches_changes_no_result(small, monkeypatch):
             self._pending = [c]
             alone(self)
 
-    monkeypatch.setattr(pathway.TreatmentSystem, "_first_episodes",
-                        functools.partialmethod(pathway.TreatmentSystem._first_episodes, chunk=1))
+    monkeypatch.setattr(pathway.TreatmentSystem, "_arrival_chunks",
+                        functools.partialmethod(pathway.TreatmentSystem._arrival_chunks, chunk=1))
     monkeypatch.setattr(pathway.TreatmentSystem, "_plan_batch", one_at_a_time)
     one_by_one = simulate(small, seed=4)
     for table in TABLES:
@@ -302,3 +302,73 @@ def test_a_client_process_yielding_neither_an_event_nor_a_day_says_so():
 
     with pytest.raises(TypeError, match="yielded 3"):
         ClientProcess(simpy.Environment(), life())
+
+
+def _patient_wait(place_free_at: float | None, patience_until: float, freeing_first: bool = False):
+    """A client waiting (event, day) for a place a second process frees at ``place_free_at`` (never if None);
+    returns what the waiting process was sent, when, and every day it woke."""
+    import simpy
+
+    from sim.engine.kernel import ClientProcess
+
+    env = simpy.Environment()
+    place = env.event()
+    seen = {}
+
+    def waiting():
+        seen["admitted"] = yield place, patience_until
+        seen["at"] = env.now
+        yield 50.0  # a later hold: a called-off wait must not wake it early
+        seen["woke_again"] = env.now
+
+    def freeing():
+        yield place_free_at
+        place.succeed()
+
+    processes = [waiting, freeing] if place_free_at is not None else [waiting]
+    for life in (processes[::-1] if freeing_first else processes):
+        ClientProcess(env, life())
+    env.run(until=100)
+    return seen
+
+
+def test_a_place_that_comes_before_the_clients_patience_ends_admits_them():
+    seen = _patient_wait(place_free_at=3.0, patience_until=10.0)
+    assert seen == {"admitted": True, "at": 3.0, "woke_again": 50.0}  # the alarm at day 10 woke nobody
+
+
+def test_a_client_whose_patience_ends_first_leaves_and_the_later_place_wakes_nobody():
+    seen = _patient_wait(place_free_at=20.0, patience_until=10.0)
+    assert seen == {"admitted": False, "at": 10.0, "woke_again": 50.0}  # the place at day 20 woke nobody
+
+
+def test_a_place_granted_at_the_moment_patience_ends_is_taken():
+    """The place is granted on day 10 before the alarm for day 10 is processed (its callbacks not yet run): the
+    client is told the place is theirs, as a granted place cannot be left; granted after the alarm, it is not."""
+    assert _patient_wait(10.0, 10.0, freeing_first=True) == {"admitted": True, "at": 10.0, "woke_again": 50.0}
+    assert _patient_wait(10.0, 10.0, freeing_first=False)["admitted"] is False
+    assert _patient_wait(None, 10.0)["admitted"] is False
+
+
+def test_a_routine_review_due_on_the_exit_day_does_not_turn_on_rounding():
+    """A planned exit exactly 12 weeks after the start (abstinent from the start) falls on a review day: the review
+    is held whichever way the two sums of days round in their last bit."""
+    from sim.core.randomness import ClientRandom
+    from sim.engine import reviews
+
+    scenario = load_scenario(ROOT / "scenarios" / "west_kent.toml")
+    start = 101.82590434
+    ends = [start + 84.0, np.nextafter(start + 84.0, 0.0), np.nextafter(start + 84.0, np.inf)]
+    n = len(ends)
+    columns = {"client_id": np.arange(n, dtype=np.int64), "episode": np.zeros(n, np.int64),
+               "g": np.zeros(n, np.int64), "b": np.ones(n, np.int64), "epoch": np.zeros(n, np.int64),
+               "start": np.full(n, start), "end": np.array(ends), "planned": np.ones(n, bool),
+               "abstinent_from": np.full(n, start), "injecting": np.zeros(n, bool),
+               "housing_problem": np.zeros(n, bool), "offending_rate": np.zeros(n)}
+    assert set(columns) == set(reviews.EPISODE_COLUMNS)
+    table, _ = reviews.generate(columns, [(scenario.horizon.start_day, scenario)],
+                                ClientRandom(np.random.SeedSequence(1)), None)
+    stages = np.concatenate([part["stage"] for part in table])
+    ids = np.concatenate([part["client_id"] for part in table])
+    assert [int((ids == i).sum()) for i in range(n)] == [3, 3, 3]  # start, the 12-week review, the exit review
+    assert list(stages[ids == 1]) == list(stages[ids == 0]) == list(stages[ids == 2])
