@@ -142,10 +142,14 @@ def outline(page, name: str) -> str:
 
 
 def run(page) -> None:
-    """Press Run and wait for the script to finish (the last run's message stays on the page meanwhile)."""
+    """Press Run and wait for the script to finish (the last run's message stays on the page meanwhile, so also
+    until no warning says the results are an earlier design's: on a loaded machine the script may not have
+    started within ``settle_page``'s half second)."""
     page.get_by_role("button", name="Run").click()
     settle_page(page)
     page.get_by_text("see Results, Compare and Download").wait_for(timeout=RUN_TIMEOUT)
+    page.get_by_text("The design has changed since these results were run").wait_for(state="hidden",
+                                                                                     timeout=RUN_TIMEOUT)
 
 
 def headline(page, figure: str) -> str:
@@ -327,6 +331,7 @@ def test_a_what_if_on_referrals_moves_waits_and_numbers_in_treatment(server, gua
     page.get_by_role("tab", name="Design a contract").click()
     page.get_by_text("System what-ifs").click()
     spin(page, "Referral change (%)", 60)
+    settle_page(page)  # the page shows the design changed before Run is pressed
     run(page)
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("heading", name=re.compile("^Comparison")).wait_for()
