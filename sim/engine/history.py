@@ -54,7 +54,9 @@ TABLES = ("clients", "episodes", "spells", "events", "reviews", "capacity")
 
 
 class Client:
-    """A person's fixed attributes and where they are now (the recorder's open spell)."""
+    """A person's fixed attributes and their open spell in the recorder. Once a re-presentation is decided (at
+    the exit) the open spell, ``episode`` and ``ep`` are already the next episode's, from its referral day on:
+    during a run, ``state`` is not where the client is now."""
 
     __slots__ = ("id", "g", "source", "male", "age", "injecting", "dual_diagnosis", "housing_problem",
                  "criminal_justice", "offending_rate", "first_referral", "episode", "state", "since",

@@ -72,6 +72,18 @@ class _Alarm:
         self.callbacks, self._ok, self._value = callbacks, True, None
 
 
+class _Sent:
+    """What a process waking from a wait with patience is sent, in the place of an event's value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bool):
+        self._value = value
+
+
+_ADMITTED, _GAVE_UP = _Sent(True), _Sent(False)
+
+
 class ClientProcess(simpy.Process):
     """A client's life as a SimPy process, started at once by the arrival event that brings the client in, and never
     waited on: unlike ``simpy.Process`` it takes no start event and no end event (two of the nine events a
@@ -99,10 +111,7 @@ class ClientProcess(simpy.Process):
         env = self.env
         env._active_proc = self
         send = self._generator.send
-        if self._patience is None:
-            value = event._value
-        else:
-            value = self._end_patience(event)
+        value = event._value
         while True:
             try:
                 target = send(value)
@@ -129,25 +138,28 @@ class ClientProcess(simpy.Process):
         env._active_proc = None
 
     def _wait_with_patience(self, event: simpy.Event, day: float) -> bool:
-        """Wait for ``event`` or until ``day``; False if the event has already been processed (no wait)."""
+        """Wait for ``event`` or until ``day``, whichever comes first. False if there is nothing to wait for (the
+        event has been processed already: the generator is then sent True at once)."""
         if event.callbacks is None:
             return False
-        alarm = _Alarm([self._resume])
+        alarm = _Alarm([self._patience_ended])
         heapq.heappush(self.env._queue, (day, NORMAL, next(self.env._eid), alarm))
-        event.callbacks.append(self._resume)
+        event.callbacks.append(self._patience_ended)
         self._patience = (event, alarm)
         return True
 
-    def _end_patience(self, woken_by) -> bool:
-        """Whether the awaited event succeeded; the other wait is called off. At the alarm the event may have
-        succeeded already, its callbacks not yet run (a place granted at that very moment): the place is taken."""
+    def _patience_ended(self, woken_by) -> None:
+        """The awaited event or the alarm came first: the other wait is called off, and the process resumes,
+        sent whether the event succeeded. At the alarm the event may have succeeded already, its callbacks not
+        yet run (a place granted at that very moment): the place is taken."""
         event, alarm = self._patience
         self._patience = None
         if woken_by is alarm:
-            event.callbacks.remove(self._resume)
-            return event.triggered
-        alarm.callbacks = []  # still in the queue: it wakes nobody
-        return True
+            event.callbacks.remove(self._patience_ended)
+            self._resume(_ADMITTED if event.triggered else _GAVE_UP)
+        else:
+            alarm.callbacks = []  # still in the queue: it wakes nobody
+            self._resume(_ADMITTED)
 
 
 def events_scheduled(env: simpy.Environment) -> int | None:

@@ -264,10 +264,11 @@ class TreatmentSystem:
 
     def _plan_batch(self) -> None:
         """Plan, in one vectorised batch, the next episode of every client whose current episode has begun
-        since the last batch (a client joins at each referral: the next episode is planned well before it can
-        happen). A batch is planned only when a client re-presents unplanned, so batches are as large as the
-        run allows. The epoch in force at the next referral is not known yet: the plan assumes the one now in
-        force, and is made again at the referral if that is wrong."""
+        since the last batch (a client joins when an episode's referral is decided: the next episode is planned
+        well before it can happen). A batch is planned only when a client's re-presentation is decided and no
+        plan is waiting, so batches are as large as the run allows. The epoch in force at the next referral is
+        not known yet: the plan assumes the one now in force, and is made again for the referral day's epoch if
+        that is wrong (``_next_episode``)."""
         clients = [c for c in self._pending if c.state not in (DIED, TRANSFERRED)]
         self._pending = []
         planner = self.planner
@@ -618,14 +619,15 @@ class TreatmentSystem:
         return DISENGAGED
 
     def after_exit(self, c: Client, state: int):
-        """Out of treatment, until re-presentation or death.
+        """Out of treatment: decides the re-presentation, or waits for a death that comes first.
 
         Enters after an exit (recovered after a planned exit; disengaged after an unplanned exit, a missed
         start or a release from custody; signposted after a no-need assessment). Recovered clients relapse by
         a time-varying hazard (mutual aid lowers it); relapsed, disengaged and signposted clients may re-present
         at any time later, with no limit. A relapse and a re-presentation are decided when the exit is, with no
         SimPy event of their own: nothing waits for them. Returns the day and source of the next referral
-        (the next assessment waits from that day), or (None, None) when the client dies first.
+        (the next assessment waits from that day), or (None, None) after death or a transfer out; raises
+        :class:`HorizonReached` when the re-presentation would come after the horizon.
         """
         env, rec = self.env, self.record
         now = env.now
