@@ -7,8 +7,8 @@ Per seed, over the reported years: the yearly trend in numbers in treatment by g
 through the yearly means over seeds, relative to their mean); caseload use (mean people on the caseload / places)
 in the first and last year; re-presentations as a share of referrals, first and last year; opiate drop-outs back
 within 4 years; the criminal-justice share of returns after a drop-out and of all returns; after an opiate
-planned exit, relapse and re-presentation by 6 months, 1 and 2 years; drop-outs (and declined) as a share of
-exits; starts within 3 weeks; drug clients injecting at a completed review; rehab and inpatient detox place use.
+planned exit, relapse and re-presentation by 6 months, 1 and 2 years; drop-outs (declined, withdrawn) as a share
+of exits; starts within 3 weeks; drug clients injecting at a completed review; rehab and inpatient detox place use.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ def _one(task: tuple[int, float]) -> dict:
         out[f"opiate_re_presented_{label}"] = float(((seen["next_referral"] - seen["exit"]) <= days).mean())
     out["dropped_out_share_of_exits"] = measure(h, "dropped_out_share_of_exits")
     out["declined_share_of_exits"] = measure(h, "declined_share_of_exits")
+    out["withdrawn_share_of_exits"] = measure(h, "withdrawn_share_of_exits")
     out["started_within_3_weeks"] = measure(h, "started_within_3_weeks")
     out["drug_injecting_at_review"] = measure(h, "injecting_at_review", groups=DRUG)
     out["drug_currently_injecting_in_treatment"] = measure(h, "currently_injecting_in_treatment", groups=DRUG)

@@ -19,8 +19,9 @@ mean_wait_days                 days         referral to treatment start, for sta
 started_within_3_weeks         share        of starts in the period, referral to start <= 21 days
 exits                          people       treatment exits (every reason)
 planned_exits                  people       exits free of dependence (the NDTMS "successful completion")
-dropped_out, declined,         people       unplanned exits, by reason
-transferred, custody,
+dropped_out, declined,         people       unplanned exits, by reason (withdrawn: treatment withdrawn,
+withdrawn, transferred,                     moved away or other)
+custody,
 died_in_treatment
 planned_share_of_exits         share        planned_exits / exits
 successful_completions         share        planned_exits / in_treatment (NDTMS: of all in treatment)

@@ -213,6 +213,7 @@ _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "planned_share_of_exits": _exits_by(("planned",), "exits"),
     "dropped_out_share_of_exits": _exits_by(("dropped_out",), "exits"),
     "declined_share_of_exits": _exits_by(("declined",), "exits"),
+    "withdrawn_share_of_exits": _exits_by(("withdrawn",), "exits"),
     "transferred_share_of_exits": _exits_by(("transferred", "custody"), "exits"),
     "planned_discharges_per_in_treatment": _exits_by(("planned", "transferred"), "in_treatment"),
     "planned_discharge_share_of_exits": _exits_by(("planned", "transferred"), "exits"),

@@ -26,7 +26,7 @@ from sim.config.base import Section as _Section
 from sim.config.behaviour import BehaviourSpec
 from sim.core.calendar import DAYS_PER_YEAR
 from sim.core.distributions import MAX_POUNDS, Dist, Growth, Money, Probability, Rate, Ratio, shares_of
-from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
+from sim.core.vocabulary import BANDS, GROUPS, MODALITIES, REHAB_OUTCOMES, SOURCES, USE_AT_REVIEW, Group
 
 SourceShares = shares_of(*SOURCES, name="SourceShares")
 BandShares = shares_of(*BANDS, name="BandShares")
@@ -159,12 +159,29 @@ class Treatment(_Section):
     planned_exit_min_abstinence_weeks: float = Field(12.0, ge=0, le=520, description="planned exit rule: abstinent "
                                                                               "at least this long (weeks)")
     drop_out_rate_per_year: Rate = Field(description="hazard of dropping out (per year)")
-    declined_share: Probability = Field(description="share of unplanned exits recorded as declined")
+    declined_share: Probability = Field(description="share of exits on the drop-out hazard recorded as declined "
+                                                    "further treatment")
+    withdrawn_share: Probability = Field(description="share of exits on the drop-out hazard recorded as NDTMS's "
+                                                     "other incomplete exits (treatment withdrawn by the provider, "
+                                                     "moved away, other): `withdrawn`")
     transfer_rate_per_year: Rate = Field(description="hazard of transfer to a service outside the system")
     custody_rate_per_year: Rate = Field(description="hazard of custody, clients with criminal-justice "
                                                     "involvement (per year)")
     waiting_list_patience_days: Dist | None = Field(None, description="how long a client waits for a caseload "
                                                                       "place before leaving (days); none: waits")
+
+    @field_validator("withdrawn_share")
+    @classmethod
+    def _one_record_per_exit(cls, withdrawn: Probability, info: ValidationInfo) -> Probability:
+        declined = info.data.get("declined_share")
+        if declined is None:  # reported on its own key
+            return withdrawn
+        for g, row in zip(GROUPS, zip(declined.table(), withdrawn.table())):
+            for b, d, w in zip(BANDS, *row):
+                if d.value + w.value > 1.0:
+                    raise ValueError(f"declined_share + withdrawn_share must be at most 1 (one record per exit), "
+                                     f"got {d.value:g} + {w.value:g} for {g}, {b}")
+        return withdrawn
 
 
 class Reviews(_Section):

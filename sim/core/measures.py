@@ -68,6 +68,8 @@ REGISTRY: tuple[Measure, ...] = (
     _m("planned_exits", "people", "exits free of dependence (the NDTMS \"successful completion\")", _P),
     _m("dropped_out", "people", "unplanned exits: dropped out", _P),
     _m("declined", "people", "unplanned exits: declined further treatment", _P),
+    _m("withdrawn", "people", "unplanned exits: treatment withdrawn, moved away or other (NDTMS's other "
+                              "incomplete exits)", _P),
     _m("transferred", "people", "exits transferred in the community", _P),
     _m("custody", "people", "exits transferred to custody", _P),
     _m("died_in_treatment", "people", "exits by death in treatment", _P),
@@ -115,6 +117,7 @@ REGISTRY: tuple[Measure, ...] = (
        "as the NDTMS-derived figures are computed", _T),
     _m("dropped_out_share_of_exits", "share", "exits dropped out / treatment exits", _T),
     _m("declined_share_of_exits", "share", "exits declining further treatment / treatment exits", _T),
+    _m("withdrawn_share_of_exits", "share", "exits withdrawn, moved away or other / treatment exits", _T),
     _m("transferred_share_of_exits", "share", "exits transferred (in the community or to custody) / treatment "
        "exits", _T),
     _m("planned_discharges_per_in_treatment", "share", "planned discharges (planned exits and community "
@@ -155,9 +158,10 @@ EFFORT_GROUPS: dict[str, tuple[str, ...]] = {
 TARGET_ORDER = (
     "in_treatment_per_year", "in_effective_treatment_per_year", "treatment_starts_per_year", "caseload",
     "mean_years_in_treatment", "successful_completions", "planned_share_of_exits", "dropped_out_share_of_exits",
-    "declined_share_of_exits", "transferred_share_of_exits", "planned_discharges_per_in_treatment",
-    "planned_discharge_share_of_exits", "started_within_3_weeks", "mean_wait_days", "re_presented_within_1y",
-    "re_presented_within_2y", "re_presented_within_3y", "re_presented_6_to_18m", "review_attendance",
+    "declined_share_of_exits", "withdrawn_share_of_exits", "transferred_share_of_exits",
+    "planned_discharges_per_in_treatment", "planned_discharge_share_of_exits", "started_within_3_weeks",
+    "mean_wait_days", "re_presented_within_1y", "re_presented_within_2y", "re_presented_within_3y",
+    "re_presented_6_to_18m", "review_attendance",
     "injecting_at_review", "currently_injecting_in_treatment", "not_injecting_at_6_month_review",
 )
 if set(TARGET_ORDER) != {m.name for m in of_kind(TARGET)} or len(TARGET_ORDER) != len(set(TARGET_ORDER)):

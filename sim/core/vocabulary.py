@@ -52,7 +52,7 @@ STATES: tuple[str, ...] = (
     "in_custody",               # transferred to custody; treatment continues inside
     "recovered",                # left by a planned exit and not (yet) relapsed
     "relapsed",                 # relapsed after a planned exit, not back in treatment
-    "disengaged",               # left without completing (dropped out, declined, never attended)
+    "disengaged",               # left without completing (dropped out, declined, withdrawn, never attended)
     "signposted",               # assessed as no need for structured treatment; signposted to mutual aid
     "transferred",              # transferred to another service outside the system (absorbing)
     "died",                     # absorbing
@@ -62,7 +62,11 @@ TREATMENT_STATES = frozenset({
     "awaiting_rehab", "residential_rehab",
 })
 
-EXIT_REASONS: tuple[str, ...] = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
+EXIT_REASONS: tuple[str, ...] = ("planned", "dropped_out", "declined", "withdrawn", "transferred", "custody", "died")
+# The unplanned exits that end an episode on its drop-out clock, as NDTMS records them: dropped out (or left),
+# declined further treatment, and "withdrawn": NDTMS's other incomplete exits (treatment withdrawn by the
+# provider, moved away, other), which the model does not tell apart.
+UNPLANNED_EXITS: tuple[str, ...] = ("dropped_out", "declined", "withdrawn")
 
 # Kinds of event in History.events, with what ``detail`` holds.
 EVENT_KINDS: dict[str, str] = {
@@ -102,4 +106,4 @@ EVENT_KINDS: dict[str, str] = {
 }
 
 # how a treatment episode ends (the exits counted as treatment exits by measures, targets and provider outputs)
-TREATMENT_EXITS = ("planned", "dropped_out", "declined", "transferred", "custody", "died")
+TREATMENT_EXITS = EXIT_REASONS

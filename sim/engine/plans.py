@@ -29,7 +29,8 @@ from sim.core.vocabulary import BANDS, GROUPS, SOURCES
 N_BANDS = len(BANDS)
 CJ_SOURCES = np.array([s in ("arrest_referral", "court_order", "prison_release") for s in SOURCES])
 
-# Plan columns. Times are offsets (days unless named in weeks or as a unit exponential), flags are 0.0 / 1.0.
+# Plan columns. Times are offsets (days unless named in weeks or as a unit exponential), flags are 0.0 / 1.0,
+# ``unplanned_exit`` an index into ``vocabulary.UNPLANNED_EXITS``.
 # ``arrest_offences``: how many offences out of treatment (at the client's untreated rate) until one is recorded
 # and leads to a criminal-justice referral back into treatment; the engine turns it into a time with the
 # client's offending rate in the state they are in.
@@ -40,7 +41,7 @@ COLUMNS = (
     "start_delay_days", "patience_days",
     # the start of treatment
     "modality", "mutual_aid", "completion_weeks", "abstinent_weeks", "min_abstinence_weeks", "drop_hazard",
-    "drop_e", "declined", "transfer_days", "custody_days",
+    "drop_e", "unplanned_exit", "transfer_days", "custody_days",
     # mortality: hazards per day, the raised ratio and its length, unit exponentials by decision (0-6)
     "h_treatment", "h_recovered", "h_out", "post_exit_ratio", "post_exit_days",
     "e0", "e1", "e2", "e3", "e4", "e5", "e6",
@@ -56,7 +57,7 @@ COLUMNS = (
     "arrest_offences", "signposted_days", "signposted_mutual_aid", "training", "training_weeks",
 )
 (BOOKING_DAYS, ASSESSMENT_DAYS, DEPENDENCY, WIDER_NEEDS, BAND, ATTENDS, DRIFT_U, START_DELAY_DAYS, PATIENCE_DAYS,
- MODALITY, MUTUAL_AID, COMPLETION_WEEKS, ABSTINENT_WEEKS, MIN_ABSTINENCE_WEEKS, DROP_HAZARD, DROP_E, DECLINED,
+ MODALITY, MUTUAL_AID, COMPLETION_WEEKS, ABSTINENT_WEEKS, MIN_ABSTINENCE_WEEKS, DROP_HAZARD, DROP_E, UNPLANNED_EXIT,
  TRANSFER_DAYS, CUSTODY_DAYS, H_TREATMENT, H_RECOVERED, H_OUT, POST_EXIT_RATIO, POST_EXIT_DAYS, E0, E1, E2, E3, E4,
  E5, E6, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, IDETOX, IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE,
  IDETOX_PATIENCE_DAYS, REHAB, REHAB_AT_WEEKS, REHAB_WEEKS, REHAB_OUTCOME, REHAB_DROP_WEEKS, REHAB_PATIENCE_DAYS,
@@ -86,6 +87,13 @@ def _exp(u: np.ndarray) -> np.ndarray:
 def _after(e: np.ndarray, hazard: np.ndarray) -> np.ndarray:
     """Time to an event with a constant hazard from its unit exponential (inf for a zero hazard)."""
     return np.divide(e, hazard, out=np.full(len(e), np.inf), where=hazard > 0)
+
+
+def _unplanned_exit(u: np.ndarray, declined: np.ndarray, withdrawn: np.ndarray) -> np.ndarray:
+    """How an exit on the drop-out clock is recorded, as an index into ``UNPLANNED_EXITS`` (dropped out,
+    declined, withdrawn): one uniform split in that order, so that the declined share alone decides who
+    declines."""
+    return np.where(u < declined, 1.0, np.where(u < declined + withdrawn, 2.0, 0.0))
 
 
 def _quantiles(entries: list):
@@ -310,7 +318,7 @@ class Planner:
             np.full(n, tr.planned_exit_min_abstinence_weeks),
             t.value(tr.drop_out_rate_per_year, cell) * day * drop_ratio,
             _exp(r[:, _T + 5]),
-            r[:, _T + 6] < t.value(tr.declined_share, cell),
+            _unplanned_exit(r[:, _T + 6], t.value(tr.declined_share, cell), t.value(tr.withdrawn_share, cell)),
             _after(_exp(r[:, _T + 7]), t.value(tr.transfer_rate_per_year, cell) * day),
             np.where(criminal_justice, _after(_exp(r[:, _T + 8]), t.value(tr.custody_rate_per_year, cell) * day),
                      np.inf),

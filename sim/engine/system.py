@@ -27,14 +27,14 @@ from sim.config.scenario import Scenario
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
 from sim.core.errors import UnsettledWarmupWarning
 from sim.core.randomness import ClientRandom, root_seed
-from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES
+from sim.core.vocabulary import BANDS, MODALITIES, REHAB_OUTCOMES, SOURCES, STATES, UNPLANNED_EXITS
 from sim.engine import reviews
 from sim.engine.capacities import Capacity, Places
 from sim.engine.history import Client, History, Recorder
 from sim.engine.kernel import ClientProcess, cyclic_gc_paused, events_scheduled
 from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_WEEKS, ASSESSMENT_DAYS, ATTENDS, BAND,
                               BAND_DRIFT_U, BELIEF_Z, BOOKING_DAYS, CDETOX, CDETOX_AT_WEEKS, CDETOX_DAYS, CDETOX_DONE, ARREST_OFFENCES,
-                              COMPLETION_WEEKS, CUSTODY_DAYS, DECLINED, DEFLECTION_DELAY_U, DEFLECTION_U, DEPENDENCY,
+                              COMPLETION_WEEKS, CUSTODY_DAYS, DEFLECTION_DELAY_U, DEFLECTION_U, DEPENDENCY,
                               CAUTION_U, CAUTION_WEEKS_U, DISCHARGE_U, DISENGAGED_DAYS, HELD_DECLINE_U, DRIFT_DISTANCE, DROP_E,
                               DROP_HAZARD, E0, E1, E2, E3, E4, E5, E6, H_OUT, H_RECOVERED, H_TREATMENT, IDETOX,
                               IDETOX_AT_WEEKS, IDETOX_DAYS, IDETOX_DONE, IDETOX_PATIENCE_DAYS, INTAKE_U,
@@ -43,7 +43,8 @@ from sim.engine.plans import (ABSTINENT_WEEKS, AFTERCARE_DROP_RATIO, AFTERCARE_W
                               RE_ENTRY_U, RECODE_U, REHAB_AT_WEEKS, REHAB_DROP_WEEKS, REHAB_OUTCOME, REHAB_PATIENCE_DAYS, REHAB_WEEKS,
                               RELAPSE_DAYS, RELAPSE_U, REPRESENT_DELAY_WEEKS, REPRESENTS_AFTER_RELAPSE,
                               REPRESENTS_ON_RELEASE, SENTENCE_WEEKS, SIGNPOSTED_DAYS, SIGNPOSTED_MUTUAL_AID,
-                              START_DELAY_DAYS, TRAINING, TRAINING_WEEKS, TRANSFER_DAYS, WIDER_NEEDS, PlanBlock,
+                              START_DELAY_DAYS, TRAINING, TRAINING_WEEKS, TRANSFER_DAYS, UNPLANNED_EXIT, WIDER_NEEDS,
+                              PlanBlock,
                               Planner)
 from sim.engine.population import arrivals, group_and_source
 from sim.engine.provider import CONTRACT_BLIND, Provider
@@ -63,8 +64,8 @@ OST = MODALITIES.index("ost")
 SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", "arrest_referral",
                                                                          "prison_release"))
 COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
-UNPLANNED = frozenset({"dropped_out", "declined"})
-STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED,
+UNPLANNED = frozenset(UNPLANNED_EXITS)
+STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED, "withdrawn": DISENGAGED,
                     "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
 
 
@@ -82,10 +83,10 @@ class Clocks:
     """The competing exit times of a treatment episode, as absolute days; the earliest wins."""
 
     __slots__ = ("planned", "drop_out", "transfer", "custody", "death", "abstinent_from", "drop_hazard",
-                 "declined", "had_intensive")
+                 "unplanned", "had_intensive")
 
     def next_exit(self) -> tuple[float, str]:
-        return min((self.planned, "planned"), (self.drop_out, "declined" if self.declined else "dropped_out"),
+        return min((self.planned, "planned"), (self.drop_out, self.unplanned),
                    (self.transfer, "transferred"), (self.custody, "custody"), (self.death, "died"))
 
     def pause(self, length: float) -> None:
@@ -446,7 +447,7 @@ class TreatmentSystem:
         k.planned = max(completion, k.abstinent_from + DAYS_PER_WEEK * p[MIN_ABSTINENCE_WEEKS])
         k.drop_hazard = hazard = p[DROP_HAZARD] * drop_out_ratio
         k.drop_out = start + p[DROP_E] / hazard if hazard > 0 else INF
-        k.declined = p[DECLINED] > 0
+        k.unplanned = UNPLANNED_EXITS[int(p[UNPLANNED_EXIT])]
         k.transfer = start + p[TRANSFER_DAYS]
         k.custody = start + p[CUSTODY_DAYS]
         k.death = self.death_time(c, p, E0, start)
@@ -587,7 +588,7 @@ class TreatmentSystem:
         rec.event(c, now, "rehab_end", REHAB_OUTCOMES[outcome])
         self._raise_mortality(c, k, p, E3)
         if outcome == REHAB_DROP_OUT:
-            k.declined = False
+            k.unplanned = "dropped_out"
             k.drop_out = now  # an unplanned exit, straight from rehab
             return
         rec.state(c, IN_TREATMENT, now)
@@ -829,7 +830,7 @@ class TreatmentSystem:
         if decline > 0.0:
             declines = due - DAYS_PER_WEEK * math.log1p(-plan[HELD_DECLINE_U]) / decline
             if declines < min(planned, k.drop_out):
-                k.drop_out, k.declined = declines, True
+                k.drop_out, k.unplanned = declines, "declined"
 
     def recode_exit(self, c: Client, reason: str) -> str:
         """M4 under stress: an unplanned exit recorded as a transfer out (the client is still disengaged)."""

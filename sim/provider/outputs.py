@@ -24,7 +24,7 @@ import pandas as pd
 
 from sim.config.behaviour import MONTH_DAYS, REVIEW_MEASURES, STRUCTURED_BANDS, BehaviourSpec
 from sim.config.contract import Contract, contract_years
-from sim.core.vocabulary import TREATMENT_EXITS
+from sim.core.vocabulary import TREATMENT_EXITS, UNPLANNED_EXITS
 from sim.provider.decisions import parking_effects
 from sim.provider.model import ProviderModel
 
@@ -39,7 +39,6 @@ GAP = "critical_minus_low"       # the equity gap rows: Critical minus Low
 ALL = "all"                      # every structured band together
 TERM = "term"
 NOT_SERVED = ("deflected", "left_waiting_list")  # turned away at intake, or gave up waiting
-UNPLANNED = ("dropped_out", "declined")
 SHIFT_MIN_DAYS = 7.0             # a planned exit moved by less than a week is not counted as held or fast-tracked
 BUNCHING_DAYS = MONTH_DAYS       # re-presentations in the month after the window closes against the month before
 DEFAULT_WINDOW_DAYS = 365.0      # the national 1.4 window, where the contract prices no sustained outcome
@@ -74,7 +73,7 @@ METRICS: dict[str, str] = {
     "exits": "treatment exits (people)",
     "planned_exits": "planned exits, free of dependence (people)",
     "length_of_stay_days": "treatment start to exit, for exits in the period (days)",
-    "unplanned_exit_share": "share of exits dropped out or declined to continue",
+    "unplanned_exit_share": "share of exits dropped out, declined to continue or withdrawn",
     "completion_rate": "planned exits / people in treatment",
     "completions_per_referral": "planned exits / assessed referrals (a population measure)",
     "held_share": "share of planned exits held a week or more past clinical readiness (M4)",
@@ -305,7 +304,7 @@ def behaviour_outputs(history: History, settlement: Settlement | None = None, sc
         put("exits", _per_band(np.ones(len(ex)), ex["need"], "sum"))
         put("planned_exits", planned_n)
         put("length_of_stay_days", _per_band(ex["exit"] - ex["treatment_start"], ex["need"]))
-        put("unplanned_exit_share", _per_band(ex["exit_reason"].isin(UNPLANNED), ex["need"]))
+        put("unplanned_exit_share", _per_band(ex["exit_reason"].isin(UNPLANNED_EXITS), ex["need"]))
         put("completion_rate", _ratio(planned_n, in_treatment))
         put("completions_per_referral", _ratio(planned_n, referrals))
         shift = planned["discharge_shift_days"]

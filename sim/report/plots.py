@@ -11,8 +11,8 @@ import pandas as pd  # noqa: E402
 from sim.core.vocabulary import GROUP_LABELS  # noqa: E402
 
 EXIT_COLUMNS = {"planned_exits": "Planned (free of dependence)", "dropped_out": "Dropped out",
-                "declined": "Declined", "transferred": "Transferred", "custody": "Custody",
-                "died_in_treatment": "Died"}
+                "declined": "Declined", "withdrawn": "Withdrawn / moved away", "transferred": "Transferred",
+                "custody": "Custody", "died_in_treatment": "Died"}
 
 
 def caseload_by_group(by_group: pd.DataFrame, title: str = "") -> plt.Figure:

@@ -9,6 +9,7 @@ import pytest
 
 from sim import simulate
 from sim.config.contract import load_contract
+from sim.core.vocabulary import UNPLANNED_EXITS
 from sim.engine.history import TABLES
 from sim.experiments.providers import provider_model
 from tests.conftest import SCENARIOS
@@ -106,7 +107,7 @@ def test_parking_raises_drop_out_among_parked_clients(small, wk_pbr):
     treated = h.episodes[h.episodes["treatment_start"].notna() & h.episodes["exit"].notna()]
     parked, not_parked = treated[treated["parked"]], treated[~treated["parked"]]
     assert len(parked) > 20
-    unplanned = lambda d: d["exit_reason"].isin(["dropped_out", "declined"]).mean()  # noqa: E731
+    unplanned = lambda d: d["exit_reason"].isin(UNPLANNED_EXITS).mean()  # noqa: E731
     assert unplanned(parked) > unplanned(not_parked)
 
 

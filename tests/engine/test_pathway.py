@@ -57,7 +57,8 @@ def test_episodes_events_and_spells_agree(history):
     ep, ev = history.episodes, history.events
     exits = ev[ev["kind"] == "exit"]
     treated = ep[ep["treatment_start"].notna() & ep["exit"].notna()
-                 & ep["exit_reason"].isin(["planned", "dropped_out", "declined", "transferred", "custody", "died"])]
+                 & ep["exit_reason"].isin(["planned", "dropped_out", "declined", "withdrawn", "transferred", "custody",
+                                             "died"])]
     assert ev["kind"].notna().all()  # every kind is in vocabulary.EVENT_KINDS
     assert len(exits) == len(treated)
     starts = ev[ev["kind"] == "treatment_start"]
@@ -95,6 +96,24 @@ def test_same_seed_gives_identical_tables(small):
 def test_different_seeds_give_different_histories(small):
     a, b = simulate(small, seed=5), simulate(small, seed=6)
     assert len(a.clients) != len(b.clients) or not a.clients["first_referral"].equals(b.clients["first_referral"])
+
+
+def test_withdrawn_exits_are_drop_outs_recorded_apart_and_change_nothing_else(small):
+    """The withdrawn share relabels exits on the drop-out hazard and touches no other draw: every episode is the
+    same, a share of its drop-outs is recorded as withdrawn, and declines are unchanged."""
+    none = simulate(small.with_changes({"treatment.withdrawn_share": 0.0}), seed=4)
+    some = simulate(small.with_changes({"treatment.withdrawn_share": 0.3}), seed=4)
+    a, b = none.episodes, some.episodes
+    assert (a["exit_reason"] != "withdrawn").all()
+    relabelled = (a["exit_reason"] != b["exit_reason"]).to_numpy()
+    assert ((a["exit_reason"][relabelled] == "dropped_out") & (b["exit_reason"][relabelled] == "withdrawn")).all()
+    pd.testing.assert_frame_equal(a.drop(columns="exit_reason"), b.drop(columns="exit_reason"))
+    pd.testing.assert_frame_equal(none.spells, some.spells)
+    # the share of exits on the drop-out hazard recorded as withdrawn: 0.3 (binomial, within 4 standard errors)
+    on_clock = b["exit_reason"].isin(["dropped_out", "declined", "withdrawn"])
+    n, k = int(on_clock.sum()), int((b["exit_reason"] == "withdrawn").sum())
+    assert n > 200
+    assert abs(k / n - 0.3) < 4 * (0.3 * 0.7 / n) ** 0.5, (k, n)
 
 
 def test_doubling_rehab_places_leaves_arrivals_and_attributes_unchanged(small):

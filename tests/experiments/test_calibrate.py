@@ -83,7 +83,7 @@ def test_every_measure_is_defined_and_in_its_range(small_history):
 
 def test_shares_of_exits_add_up(small_history):
     parts = sum(measure(small_history, f"{r}_share_of_exits") for r in ("planned", "dropped_out", "declined",
-                                                                        "transferred"))
+                                                                        "withdrawn", "transferred"))
     assert parts <= 1 + 1e-12
     assert parts > 0.97  # only deaths in treatment are left out
 

@@ -16,7 +16,7 @@ import pytest
 
 from sim.config.behaviour import MECHANISMS, STRUCTURED_BANDS
 from sim.config.contract import Contract, load_contract
-from sim.core.vocabulary import BANDS
+from sim.core.vocabulary import BANDS, UNPLANNED_EXITS
 from sim.experiments.audit import STRENGTH_SHARES, audit_contract
 from sim.experiments.behaviour_sweep import (
     BEHAVIOUR_CATEGORY,
@@ -39,7 +39,6 @@ from sim.provider.outputs import (
     GAP,
     OUTPUT_COLUMNS,
     TERM,
-    UNPLANNED,
     _episodes,
     behaviour_outputs,
     mechanism_strength,
@@ -214,7 +213,7 @@ def test_parking_raises_declined_to_continue_among_the_parked(parked, blind):
     parked = run.history.episodes.loc[run.history.episodes["parked"], ["client_id", "episode"]]
     assert len(parked) > 20
     a, b = paired(run.history, blind.history, parked)
-    unplanned = lambda d: d["exit_reason"].isin(UNPLANNED).mean()  # noqa: E731
+    unplanned = lambda d: d["exit_reason"].isin(UNPLANNED_EXITS).mean()  # noqa: E731
     assert unplanned(a) > unplanned(b) + 0.05
     # the bands parked most: more unplanned exits, fewer contacts
     bands = [b for b in STRUCTURED_BANDS if value(out, "parked_share", b) > 0.02]

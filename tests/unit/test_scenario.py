@@ -247,6 +247,13 @@ def test_shares_in_a_group_override_do_not_sum_to_one(tmp_path):
                  "shares must sum to 1, got 0.95")
 
 
+def test_declined_and_withdrawn_shares_over_one_in_one_group(tmp_path):
+    path = extending(tmp_path, "[treatment.withdrawn_share]\nvalue = 0.08\nby_group.alcohol = 0.95")
+    msg = assert_names(load_error(path), path, "treatment", "0.07 + 0.95",
+                       "declined_share + withdrawn_share must be at most 1", "alcohol")
+    assert "opiate" not in msg.split("0.07 + 0.95")[1].split("\n")[0]  # only the group that breaks it
+
+
 def test_negative_capacity(tmp_path):
     path = extending(tmp_path, "[capacity]\nrehab_places = -1")
     msg = assert_names(load_error(path), path, "capacity.rehab_places", "-1", "greater than or equal to 0")
