@@ -9,6 +9,12 @@ Per substance group it adjusts three things by damped fixed-point steps, on comm
   * the median time to completion, to the target planned share of exits;
   * one scale on the drop-out, transfer and custody hazards, to the target successful completions as a share
     of all in treatment (which, given the planned share, fixes the mean time in treatment).
+and, since a completed detox or rehab stay leads to a planned exit, in the same steps:
+  * one scale on the inpatient detox probabilities of the drug groups, and one on alcohol's, to the people
+    admitted in a year as a share of those in treatment (3.3%, ref §1a Hansard 2007-08 and §8c);
+  * one scale on every group's residential rehab probability, to the drug groups' 2.1% (ref §1a, §8c).
+A probability is per episode, for an admission at its timing weeks after the start: only the episodes that last
+that long are admitted, so the probabilities are several times the yearly uptake.
 Targets and their sources are in TARGETS below and in the comments of west_kent.toml. `pbrsim calibrate`
 (sim/calibrate.py) generalises this.
 """
@@ -24,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from sim import load_scenario, measures, simulate
+from sim.analysis.targets import measure
 from sim.config.scenario import scenario_from_dict
 
 HERE = Path(__file__).resolve().parent
@@ -36,22 +43,46 @@ TARGETS = {
     "non_opiate_alcohol": (0.64, 0.37, 250),   # as non-opiate; 10%
 }
 HAZARDS = ("drop_out_rate_per_year", "transfer_rate_per_year", "custody_rate_per_year")
+DRUG = ["opiate", "non_opiate", "non_opiate_alcohol"]
+# (section, the scale's name, the groups its uptake is measured on, target: people admitted a year / in treatment)
+UPTAKE = (
+    ("inpatient_detox", "detox_drug", DRUG, 0.033),          # [P] 6,742 of 202,666 in drug treatment, 2007-08
+    ("inpatient_detox", "detox_alcohol", ["alcohol"], 0.033),  # [D] ref §8c (IW/RR)
+    ("rehab", "rehab", DRUG, 0.021),                          # [P] 4,306 of 202,666, 2007-08; NTA 2012: 2%
+)
+EVENT = {"inpatient_detox": "inpatient_detox_uptake", "rehab": "rehab_uptake"}
 
 
 def _value(param, group):
     return param.resolve(group).value
 
 
-def variant(base, arrivals, medians, scales):
+def probabilities(base, uptake):
+    """{section: {group: probability}} after the uptake scales (rehab: one scale for every group)."""
+    out = {}
+    for section in ("inpatient_detox", "rehab"):
+        p = getattr(base, section).probability
+        if section == "rehab":
+            out[section] = {g: _value(p, g) * uptake["rehab"] for g in GROUPS}
+        else:
+            out[section] = {g: _value(p, g) * uptake["detox_alcohol" if g == "alcohol" else "detox_drug"]
+                            for g in GROUPS}
+    return out
+
+
+def variant(base, arrivals, medians, scales, uptake):
     changes = {"population.arrivals_per_year": arrivals}
     for g in GROUPS:
         changes[f"treatment.completion_weeks.by_group.{g}.median"] = medians[g]
         for h in HAZARDS:
             changes[f"treatment.{h}.by_group.{g}"] = _value(getattr(base.treatment, h), g) * scales[g]
+    for section, by_group in probabilities(base, uptake).items():
+        for g, p in by_group.items():
+            changes[f"{section}.probability.by_group.{g}"] = p
     return base.with_changes(changes)
 
 
-def write(path: Path, base, arrivals, medians, scales) -> None:
+def write(path: Path, base, arrivals, medians, scales, uptake) -> None:
     """Put the suggested values into west_kent.toml in place, keeping its layout and comments. The hazards'
     ``value`` is the non-opiate group's (every other group has its own ``by_group`` entry)."""
     text = path.read_text()
@@ -74,15 +105,21 @@ def write(path: Path, base, arrivals, medians, scales) -> None:
             key = "value" if g == "non_opiate" else f"by_group.{g}"
             new = round(_value(getattr(base.treatment, h), g) * scales[g], 4)
             sub(rf"(^\[treatment\.{h}\].*\n" + section + rf"{re.escape(key)} = )[\d.]+()", f"{new:g}")
+    for name, by_group in probabilities(base, uptake).items():  # probability = { value = v, by_group = { ... } }
+        for key, g in (("value", "non_opiate"), ("opiate", "opiate"), ("alcohol", "alcohol")):
+            sub(rf"(^\[{name}\]\n" + section + rf"probability = \{{.*?\b{key} = )[\d.]+()", f"{round(by_group[g], 4):g}")
     path.write_text(text)
     print(f"written to {path}")
 
 
 def fit(args):
     raw, seed = args  # the scenario as its raw dict: a worker process rebuilds it
-    s = measures.summary(simulate(scenario_from_dict(raw, "calibration"), seed=seed))
-    return {g: (s.loc[g, "planned_share_of_exits"], s.loc[g, "successful_completions"],
-                s.loc[g, "in_treatment_per_year"]) for g in GROUPS}
+    h = simulate(scenario_from_dict(raw, "calibration"), seed=seed)
+    s = measures.summary(h)
+    out = {g: (s.loc[g, "planned_share_of_exits"], s.loc[g, "successful_completions"],
+               s.loc[g, "in_treatment_per_year"]) for g in GROUPS}
+    out.update({name: measure(h, EVENT[section], groups=groups) for section, name, groups, _ in UPTAKE})
+    return out
 
 
 def main() -> None:
@@ -95,9 +132,10 @@ def main() -> None:
     arrivals = dict(base.population.arrivals_per_year)
     medians = {g: base.treatment.completion_weeks.resolve(g).median for g in GROUPS}
     scales = {g: 1.0 for g in GROUPS}
+    uptake = {name: 1.0 for _, name, _, _ in UPTAKE}
     with ProcessPoolExecutor(2) as pool:
         for step in range(max(args.iterate, 1)):
-            sc = variant(base, arrivals, medians, scales)
+            sc = variant(base, arrivals, medians, scales, uptake)
             runs = list(pool.map(fit, [(sc.raw(), seed) for seed in range(1, args.seeds + 1)]))
             print(f"step {step}")
             for g in GROUPS:
@@ -110,11 +148,17 @@ def main() -> None:
                     d, dt = p / c - 1, pt / ct - 1  # years in treatment implied by the two shares
                     scales[g] = round(scales[g] * math.exp(0.6 * (d - dt) / dt), 3)
                     arrivals[g] = round(arrivals[g] * (nt / n) ** 0.9, 1)
+            for section, name, groups, target in UPTAKE:
+                u = float(np.mean([r[name] for r in runs]))
+                print(f"  {name:20s} admitted a year / in treatment {u:.4f} (target {target})")
+                if args.iterate:
+                    uptake[name] = round(uptake[name] * (target / u) ** 0.9, 3)
             if args.iterate:
                 print(f"  suggested: arrivals {arrivals}\n  completion medians {medians}\n"
-                      f"  hazard scales (multiply the file's values) {scales}")
+                      f"  hazard scales (multiply the file's values) {scales}\n"
+                      f"  detox and rehab probability scales {uptake}")
     if args.write and args.iterate:
-        write(HERE.parent / "west_kent.toml", base, arrivals, medians, scales)
+        write(HERE.parent / "west_kent.toml", base, arrivals, medians, scales, uptake)
 
 
 if __name__ == "__main__":

@@ -192,6 +192,35 @@ def _currently_injecting_in_treatment(r: _Runs, s: Subset) -> float:
     return _ratio(float(num), float(den))
 
 
+def _uptake(kind: str) -> Callable[[_Runs, Subset], float]:
+    """People admitted (an event of ``kind``) in a reporting year, over the people in treatment that year, pooled
+    over the years (NDTMS's count of people receiving a modality in the year among those in treatment)."""
+    def compute(r: _Runs, s: Subset) -> float:
+        ev = r.h.events
+        ev = ev.loc[ev["kind"] == kind, ["client_id", "episode", "time"]]
+        ev = r.select(ev.merge(r.episodes[["client_id", "episode", "group", "source"]], on=["client_id", "episode"],
+                               how="left"), s)
+        admitted = sum(ev.loc[(ev["time"] >= a) & (ev["time"] < b), "client_id"].nunique() for a, b in r.years)
+        return _ratio(float(admitted), r.in_treatment(s))
+    return compute
+
+
+def _place_use(resource: str, state: str) -> Callable[[_Runs, Subset], float]:
+    """Occupied place-days over the place-days in force (``History.capacity``), over the reported years."""
+    def compute(r: _Runs, s: Subset) -> float:
+        sp = r.h.spells
+        sp = sp.loc[sp["state"] == state, ["client_id", "episode", "start", "end"]]
+        sp = r.select(sp.merge(r.episodes[["client_id", "episode", "group", "source"]], on=["client_id", "episode"],
+                               how="left"), s)
+        used = float((np.minimum(sp["end"], r.stop) - np.maximum(sp["start"], r.start)).clip(lower=0).sum())
+        cap = r.h.capacity[r.h.capacity["resource"] == resource].sort_values("time")
+        times = np.append(cap["time"].to_numpy(dtype=float), np.inf)
+        available = sum(c * max(0.0, min(r.stop, t1) - max(r.start, t0))
+                        for c, t0, t1 in zip(cap["capacity"].tolist(), times[:-1], times[1:]))
+        return _ratio(used, available)
+    return compute
+
+
 def _not_injecting_at_6_month_review(r: _Runs, s: Subset) -> float:
     rv = r.select(r.reviews, s)
     start = rv[(rv["stage"] == "start") & rv["injecting"].astype(bool) & r.in_years(rv["time"])]
@@ -227,6 +256,10 @@ _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "injecting_at_review": _injecting_at_review,
     "currently_injecting_in_treatment": _currently_injecting_in_treatment,
     "not_injecting_at_6_month_review": _not_injecting_at_6_month_review,
+    "rehab_uptake": _uptake("rehab_start"),
+    "inpatient_detox_uptake": _uptake("inpatient_detox_start"),
+    "rehab_place_use": _place_use("rehab_places", "residential_rehab"),
+    "detox_bed_use": _place_use("inpatient_detox_beds", "inpatient_detox"),
 }
 if set(_COMPUTE) != set(TARGET_MEASURES):  # the registry and the implementations name the same measures
     raise ImportError("sim.analysis.targets implements " + ", ".join(sorted(set(_COMPUTE) ^ set(TARGET_MEASURES)))

@@ -82,8 +82,10 @@ REGISTRY: tuple[Measure, ...] = (
        "days); empty where the window runs past the horizon", _P),
     _m("deaths", "people", "deaths in or out of treatment", _P),
     _m("caseload_use", "share", "occupied caseload place-days / available place-days (all clients only)", _P),
-    _m("detox_bed_use", "share", "occupied detox bed-days / available bed-days (all clients only)", _P),
-    _m("rehab_place_use", "share", "occupied rehab place-days / available place-days (all clients only)", _P),
+    _m("detox_bed_use", "share", "occupied inpatient detox bed-days / available bed-days (a period table: all "
+       "clients only; a target: its groups' clients)", _P, _T),
+    _m("rehab_place_use", "share", "occupied residential rehab place-days / available place-days (a period table: "
+       "all clients only; a target: its groups' clients)", _P, _T),
     # --- payable outcomes (contract measures, in sim.config.contract order) ---
     _m("reliable_improvement", "people", "1.1 use of every presenting substance reliably improved (or abstinent) "
        "at two completed TOP reviews within 12 months", _O, effort_group="paid_reviews"),
@@ -138,6 +140,10 @@ REGISTRY: tuple[Measure, ...] = (
        _T),
     _m("not_injecting_at_6_month_review", "share", "of episodes injecting at their start review (in the reported "
        "years), those recorded not injecting at the completed review nearest 26 weeks after it (20-32 weeks)", _T),
+    _m("rehab_uptake", "share", "people admitted to residential rehab in a reporting year / people in treatment that "
+       "year, pooled over the years", _T),
+    _m("inpatient_detox_uptake", "share", "people admitted to inpatient detox in a reporting year / people in "
+       "treatment that year, pooled over the years", _T),
 )
 
 BY_NAME: dict[str, Measure] = {m.name: m for m in REGISTRY}
@@ -163,6 +169,7 @@ TARGET_ORDER = (
     "mean_wait_days", "re_presented_within_1y", "re_presented_within_2y", "re_presented_within_3y",
     "re_presented_6_to_18m", "review_attendance",
     "injecting_at_review", "currently_injecting_in_treatment", "not_injecting_at_6_month_review",
+    "rehab_uptake", "inpatient_detox_uptake", "rehab_place_use", "detox_bed_use",
 )
 if set(TARGET_ORDER) != {m.name for m in of_kind(TARGET)} or len(TARGET_ORDER) != len(set(TARGET_ORDER)):
     raise ValueError("TARGET_ORDER must list every target measure once")

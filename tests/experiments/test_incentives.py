@@ -344,11 +344,11 @@ def test_zero_pressure_is_the_contract_blind_run(small, blind):
 
 
 def test_cash_stress_cuts_capacity_as_a_fixed_point(small, wk_pbr):
-    """65% of the West Kent value: the provider runs out of cash, cuts keyworkers quarter by quarter and freezes
-    intake; the capacity path the last run used is the one its own cash implies. (At half the value, priced on
-    the tender's volumes, which this 2-year warm-up's half-filled caseload cannot reach, and at the bid's costs,
-    it hands the contract back in the first year instead; at 60% the cuts do not settle in 5 iterations.)"""
-    poor = wk_pbr.with_changes({"annual_value": 2_600_000})
+    """60% of the West Kent value: the provider runs out of cash, cuts keyworkers quarter by quarter and freezes
+    intake; the capacity path the last run used is the one its own cash implies. (At 55%, priced on the tender's
+    volumes, which this 2-year warm-up's half-filled caseload cannot reach, and at the bid's costs, it hands the
+    contract back in the first year instead; at 65% it cuts keyworkers without freezing intake.)"""
+    poor = wk_pbr.with_changes({"annual_value": 2_400_000})
     scenario = only(small, "cash_stress")
     run = simulate_with_provider(scenario, poor, SEED, iterations=5)
     assert run.converged and run.iterations >= 2 and run.capacity_path

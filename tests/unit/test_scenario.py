@@ -56,7 +56,7 @@ def test_west_kent_loads(west_kent):
     assert isinstance(west_kent, Scenario)
     assert west_kent.name == "west_kent"
     assert west_kent.horizon.contract_start == START
-    assert west_kent.capacity.rehab_places == 12
+    assert west_kent.capacity.rehab_places == 14
     assert west_kent.capacity.caseload == west_kent.capacity.recovery_workers * 50 == 1750
     assert west_kent.population.arrivals_per_year["opiate"] == west_kent.raw()["population"]["arrivals_per_year"]["opiate"]
     # partial overrides in the file inherit from the base entry
@@ -88,7 +88,7 @@ def test_scenario_is_frozen(west_kent):
         west_kent.name = "other"
     with pytest.raises(ValidationError):
         west_kent.rehab.stay_weeks.median = 1.0
-    assert west_kent.capacity.rehab_places == 12
+    assert west_kent.capacity.rehab_places == 14
     assert west_kent.name == "west_kent"
 
 
@@ -97,7 +97,7 @@ def test_with_changes_gives_a_new_validated_scenario(west_kent):
     assert isinstance(changed, Scenario)
     assert changed is not west_kent
     assert changed.capacity.rehab_places == 24
-    assert west_kent.capacity.rehab_places == 12  # the original is unchanged
+    assert west_kent.capacity.rehab_places == 14  # the original is unchanged
     # everything else is carried over
     assert changed.capacity.assessors == west_kent.capacity.assessors
     assert dump(changed.population) == dump(west_kent.population)
@@ -385,7 +385,7 @@ def test_extends_relative_path(tmp_path):
     path = write(tmp_path / "variant.toml", f'extends = "{Path(rel).as_posix()}"\nname = "relative"\n')
     s = load_scenario(path)
     assert s.name == "relative"
-    assert s.capacity.rehab_places == 12
+    assert s.capacity.rehab_places == 14
 
 
 def test_tables_merge_key_by_key_child_wins(tmp_path, west_kent):
@@ -437,7 +437,7 @@ def test_arrays_are_replaced_whole(tmp_path):
     s = load_scenario(child)
     assert [c.date for c in s.schedule] == [dt.date(2015, 4, 1)]
     assert [day for day, _ in s.epochs()] == [s.horizon.start_day, s.horizon.day(dt.date(2015, 4, 1))]
-    assert s.epochs()[-1][1].capacity.rehab_places == 12  # the parent's changes are gone
+    assert s.epochs()[-1][1].capacity.rehab_places == 14  # the parent's changes are gone
     assert s.epochs()[-1][1].capacity.inpatient_detox_beds == 6
     empty = write(tmp_path / "empty.toml", 'extends = "parent.toml"\nschedule = []\n')
     assert load_scenario(empty).schedule == []
