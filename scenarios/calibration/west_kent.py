@@ -107,7 +107,8 @@ def write(path: Path, base, arrivals, medians, scales, uptake) -> None:
             sub(rf"(^\[treatment\.{h}\].*\n" + section + rf"{re.escape(key)} = )[\d.]+()", f"{new:g}")
     for name, by_group in probabilities(base, uptake).items():  # probability = { value = v, by_group = { ... } }
         for key, g in (("value", "non_opiate"), ("opiate", "opiate"), ("alcohol", "alcohol")):
-            sub(rf"(^\[{name}\]\n" + section + rf"probability = \{{.*?\b{key} = )[\d.]+()", f"{round(by_group[g], 4):g}")
+            pattern = rf"(^\[{name}\]\n" + section + rf"probability = \{{.*?\b{key} = )[\d.]+()"
+            sub(pattern, f"{round(by_group[g], 4):g}")
     path.write_text(text)
     print(f"written to {path}")
 
