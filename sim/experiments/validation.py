@@ -59,8 +59,9 @@ NOT_VALIDATED = [
     "TOP review results (abstinence, reliable improvement, housing, quality of life) are drawn from estimated "
     "shares; only attendance (Herefordshire), injecting cessation (HL2599) and the caseload's injecting "
     "status (Kent, held out) are compared.",
-    "Mortality, detox and rehab uptake and durations, mutual aid effects and referral-source mixes are national "
-    "or estimated inputs, not compared with any site.",
+    "Inpatient detox and rehab uptake (and rehab place use) are fitted to national figures in West Kent "
+    "(Hansard 2007-08 and 2009), not compared with any site's own; mortality, detox and rehab durations, mutual "
+    "aid effects and referral-source mixes are national or estimated inputs, not compared with any site.",
     "Provider behaviour is not part of these checks: every scenario is simulated contract-blind (the system "
     "alone), whatever its [behaviour] block says.",
     "Sites whose papers give no figure (East Sussex) are checked against national figures or qualitative "
