@@ -210,30 +210,40 @@ def _re_presented(treated: pd.DataFrame, per: pd.DataFrame, months: int, end: fl
     return pd.Series(out, dtype=float)
 
 
-_PLACES = {
+PLACE_USE = {  # a use measure: (the capacity resource, the states that occupy it)
     "caseload_use": ("caseload", TREATMENT_STATES),
     "detox_bed_use": ("inpatient_detox_beds", frozenset({"inpatient_detox"})),
     "rehab_place_use": ("rehab_places", frozenset({"residential_rehab"})),
 }
 
 
+def capacity_steps(h: History, resource: str) -> tuple[list, np.ndarray]:
+    """A resource's capacity in force as steps: the capacities and the times they hold from (one more, inf)."""
+    cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
+    return cap["capacity"].tolist(), np.append(cap["time"].to_numpy(dtype=float), np.inf)
+
+
+def available_place_days(steps: tuple[list, np.ndarray], a: float, b: float) -> float:
+    """Place-days in force between days ``a`` and ``b`` (``steps`` from :func:`capacity_steps`)."""
+    capacity, times = steps
+    return sum(c * max(0.0, min(b, t1) - max(a, t0)) for c, t0, t1 in zip(capacity, times[:-1], times[1:]))
+
+
 def _capacity_use(h: History, spells: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
     places = {}
-    for name, (resource, states) in _PLACES.items():
-        cap = h.capacity[h.capacity["resource"] == resource].sort_values("time")
+    for name, (resource, states) in PLACE_USE.items():
         in_place = spells[spells["state"].isin(states)]
-        places[name] = (in_place["start"].to_numpy(), in_place["end"].to_numpy(), cap["capacity"].tolist(),
-                        np.append(cap["time"].to_numpy(), np.inf))
+        places[name] = (in_place["start"].to_numpy(), in_place["end"].to_numpy(), capacity_steps(h, resource))
     rows = []
     for p, (a, b) in _bounds(per):
         values = {}
-        for name, (start, end, capacity, times) in places.items():
+        for name, (start, end, steps) in places.items():
             m = (start < b) & (end > a)
             used = float((np.minimum(end[m], b) - np.maximum(start[m], a)).sum())
-            avail = sum(c * max(0.0, min(b, t1) - max(a, t0)) for c, t0, t1 in zip(capacity, times[:-1], times[1:]))
+            avail = available_place_days(steps, a, b)
             values[name] = used / avail if avail > 0 else np.nan
         rows.append((p, "all", *values.values()))
-    return pd.DataFrame(rows, columns=["p", "category", *_PLACES]).set_index(["p", "category"])
+    return pd.DataFrame(rows, columns=["p", "category", *PLACE_USE]).set_index(["p", "category"])
 
 
 def all_breakdowns(history: History, freq: str = "quarter") -> pd.DataFrame:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from sim.analysis.measures import PLACE_USE, available_place_days, capacity_steps
 from sim.config.contract import contract_years
 from sim.config.targets import Subset, Target
 from sim.core.calendar import DAYS_PER_WEEK, DAYS_PER_YEAR
@@ -205,19 +206,16 @@ def _uptake(kind: str) -> Callable[[_Runs, Subset], float]:
     return compute
 
 
-def _place_use(resource: str, state: str) -> Callable[[_Runs, Subset], float]:
-    """Occupied place-days over the place-days in force (``History.capacity``), over the reported years."""
+def _place_use(name: str) -> Callable[[_Runs, Subset], float]:
+    """Occupied place-days over the place-days in force, over the reported years (the period table's measure
+    ``name``, for the subset's clients)."""
+    resource, states = PLACE_USE[name]
+
     def compute(r: _Runs, s: Subset) -> float:
-        sp = r.h.spells
-        sp = sp.loc[sp["state"] == state, ["client_id", "episode", "start", "end"]]
-        sp = r.select(sp.merge(r.episodes[["client_id", "episode", "group", "source"]], on=["client_id", "episode"],
-                               how="left"), s)
+        sp = r.select(r.treatment, s)  # the treatment states hold every detox and rehab spell
+        sp = sp[sp["state"].astype(object).isin(states)]
         used = float((np.minimum(sp["end"], r.stop) - np.maximum(sp["start"], r.start)).clip(lower=0).sum())
-        cap = r.h.capacity[r.h.capacity["resource"] == resource].sort_values("time")
-        times = np.append(cap["time"].to_numpy(dtype=float), np.inf)
-        available = sum(c * max(0.0, min(r.stop, t1) - max(r.start, t0))
-                        for c, t0, t1 in zip(cap["capacity"].tolist(), times[:-1], times[1:]))
-        return _ratio(used, available)
+        return _ratio(used, available_place_days(capacity_steps(r.h, resource), r.start, r.stop))
     return compute
 
 
@@ -258,8 +256,8 @@ _COMPUTE: dict[str, Callable[[_Runs, Subset], float]] = {
     "not_injecting_at_6_month_review": _not_injecting_at_6_month_review,
     "rehab_uptake": _uptake("rehab_start"),
     "inpatient_detox_uptake": _uptake("inpatient_detox_start"),
-    "rehab_place_use": _place_use("rehab_places", "residential_rehab"),
-    "detox_bed_use": _place_use("inpatient_detox_beds", "inpatient_detox"),
+    "rehab_place_use": _place_use("rehab_place_use"),
+    "detox_bed_use": _place_use("detox_bed_use"),
 }
 if set(_COMPUTE) != set(TARGET_MEASURES):  # the registry and the implementations name the same measures
     raise ImportError("sim.analysis.targets implements " + ", ".join(sorted(set(_COMPUTE) ^ set(TARGET_MEASURES)))

@@ -65,8 +65,8 @@ SOURCE_SELF, SOURCE_ARREST, SOURCE_PRISON = (SOURCES.index(s) for s in ("self", 
                                                                          "prison_release"))
 COMPLETE, STEP_DOWN, REHAB_DROP_OUT = (REHAB_OUTCOMES.index(o) for o in ("complete", "step_down", "drop_out"))
 UNPLANNED = frozenset(UNPLANNED_EXITS)
-STATE_AFTER_EXIT = {"planned": RECOVERED, "dropped_out": DISENGAGED, "declined": DISENGAGED, "withdrawn": DISENGAGED,
-                    "transferred": TRANSFERRED, "custody": IN_CUSTODY, "died": DIED}
+STATE_AFTER_EXIT = {"planned": RECOVERED, **dict.fromkeys(UNPLANNED_EXITS, DISENGAGED), "transferred": TRANSFERRED,
+                    "custody": IN_CUSTODY, "died": DIED}
 
 
 
